@@ -1,0 +1,306 @@
+//! The token cache and the token exchanges.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use azure_containerregistry_rest::hooks::ClientState;
+use azure_containerregistry_rest::types::{
+    ExchangeAadAccessTokenForAcrRefreshTokenBody, ExchangeAcrRefreshTokenForAcrAccessTokenBody,
+};
+use azure_core::credentials::{Secret, TokenCredential};
+use azure_core::error::ErrorKind;
+use reqwest::header::HeaderValue;
+use url::Url;
+
+use super::challenge::Challenge;
+use super::{jwt, scope};
+use crate::error::rest_error;
+use crate::reference::is_loopback;
+use crate::ContainerRegistryAudience;
+
+/// A token and when to stop using it.
+#[derive(Clone)]
+struct CachedToken {
+    token: Secret,
+    /// Unix seconds after which the token is fetched anew.
+    refresh_after: i64,
+}
+
+impl CachedToken {
+    fn new(token: String) -> Self {
+        let now = now_secs();
+        let refresh_after = match jwt::expiry(&token) {
+            // Stop using it a fifth of its lifetime (at most 5 minutes) before it expires.
+            Some(exp) => exp - ((exp - now) / 5).clamp(0, 300),
+            None => now + 60,
+        };
+        Self {
+            token: Secret::new(token),
+            refresh_after,
+        }
+    }
+
+    fn is_fresh(&self) -> bool {
+        now_secs() < self.refresh_after
+    }
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+type Slot = Arc<tokio::sync::Mutex<Option<CachedToken>>>;
+
+/// Fetches and caches registry tokens for one registry.
+pub(crate) struct Authenticator {
+    endpoint: Url,
+    credential: Option<Arc<dyn TokenCredential>>,
+    audience: ContainerRegistryAudience,
+    /// The generated client without a policy, for the token endpoints of the registry.
+    token_client: azure_containerregistry_rest::Client,
+    http: reqwest::Client,
+    refresh: tokio::sync::Mutex<Option<CachedToken>>,
+    access: Mutex<HashMap<String, Slot>>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("endpoint", &self.endpoint.as_str())
+            .field("credential", &self.credential.as_ref().map(|_| "<credential>"))
+            .field("audience", &self.audience)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Authenticator {
+    pub(crate) fn new(
+        endpoint: Url,
+        credential: Option<Arc<dyn TokenCredential>>,
+        audience: ContainerRegistryAudience,
+        http: reqwest::Client,
+    ) -> Self {
+        let base = endpoint.as_str().trim_end_matches('/').to_string();
+        let token_client =
+            azure_containerregistry_rest::Client::new_with_client(&base, http.clone(), ClientState::new());
+        Self {
+            endpoint,
+            credential,
+            audience,
+            token_client,
+            http,
+            refresh: tokio::sync::Mutex::new(None),
+            access: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The registry's `service` name when no challenge named one: its host and port.
+    pub(crate) fn default_service(&self) -> String {
+        match (self.endpoint.host_str(), self.endpoint.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_string(),
+            _ => String::new(),
+        }
+    }
+
+    fn slot(&self, scope: &str) -> Slot {
+        let key = scope::canonical(scope);
+        let mut map = self.access.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(key).or_default().clone()
+    }
+
+    /// A cached, fresh access token for `scope`, as an `Authorization` value.
+    pub(crate) async fn cached_authorization(&self, scope: &str) -> Option<HeaderValue> {
+        let slot = self.slot(scope);
+        let guard = slot.lock().await;
+        guard.as_ref().filter(|t| t.is_fresh()).and_then(|t| bearer(t.token.secret()))
+    }
+
+    /// Caches an access token for another name of the same scope (the predicted one).
+    pub(crate) async fn alias(&self, predicted: &str, authorization: &HeaderValue) {
+        if let Some(token) = authorization.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")) {
+            let slot = self.slot(predicted);
+            *slot.lock().await = Some(CachedToken::new(token.to_string()));
+        }
+    }
+
+    /// An access token for what `challenge` asks, as an `Authorization` value. A cached token
+    /// is used unless it is the `rejected` one that the registry just refused.
+    pub(crate) async fn authorize(
+        &self,
+        challenge: &Challenge,
+        rejected: Option<&HeaderValue>,
+    ) -> azure_core::Result<HeaderValue> {
+        let scope = challenge.scope();
+        let slot = self.slot(&scope);
+        let mut guard = slot.lock().await;
+        if let Some(cached) = guard.as_ref().filter(|t| t.is_fresh()) {
+            let header = bearer(cached.token.secret());
+            if header.is_some() && header.as_ref() != rejected {
+                return header.ok_or_else(|| credential_error("token is not a valid header value"));
+            }
+        }
+        let service = challenge.service.clone().unwrap_or_else(|| self.default_service());
+        let token = self.fetch_access_token(challenge, &service, &scope).await?;
+        let header = bearer(&token).ok_or_else(|| credential_error("the registry issued a token that is not a valid header value"))?;
+        *guard = Some(CachedToken::new(token));
+        Ok(header)
+    }
+
+    /// Access token for `scope` from the registry's token endpoint.
+    async fn fetch_access_token(&self, challenge: &Challenge, service: &str, scope: &str) -> azure_core::Result<String> {
+        let same_origin = Url::parse(&challenge.realm)
+            .map(|realm| realm.origin() == self.endpoint.origin())
+            .unwrap_or(false);
+        match &self.credential {
+            Some(_) => {
+                if !same_origin {
+                    return Err(credential_error(format!(
+                        "the registry asked for a token from {:?}, which is not the registry's own host; \
+                         credentials are only sent to {}",
+                        challenge.realm,
+                        self.endpoint.origin().ascii_serialization()
+                    )));
+                }
+                let refresh_token = self.refresh_token(service).await?;
+                self.access_token_from_refresh(service, scope, refresh_token.secret()).await
+            }
+            None if same_origin => self.anonymous_token(service, scope).await,
+            None => self.anonymous_token_from_realm(&challenge.realm, service, scope).await,
+        }
+    }
+
+    /// `POST /oauth2/token` with `grant_type=refresh_token`.
+    pub(crate) async fn access_token_from_refresh(&self, service: &str, scope: &str, refresh_token: &str) -> azure_core::Result<String> {
+        let body = ExchangeAcrRefreshTokenForAcrAccessTokenBody {
+            grant_type: "refresh_token".into(),
+            service: service.into(),
+            scope: scope.into(),
+            refresh_token: Some(refresh_token.into()),
+            access_token: None,
+            tenant: None,
+        };
+        let response = self
+            .token_client
+            .exchange_acr_refresh_token_for_acr_access_token(&body)
+            .await
+            .map_err(|e| credential_context(rest_error(e), "getting a registry access token"))?;
+        response
+            .into_inner()
+            .access_token
+            .ok_or_else(|| credential_error("the registry's token answer has no access_token"))
+    }
+
+    /// `POST /oauth2/token` with `grant_type=password` and no refresh token.
+    async fn anonymous_token(&self, service: &str, scope: &str) -> azure_core::Result<String> {
+        let body = ExchangeAcrRefreshTokenForAcrAccessTokenBody {
+            grant_type: "password".into(),
+            service: service.into(),
+            scope: scope.into(),
+            refresh_token: None,
+            access_token: None,
+            tenant: None,
+        };
+        let response = self
+            .token_client
+            .exchange_acr_refresh_token_for_acr_access_token(&body)
+            .await
+            .map_err(|e| credential_context(rest_error(e), "getting an anonymous registry token"))?;
+        response
+            .into_inner()
+            .access_token
+            .ok_or_else(|| credential_error("the registry's token answer has no access_token"))
+    }
+
+    /// Anonymous token from a realm on another host. No secret is sent, so this is allowed; the
+    /// request goes to the realm URL as the challenge gave it (not a URL of the generated client).
+    async fn anonymous_token_from_realm(&self, realm: &str, service: &str, scope: &str) -> azure_core::Result<String> {
+        let url = Url::parse(realm).map_err(|_| credential_error(format!("the challenge's realm {realm:?} is not a URL")))?;
+        if url.scheme() != "https" && !(url.scheme() == "http" && is_loopback(&url)) {
+            return Err(credential_error(format!("the challenge's realm {realm:?} is not https")));
+        }
+        let form = [("grant_type", "password"), ("service", service), ("scope", scope)];
+        let response = self
+            .http
+            .post(url)
+            .form(&form)
+            .send()
+            .await
+            .map_err(crate::error::transport_error)?;
+        if !response.status().is_success() {
+            return Err(credential_context(crate::error::response_error(response).await, "getting an anonymous token from the realm"));
+        }
+        let body = crate::http_body::read_bounded(response, 1 << 20).await?;
+        #[derive(serde::Deserialize)]
+        struct TokenAnswer {
+            access_token: Option<String>,
+            token: Option<String>,
+        }
+        let answer: TokenAnswer = serde_json::from_slice(&body)
+            .map_err(|e| credential_error(format!("the realm's token answer is not JSON: {e}")))?;
+        answer
+            .access_token
+            .or(answer.token)
+            .ok_or_else(|| credential_error("the realm's token answer has no token"))
+    }
+
+    /// The registry refresh token: cached, else a Microsoft Entra token exchanged at
+    /// `/oauth2/exchange`.
+    pub(crate) async fn refresh_token(&self, service: &str) -> azure_core::Result<Secret> {
+        let mut guard = self.refresh.lock().await;
+        if let Some(cached) = guard.as_ref().filter(|t| t.is_fresh()) {
+            return Ok(cached.token.clone());
+        }
+        let credential = self
+            .credential
+            .as_ref()
+            .ok_or_else(|| credential_error("no credential was given (anonymous client)"))?;
+        let scope = self.audience.default_scope();
+        let aad = credential
+            .get_token(&[scope.as_str()], None)
+            .await
+            .map_err(|e| credential_context(e, "getting a Microsoft Entra token"))?;
+        let body = ExchangeAadAccessTokenForAcrRefreshTokenBody {
+            grant_type: "access_token".into(),
+            service: service.into(),
+            access_token: Some(aad.token.secret().to_string()),
+            refresh_token: None,
+            tenant: None,
+        };
+        let response = self
+            .token_client
+            .exchange_aad_access_token_for_acr_refresh_token(&body)
+            .await
+            .map_err(|e| credential_context(rest_error(e), "exchanging the Microsoft Entra token for a registry refresh token"))?;
+        let token = response
+            .into_inner()
+            .refresh_token
+            .ok_or_else(|| credential_error("the registry's exchange answer has no refresh_token"))?;
+        let cached = CachedToken::new(token);
+        let secret = cached.token.clone();
+        *guard = Some(cached);
+        Ok(secret)
+    }
+}
+
+fn bearer(token: &str) -> Option<HeaderValue> {
+    let mut value = HeaderValue::from_str(&format!("Bearer {token}")).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
+fn credential_error(message: impl Into<String>) -> azure_core::Error {
+    azure_core::Error::with_message(ErrorKind::Credential, message.into())
+}
+
+fn credential_context(error: azure_core::Error, what: &str) -> azure_core::Error {
+    match error.kind() {
+        // Keep registry answers as they are (status and code matter to callers).
+        ErrorKind::HttpResponse { .. } => error.with_context(format!("{what} failed")),
+        _ => azure_core::Error::with_message(ErrorKind::Credential, format!("{what} failed: {error}")),
+    }
+}

@@ -1,0 +1,204 @@
+//! Errors: every fallible call returns [`azure_core::Error`].
+//!
+//! A registry error answer is `ErrorKind::HttpResponse { status, error_code, .. }` where
+//! `error_code` is the first ACR/OCI error code of the body (`NAME_UNKNOWN`, `TAG_UNKNOWN`,
+//! `MANIFEST_UNKNOWN`, `BLOB_UNKNOWN`, `DENIED`, `UNAUTHORIZED`, …). Bad input is refused
+//! before any request with an [`InvalidArgument`] inside `ErrorKind::DataConversion`; content
+//! that does not match its digest is a [`DigestMismatch`] inside `ErrorKind::DataConversion`.
+
+use std::fmt;
+
+use azure_containerregistry_rest::types::AcrErrors;
+use azure_core::error::ErrorKind;
+use azure_core::http::{headers::Headers, RawResponse, StatusCode};
+
+/// An argument that was refused before any request was sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidArgument {
+    /// The argument's name, such as `repository_name`.
+    pub argument: &'static str,
+    /// Why it was refused.
+    pub message: String,
+}
+
+impl fmt::Display for InvalidArgument {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid {}: {}", self.argument, self.message)
+    }
+}
+
+impl std::error::Error for InvalidArgument {}
+
+/// Content whose sha256 is not the digest it was asked for or announced with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestMismatch {
+    /// The digest the content should have had.
+    pub expected: String,
+    /// The digest of the content received.
+    pub actual: String,
+}
+
+impl fmt::Display for DigestMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "digest mismatch: expected {}, received content with digest {}",
+            self.expected, self.actual
+        )
+    }
+}
+
+impl std::error::Error for DigestMismatch {}
+
+/// The error for a refused argument.
+pub(crate) fn invalid_argument(argument: &'static str, message: impl Into<String>) -> azure_core::Error {
+    azure_core::Error::new(
+        ErrorKind::DataConversion,
+        InvalidArgument {
+            argument,
+            message: message.into(),
+        },
+    )
+}
+
+/// The error for content that does not match its digest.
+pub(crate) fn digest_mismatch(expected: impl Into<String>, actual: impl Into<String>) -> azure_core::Error {
+    azure_core::Error::new(
+        ErrorKind::DataConversion,
+        DigestMismatch {
+            expected: expected.into(),
+            actual: actual.into(),
+        },
+    )
+}
+
+/// The ACR error code of an error, if it came from a registry answer that had one.
+pub fn error_code(error: &azure_core::Error) -> Option<&str> {
+    match error.kind() {
+        ErrorKind::HttpResponse { error_code, .. } => error_code.as_deref(),
+        _ => None,
+    }
+}
+
+/// The first error code of an ACR error body, if the body is one.
+pub(crate) fn first_error_code(body: &[u8]) -> Option<String> {
+    let errors: AcrErrors = serde_json::from_slice(body).ok()?;
+    errors.errors.into_iter().find_map(|e| e.code)
+}
+
+/// The first error message of an ACR error body, if any.
+fn first_error_message(body: &[u8]) -> Option<String> {
+    let errors: AcrErrors = serde_json::from_slice(body).ok()?;
+    errors.errors.into_iter().find_map(|e| e.message)
+}
+
+/// Converts reqwest headers to azure_core headers (values that are not text are dropped).
+pub(crate) fn to_core_headers(headers: &reqwest::header::HeaderMap) -> Headers {
+    let mut out = Headers::new();
+    for (name, value) in headers {
+        if let Ok(v) = value.to_str() {
+            out.insert(name.as_str().to_string(), v.to_string());
+        }
+    }
+    out
+}
+
+/// The error for a registry answer with an error status.
+pub(crate) fn http_error(status: u16, headers: &reqwest::header::HeaderMap, body: &[u8]) -> azure_core::Error {
+    let error_code = first_error_code(body);
+    let message = match (&error_code, first_error_message(body)) {
+        (Some(code), Some(message)) => format!("registry answered {status} {code}: {message}"),
+        (Some(code), None) => format!("registry answered {status} {code}"),
+        (None, Some(message)) => format!("registry answered {status}: {message}"),
+        (None, None) => format!("registry answered {status}"),
+    };
+    let raw = RawResponse::from_bytes(StatusCode::from(status), to_core_headers(headers), body.to_vec());
+    azure_core::Error::with_message(
+        ErrorKind::HttpResponse {
+            status: StatusCode::from(status),
+            error_code,
+            raw_response: Some(Box::new(raw)),
+        },
+        message,
+    )
+}
+
+/// The error for a raw error response (the body is read, bounded).
+pub(crate) async fn response_error(response: reqwest::Response) -> azure_core::Error {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = crate::http_body::read_bounded(response, 64 * 1024).await.unwrap_or_default();
+    http_error(status, &headers, &body)
+}
+
+/// The error for a transport failure.
+pub(crate) fn transport_error(error: reqwest::Error) -> azure_core::Error {
+    let kind = if error.is_connect() { ErrorKind::Connection } else { ErrorKind::Io };
+    azure_core::Error::new(kind, error)
+}
+
+/// Converts an error of the generated client.
+pub(crate) fn rest_error(error: progenitor_client::Error<AcrErrors>) -> azure_core::Error {
+    use progenitor_client::Error as E;
+    match error {
+        E::ErrorResponse(rv) => {
+            let status = rv.status().as_u16();
+            let headers = rv.headers().clone();
+            let body = serde_json::to_vec(rv.as_ref()).unwrap_or_default();
+            http_error(status, &headers, &body)
+        }
+        E::UnexpectedResponse(response) => {
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            http_error(status, &headers, b"")
+        }
+        E::CommunicationError(e) | E::InvalidUpgrade(e) | E::ResponseBodyError(e) => transport_error(e),
+        E::InvalidResponsePayload(_, e) => {
+            azure_core::Error::with_message(ErrorKind::DataConversion, format!("the registry's answer could not be read: {e}"))
+        }
+        E::InvalidRequest(message) => azure_core::Error::with_message(ErrorKind::Other, message),
+        E::Custom(message) => azure_core::Error::with_message(ErrorKind::Other, message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_from_every_detail_shape() {
+        let bodies: [&[u8]; 4] = [
+            br#"{"errors":[{"code":"UNAUTHORIZED","message":"m","detail":[{"Type":"repository","Name":"a","Action":"pull"}]}]}"#,
+            br#"{"errors":[{"code":"NAME_UNKNOWN","message":"m","detail":{"name":"x"}}]}"#,
+            br#"{"errors":[{"code":"DIGEST_INVALID","message":"m","detail":"digest parsing failed"}]}"#,
+            br#"{"errors":[{"code":"TAG_UNKNOWN","message":"the specified tag does not exist"}]}"#,
+        ];
+        let codes: Vec<_> = bodies.iter().map(|b| first_error_code(b)).collect();
+        assert_eq!(
+            codes,
+            [Some("UNAUTHORIZED"), Some("NAME_UNKNOWN"), Some("DIGEST_INVALID"), Some("TAG_UNKNOWN")]
+                .map(|c| c.map(String::from))
+        );
+        assert_eq!(first_error_code(b"404 page not found\n"), None);
+        assert_eq!(first_error_code(b""), None);
+    }
+
+    #[test]
+    fn http_errors_carry_status_and_code() {
+        let err = http_error(404, &Default::default(), br#"{"errors":[{"code":"NAME_UNKNOWN","message":"repository \"x\" is not found"}]}"#);
+        assert_eq!(err.http_status(), Some(StatusCode::NotFound));
+        assert_eq!(error_code(&err), Some("NAME_UNKNOWN"));
+        assert!(err.to_string().contains("NAME_UNKNOWN"), "{err}");
+        let text = http_error(404, &Default::default(), b"404 page not found\n");
+        assert_eq!(error_code(&text), None);
+        assert_eq!(text.http_status(), Some(StatusCode::NotFound));
+    }
+
+    #[test]
+    fn typed_input_errors_downcast() {
+        let err = invalid_argument("tag", "must not be empty");
+        assert_eq!(err.downcast_ref::<InvalidArgument>().map(|e| e.argument), Some("tag"));
+        let err = digest_mismatch("sha256:aa", "sha256:bb");
+        assert_eq!(err.downcast_ref::<DigestMismatch>().map(|e| e.actual.as_str()), Some("sha256:bb"));
+    }
+}

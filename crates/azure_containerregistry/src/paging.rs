@@ -1,0 +1,166 @@
+//! Paging by `Link: <…>; rel="next"`, followed verbatim (ACR's `last` cursors are opaque), as
+//! [`azure_core::http::Pager`]s.
+
+use std::sync::Arc;
+
+use azure_core::http::pager::{PagerContinuation, PagerResult, PagerState};
+use azure_core::http::{JsonFormat, Pager, RawResponse, Response, StatusCode};
+use futures::future::BoxFuture;
+use reqwest::header::{HeaderMap, LINK};
+
+use crate::error::{invalid_argument, response_error, to_core_headers};
+use crate::pipeline::Pipeline;
+
+/// The largest page body read, in bytes.
+const MAX_PAGE: usize = 32 * 1024 * 1024;
+
+/// One fetched page: its JSON body and headers.
+pub(crate) struct RawPage {
+    pub(crate) body: Vec<u8>,
+    pub(crate) headers: HeaderMap,
+}
+
+/// The URL of the next page from the `Link` headers, if any. A `Link` with `rel="next"` whose
+/// target is not in angle brackets is an error, not the end of the list.
+pub(crate) fn next_link(headers: &HeaderMap) -> azure_core::Result<Option<String>> {
+    for value in headers.get_all(LINK) {
+        let text = value
+            .to_str()
+            .map_err(|_| invalid_argument("Link", "the registry's Link header is not text"))?;
+        for link in split_links(text) {
+            let link = link.trim();
+            let mut parts = link.split(';');
+            let target = parts.next().unwrap_or("").trim();
+            let is_next = parts.any(|p| {
+                let p = p.trim();
+                p.split_once('=').is_some_and(|(k, v)| {
+                    k.trim().eq_ignore_ascii_case("rel")
+                        && v.trim().trim_matches('"').split_whitespace().any(|r| r.eq_ignore_ascii_case("next"))
+                })
+            });
+            if !is_next {
+                continue;
+            }
+            let url = target
+                .strip_prefix('<')
+                .and_then(|t| t.strip_suffix('>'))
+                .filter(|u| !u.is_empty())
+                .ok_or_else(|| invalid_argument("Link", format!("malformed Link header from the registry: {text:?}")))?;
+            return Ok(Some(url.to_string()));
+        }
+    }
+    Ok(None)
+}
+
+/// Splits a Link header on the commas between links (not those inside `<…>`).
+fn split_links(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut depth = false;
+    let mut start = 0;
+    for (i, c) in text.char_indices() {
+        match c {
+            '<' => depth = true,
+            '>' => depth = false,
+            ',' if !depth => {
+                out.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&text[start..]);
+    out
+}
+
+/// A pager whose first page comes from `first` and whose further pages are the `Link` URLs,
+/// fetched through the pipeline as they are (the generated client cannot take a whole URL).
+pub(crate) fn link_pager<P, F>(pipeline: Arc<Pipeline>, operation: &'static str, first: F) -> Pager<P>
+where
+    P: serde::de::DeserializeOwned + azure_core::http::pager::Page + Send + 'static,
+    F: Fn() -> BoxFuture<'static, azure_core::Result<RawPage>> + Send + Sync + 'static,
+{
+    let first = Arc::new(first);
+    Pager::new(
+        move |state: PagerState, _options| {
+            let pipeline = pipeline.clone();
+            let first = first.clone();
+            Box::pin(async move {
+                let page = match state {
+                    PagerState::Initial => first().await?,
+                    PagerState::More(continuation) => {
+                        let url = pipeline.resolve(continuation.as_ref())?;
+                        fetch(&pipeline, url, operation).await?
+                    }
+                };
+                let next = next_link(&page.headers)?;
+                let raw = RawResponse::from_bytes(StatusCode::Ok, to_core_headers(&page.headers), page.body);
+                let response: Response<P, JsonFormat> = raw.into();
+                Ok(match next {
+                    Some(link) => PagerResult::More {
+                        response,
+                        continuation: PagerContinuation::Token(link),
+                    },
+                    None => PagerResult::Done { response },
+                })
+            })
+        },
+        None,
+    )
+}
+
+/// GETs a page URL through the pipeline.
+pub(crate) async fn fetch(pipeline: &Pipeline, url: url::Url, operation: &'static str) -> azure_core::Result<RawPage> {
+    let request = pipeline
+        .http()
+        .get(url)
+        .header(reqwest::header::ACCEPT, "application/json")
+        .build()
+        .map_err(crate::error::transport_error)?;
+    let response = pipeline.send(request, operation).await?;
+    if !response.status().is_success() {
+        return Err(response_error(response).await);
+    }
+    let headers = response.headers().clone();
+    let body = crate::http_body::read_bounded(response, MAX_PAGE).await?.to_vec();
+    Ok(RawPage { body, headers })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(LINK, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn acr_links() {
+        assert_eq!(
+            next_link(&headers(&[r#"</acr/v1/_catalog?last=alpine&n=1&orderby=>; rel="next""#])).unwrap().as_deref(),
+            Some("/acr/v1/_catalog?last=alpine&n=1&orderby=")
+        );
+        assert_eq!(
+            next_link(&headers(&[r#"</acr/v1/library%2Fhello-world/_tags?last=639039224611470601%26v2&n=2&orderby=timeasc>; rel="next""#]))
+                .unwrap()
+                .as_deref(),
+            Some("/acr/v1/library%2Fhello-world/_tags?last=639039224611470601%26v2&n=2&orderby=timeasc")
+        );
+        assert_eq!(next_link(&HeaderMap::new()).unwrap(), None);
+        assert_eq!(
+            next_link(&headers(&[r#"<https://x/p?a=1,2>; rel="prev", </n>; rel=next"#])).unwrap().as_deref(),
+            Some("/n")
+        );
+    }
+
+    #[test]
+    fn malformed_links_are_errors() {
+        for bad in [r#"/no/brackets; rel="next""#, r#"<>; rel="next""#, r#"<unterminated; rel="next""#] {
+            assert!(next_link(&headers(&[bad])).is_err(), "{bad}");
+        }
+        assert_eq!(next_link(&headers(&["garbage"])).unwrap(), None);
+    }
+}

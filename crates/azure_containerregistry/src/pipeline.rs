@@ -1,0 +1,362 @@
+//! The request pipeline under both clients: authentication, retries and tracing, plugged into
+//! the generated REST client as its [`RequestPolicy`].
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use azure_containerregistry_rest::hooks::{ClientState, RequestPolicy};
+use azure_core::credentials::TokenCredential;
+use futures::future::BoxFuture;
+use progenitor_client::OperationInfo;
+use rand::Rng;
+use reqwest::header::{HeaderValue, AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
+use reqwest::StatusCode;
+use url::Url;
+
+use crate::auth::{scope::predict_scope, Authenticator, Challenge};
+use crate::error::invalid_argument;
+use crate::reference::{is_loopback, parse_endpoint};
+use crate::{ContainerRegistryClientOptions, RetryOptions};
+
+/// Everything a client needs to talk to one registry. Cheap to share (`Arc`).
+#[derive(Debug)]
+pub(crate) struct Pipeline {
+    endpoint: Url,
+    rest: azure_containerregistry_rest::Client,
+    policy: Arc<Policy>,
+    http: reqwest::Client,
+    options: ContainerRegistryClientOptions,
+}
+
+impl Pipeline {
+    /// Checks the endpoint and builds the pipeline. A credential is refused over plain http
+    /// unless the host is loopback.
+    pub(crate) fn new(
+        endpoint: &str,
+        credential: Option<Arc<dyn TokenCredential>>,
+        options: Option<ContainerRegistryClientOptions>,
+    ) -> azure_core::Result<Arc<Self>> {
+        let options = options.unwrap_or_default();
+        let endpoint = parse_endpoint(endpoint)?;
+        if credential.is_some() && endpoint.scheme() == "http" && !is_loopback(&endpoint) {
+            return Err(invalid_argument(
+                "endpoint",
+                format!("{endpoint}: credentials are only sent over https (plain http is allowed for loopback hosts only)"),
+            ));
+        }
+        if options.page_size == Some(0) {
+            return Err(invalid_argument("page_size", "must be at least 1"));
+        }
+        let http = match &options.http_client {
+            Some(client) => client.clone(),
+            None => reqwest::Client::builder()
+                .connect_timeout(options.connect_timeout.unwrap_or(Duration::from_secs(30)))
+                .build()
+                .map_err(crate::error::transport_error)?,
+        };
+        let auth = Authenticator::new(endpoint.clone(), credential, options.audience.clone(), http.clone());
+        let policy = Arc::new(Policy {
+            endpoint: endpoint.clone(),
+            auth,
+            retry: options.retry.clone(),
+            timeout: options.timeout,
+        });
+        let base = endpoint.as_str().trim_end_matches('/').to_string();
+        let rest = azure_containerregistry_rest::Client::new_with_client(
+            &base,
+            http.clone(),
+            ClientState::with_policy(policy.clone()),
+        );
+        Ok(Arc::new(Self {
+            endpoint,
+            rest,
+            policy,
+            http,
+            options,
+        }))
+    }
+
+    /// The generated REST client, sending through this pipeline.
+    pub(crate) fn rest(&self) -> &azure_containerregistry_rest::Client {
+        &self.rest
+    }
+
+    /// The registry endpoint.
+    pub(crate) fn endpoint(&self) -> &Url {
+        &self.endpoint
+    }
+
+    /// The registry's host (and port), as in fully qualified references.
+    pub(crate) fn login_server(&self) -> String {
+        self.policy.auth.default_service()
+    }
+
+    /// The options the client was built with.
+    pub(crate) fn options(&self) -> &ContainerRegistryClientOptions {
+        &self.options
+    }
+
+    /// The token machinery (for the public token-exchange API).
+    pub(crate) fn authenticator(&self) -> &Authenticator {
+        &self.policy.auth
+    }
+
+    /// The HTTP client.
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// Sends a request that no generated operation can express (a `Link` or `Location` URL
+    /// used verbatim) through the same authentication, retry and tracing.
+    pub(crate) async fn send(&self, request: reqwest::Request, operation: &'static str) -> azure_core::Result<reqwest::Response> {
+        let info = OperationInfo { operation_id: operation };
+        self.policy
+            .send_request(&self.http, request, &info)
+            .await
+            .map_err(crate::error::transport_error)
+    }
+
+    /// Resolves a registry-relative URL (a `Link` or `Location` value) against the endpoint.
+    pub(crate) fn resolve(&self, reference: &str) -> azure_core::Result<Url> {
+        let url = self
+            .endpoint
+            .join(reference)
+            .map_err(|e| invalid_argument("url", format!("{reference:?} from the registry is not a URL: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(invalid_argument("url", format!("{reference:?} from the registry is not http(s)")));
+        }
+        Ok(url)
+    }
+}
+
+/// Authentication, retries and tracing for each request.
+#[derive(Debug)]
+pub(crate) struct Policy {
+    endpoint: Url,
+    auth: Authenticator,
+    retry: RetryOptions,
+    timeout: Option<Duration>,
+}
+
+impl RequestPolicy for Policy {
+    fn send<'a>(
+        &'a self,
+        client: &'a reqwest::Client,
+        request: reqwest::Request,
+        info: &'a OperationInfo,
+    ) -> BoxFuture<'a, reqwest::Result<reqwest::Response>> {
+        Box::pin(self.send_request(client, request, info))
+    }
+}
+
+/// Statuses that are retried: the request may succeed if sent again.
+fn is_transient(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
+}
+
+impl Policy {
+    async fn send_request(
+        &self,
+        client: &reqwest::Client,
+        request: reqwest::Request,
+        info: &OperationInfo,
+    ) -> reqwest::Result<reqwest::Response> {
+        let started = Instant::now();
+        let span = tracing::debug_span!(
+            "acr.request",
+            operation = info.operation_id,
+            method = %request.method(),
+            path = request.url().path(),
+            status = tracing::field::Empty,
+            attempts = tracing::field::Empty,
+        );
+        let _enter = span.enter();
+        let same_origin = request.url().origin() == self.endpoint.origin();
+        let predicted = if same_origin { predict_scope(request.method(), request.url()) } else { None };
+        let mut authorization = match &predicted {
+            Some(scope) => self.auth.cached_authorization(scope).await,
+            None => None,
+        };
+        if request.try_clone().is_none() {
+            // A streaming body can be sent once only: no challenge round trip, no retry. Callers
+            // make a small request of the same scope first so that the token is cached.
+            let mut request = request;
+            if let Some(value) = &authorization {
+                request.headers_mut().insert(AUTHORIZATION, value.clone());
+            }
+            let result = self.execute(client, request).await;
+            if let Ok(response) = &result {
+                span.record("status", response.status().as_u16());
+            }
+            span.record("attempts", 1);
+            return result;
+        }
+        let mut retries = 0u32;
+        let mut authenticated_after_challenge = false;
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            let Some(mut attempt) = request.try_clone() else {
+                return self.execute(client, request).await;
+            };
+            if let Some(value) = &authorization {
+                attempt.headers_mut().insert(AUTHORIZATION, value.clone());
+            }
+            let method_is_idempotent = matches!(
+                *attempt.method(),
+                reqwest::Method::GET | reqwest::Method::HEAD | reqwest::Method::PUT | reqwest::Method::DELETE | reqwest::Method::OPTIONS
+            );
+            let result = self.execute(client, attempt).await;
+            let response = match result {
+                Ok(response) => response,
+                Err(error) => {
+                    let retryable = error.is_connect() || (method_is_idempotent && (error.is_timeout() || error.is_request()));
+                    if retryable && retries < self.retry.max_retries {
+                        let delay = self.backoff(retries, None);
+                        tracing::debug!(error = %error, delay_ms = delay.as_millis() as u64, "retrying after a connection error");
+                        retries += 1;
+                        tokio::time::sleep(delay).await;
+                        continue;
+                    }
+                    span.record("attempts", attempts);
+                    return Err(error);
+                }
+            };
+            let status = response.status();
+            if status == StatusCode::UNAUTHORIZED && same_origin && !authenticated_after_challenge {
+                if let Some(challenge) = response
+                    .headers()
+                    .get(WWW_AUTHENTICATE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(Challenge::parse)
+                {
+                    authenticated_after_challenge = true;
+                    match self.auth.authorize(&challenge, authorization.as_ref()).await {
+                        Ok(value) => {
+                            if let Some(scope) = &predicted {
+                                if crate::auth::scope::canonical(scope) != crate::auth::scope::canonical(&challenge.scope()) {
+                                    self.auth.alias(scope, &value).await;
+                                }
+                            }
+                            authorization = Some(value);
+                            continue;
+                        }
+                        Err(error) => {
+                            tracing::debug!(error = %error, "token request failed");
+                            span.record("status", status.as_u16());
+                            return Ok(auth_failure_response(response, &error));
+                        }
+                    }
+                }
+            }
+            if is_transient(status) && retries < self.retry.max_retries {
+                let delay = self.backoff(retries, response.headers().get(RETRY_AFTER));
+                tracing::debug!(status = status.as_u16(), delay_ms = delay.as_millis() as u64, "retrying a transient failure");
+                retries += 1;
+                drop(response);
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+            span.record("status", status.as_u16());
+            span.record("attempts", attempts);
+            tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "request done");
+            return Ok(response);
+        }
+    }
+
+    /// Sends one attempt; the optional timeout covers the wait for response headers only.
+    async fn execute(&self, client: &reqwest::Client, request: reqwest::Request) -> reqwest::Result<reqwest::Response> {
+        match self.timeout {
+            None => client.execute(request).await,
+            Some(limit) => match tokio::time::timeout(limit, client.execute(request)).await {
+                Ok(result) => result,
+                Err(_) => Ok(synthetic_response(
+                    StatusCode::REQUEST_TIMEOUT,
+                    &format!("no answer from the registry within {} ms", limit.as_millis()),
+                )),
+            },
+        }
+    }
+
+    /// The delay before retry `n` (0-based): `Retry-After` when given, else exponential with
+    /// jitter; never more than `max_delay`.
+    fn backoff(&self, n: u32, retry_after: Option<&HeaderValue>) -> Duration {
+        if let Some(delay) = retry_after.and_then(parse_retry_after) {
+            return delay.min(self.retry.max_delay);
+        }
+        let base = self.retry.initial_delay.saturating_mul(2u32.saturating_pow(n.min(16)));
+        let jitter = rand::rng().random_range(0.8..1.2);
+        base.mul_f64(jitter).min(self.retry.max_delay)
+    }
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+fn parse_retry_after(value: &HeaderValue) -> Option<Duration> {
+    let text = value.to_str().ok()?.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    if let Ok(seconds) = text.parse::<f64>() {
+        if seconds.is_finite() && seconds >= 0.0 {
+            return Some(Duration::from_secs_f64(seconds));
+        }
+    }
+    let when = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc2822).ok()?;
+    let now = time::OffsetDateTime::now_utc();
+    Some(Duration::try_from(when - now).unwrap_or(Duration::ZERO))
+}
+
+/// A response made by the client itself (timeouts, failed token requests), with an ACR error
+/// body so it reads like any registry error.
+fn synthetic_response(status: StatusCode, message: &str) -> reqwest::Response {
+    let body = serde_json::json!({"errors": [{"code": if status == StatusCode::UNAUTHORIZED { "UNAUTHORIZED" } else { "TIMEOUT" }, "message": message}]});
+    let response = http::Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(reqwest::Body::from(body.to_string()));
+    match response {
+        Ok(r) => reqwest::Response::from(r),
+        Err(_) => reqwest::Response::from(http::Response::new(reqwest::Body::from(""))),
+    }
+}
+
+/// The 401 answer to return when no token could be had: the registry's challenge headers,
+/// with the reason in the body.
+fn auth_failure_response(original: reqwest::Response, error: &azure_core::Error) -> reqwest::Response {
+    let mut response = synthetic_response(StatusCode::UNAUTHORIZED, &format!("authentication failed: {error}"));
+    for (name, value) in original.headers() {
+        if name == WWW_AUTHENTICATE {
+            response.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_forms() {
+        assert_eq!(parse_retry_after(&HeaderValue::from_static("3")), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after(&HeaderValue::from_static("0.5")), Some(Duration::from_millis(500)));
+        assert_eq!(parse_retry_after(&HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT")), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after(&HeaderValue::from_static("soon")), None);
+        assert_eq!(parse_retry_after(&HeaderValue::from_static("-1")), None);
+    }
+
+    #[test]
+    fn backoff_is_bounded() {
+        let policy = Policy {
+            endpoint: Url::parse("http://127.0.0.1:1").unwrap(),
+            auth: Authenticator::new(Url::parse("http://127.0.0.1:1").unwrap(), None, Default::default(), reqwest::Client::new()),
+            retry: RetryOptions { max_retries: 3, initial_delay: Duration::from_millis(100), max_delay: Duration::from_secs(1) },
+            timeout: None,
+        };
+        let d0 = policy.backoff(0, None);
+        assert!(d0 >= Duration::from_millis(80) && d0 <= Duration::from_millis(120), "{d0:?}");
+        assert_eq!(policy.backoff(10, None), Duration::from_secs(1));
+        assert_eq!(policy.backoff(0, Some(&HeaderValue::from_static("120"))), Duration::from_secs(1));
+        assert_eq!(policy.backoff(0, Some(&HeaderValue::from_static("0"))), Duration::ZERO);
+    }
+}
