@@ -54,6 +54,10 @@ const OPERATIONS: &[(&str, &str, &str)] = &[
     ("CompleteUpload", "Finish an upload",
      "Commits the upload under `digest`, optionally with a final body; the registry checks the content against the digest."),
     ("CancelUpload", "Cancel an upload", "Discards an unfinished upload and its bytes."),
+    ("GetOciTags", "List the tag names of a repository (OCI distribution)",
+     "One page of tag names in lexical order; `n` and `last` page through them, and `Link` names the next page."),
+    ("GetOciCatalog", "List repository names (OCI distribution)",
+     "One page of repository names in lexical order, the `/v2` form of the catalog; `Link` names the next page."),
     ("GetReferrers", "List the manifests that refer to a manifest (OCI 1.1)",
      "An image index whose descriptors are the manifests whose `subject` is the given digest, optionally filtered by `artifactType`."),
 ];
@@ -62,17 +66,48 @@ const OPERATIONS: &[(&str, &str, &str)] = &[
 /// files name some schemas differently; an entry applies where its schema exists, and at
 /// least the error schemas must exist.
 const SCHEMAS: &[(&str, &str)] = &[
-    ("AcrErrors", "The error body of registry responses: a list of error codes and messages."),
-    ("AcrErrorInfo", "One registry error: a code such as NAME_UNKNOWN, a message and free-form detail."),
-    ("AcrRefreshToken", "A registry refresh token, from the token exchange."),
-    ("AcrAccessToken", "A registry access token for the scopes that were asked for."),
+    (
+        "AcrErrors",
+        "The error body of registry responses: a list of error codes and messages.",
+    ),
+    (
+        "AcrErrorInfo",
+        "One registry error: a code such as NAME_UNKNOWN, a message and free-form detail.",
+    ),
+    (
+        "AcrRefreshToken",
+        "A registry refresh token, from the token exchange.",
+    ),
+    (
+        "AcrAccessToken",
+        "A registry access token for the scopes that were asked for.",
+    ),
     ("Repositories", "One page of repository names."),
-    ("ContainerRepositoryProperties", "Properties of a repository."),
-    ("RepositoryChangeableAttributes", "The attributes of a repository that can be changed."),
-    ("TagChangeableAttributes", "The attributes of a tag that can be changed."),
-    ("ManifestChangeableAttributes", "The attributes of a manifest that can be changed."),
-    ("ReferrersIndex", "The answer of the referrers API: an image index of referring manifests."),
-    ("ReferrerDescriptor", "A manifest that refers to the subject, with its artifact type and annotations."),
+    (
+        "ContainerRepositoryProperties",
+        "Properties of a repository.",
+    ),
+    (
+        "RepositoryChangeableAttributes",
+        "The attributes of a repository that can be changed.",
+    ),
+    (
+        "TagChangeableAttributes",
+        "The attributes of a tag that can be changed.",
+    ),
+    (
+        "ManifestChangeableAttributes",
+        "The attributes of a manifest that can be changed.",
+    ),
+    ("OciTagList", "One page of tag names of a repository."),
+    (
+        "ReferrersIndex",
+        "The answer of the referrers API: an image index of referring manifests.",
+    ),
+    (
+        "ReferrerDescriptor",
+        "A manifest that refers to the subject, with its artifact type and annotations.",
+    ),
 ];
 
 /// Writes the descriptions into the spec, failing on any operation without one and on any
@@ -81,13 +116,19 @@ pub fn apply(spec: &mut Value) -> Result<()> {
     let mut described = 0;
     if let Some(paths) = spec.get_mut("paths").and_then(Value::as_object_mut) {
         for item in paths.values_mut() {
-            let Some(item) = item.as_object_mut() else { continue };
+            let Some(item) = item.as_object_mut() else {
+                continue;
+            };
             for op in item.values_mut() {
-                let Some(id) = op.get("operationId").and_then(Value::as_str) else { continue };
+                let Some(id) = op.get("operationId").and_then(Value::as_str) else {
+                    continue;
+                };
                 let (_, summary, description) = OPERATIONS
                     .iter()
                     .find(|(name, ..)| *name == id)
-                    .ok_or_else(|| anyhow!("operation {id} has no description in xtask/src/descriptions.rs"))?;
+                    .ok_or_else(|| {
+                        anyhow!("operation {id} has no description in xtask/src/descriptions.rs")
+                    })?;
                 op["summary"] = json!(summary);
                 op["description"] = json!(description);
                 described += 1;
@@ -95,7 +136,10 @@ pub fn apply(spec: &mut Value) -> Result<()> {
         }
     }
     if described != OPERATIONS.len() {
-        bail!("{} operation descriptions have no operation in the spec", OPERATIONS.len() - described);
+        bail!(
+            "{} operation descriptions have no operation in the spec",
+            OPERATIONS.len() - described
+        );
     }
     let schemas = spec
         .pointer_mut("/components/schemas")

@@ -12,6 +12,16 @@ use sha2::{Digest, Sha256};
 pub const SPEC_PATH: &str = "specs/containerregistry.json";
 /// The generated module, relative to the workspace root.
 pub const OUTPUT_PATH: &str = "crates/azure_containerregistry_rest/src/generated.rs";
+/// The upstream hand-written reference spec, relative to the workspace root (in `../shared`).
+pub const HANDWRITTEN_REFERENCE: &str =
+    "../shared/reference/acr-rest-spec/stable-2021-07-01-handwritten/containerregistry.json";
+/// The upstream TypeSpec-generated reference spec, relative to the workspace root.
+pub const TYPESPEC_REFERENCE: &str =
+    "../shared/reference/acr-rest-spec/stable-2021-07-01/containerregistry.json";
+/// Where the client generated from the imported hand-written reference goes: compiled by a
+/// test of the REST crate, which proves that import yields a compiling client.
+pub const HANDWRITTEN_OUTPUT_PATH: &str =
+    "crates/azure_containerregistry_rest/tests/imported/handwritten_generated.rs";
 /// The progenitor version in the header (the workspace pins it exactly).
 const PROGENITOR_VERSION: &str = "0.15.1";
 
@@ -43,17 +53,21 @@ fn quote_inner() -> proc_macro2::TokenStream {
 /// Generates Rust source for a parsed OpenAPI document.
 pub fn generate_source(spec: &openapiv3::OpenAPI) -> Result<String> {
     let mut generator = progenitor::Generator::new(&settings());
-    let tokens = generator
-        .generate_tokens(spec)
-        .map_err(|e| anyhow!("progenitor rejected the spec: {e} (run `cargo xtask diagnose` to find the operation)"))?;
+    let tokens = generator.generate_tokens(spec).map_err(|e| {
+        anyhow!(
+            "progenitor rejected the spec: {e} (run `cargo xtask diagnose` to find the operation)"
+        )
+    })?;
     let file: syn::File = syn::parse2(tokens).context("progenitor produced unparsable code")?;
     Ok(prettyplease::unparse(&file))
 }
 
 /// Reads and parses the spec file.
 pub fn read_spec(path: &Path) -> Result<(String, openapiv3::OpenAPI)> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let spec = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let spec =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
     Ok((text, spec))
 }
 
@@ -77,30 +91,50 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     let root = workspace_root();
     let (text, spec) = read_spec(&root.join(SPEC_PATH))?;
-    let fresh = render(&text, &spec)?;
-    let out = root.join(OUTPUT_PATH);
-    if check {
-        let current = std::fs::read_to_string(&out).unwrap_or_default();
-        if current != fresh {
-            let diff = similar::TextDiff::from_lines(&current, &fresh);
-            let shown: String = diff
-                .unified_diff()
-                .context_radius(2)
-                .header(OUTPUT_PATH, "regenerated")
-                .to_string()
-                .lines()
-                .take(80)
-                .map(|l| format!("{l}\n"))
-                .collect();
-            bail!(
-                "{OUTPUT_PATH} is stale (it does not match {SPEC_PATH}):\n{shown}\n\
-                 fix it with: cargo xtask generate"
-            );
-        }
-        println!("{OUTPUT_PATH} is up to date");
-        return Ok(());
+    let mut outputs = vec![(OUTPUT_PATH, render(&text, &spec)?)];
+    let handwritten = root.join(HANDWRITTEN_REFERENCE);
+    if handwritten.exists() {
+        outputs.push((HANDWRITTEN_OUTPUT_PATH, render_imported(&handwritten)?));
+    } else {
+        eprintln!(
+            "note: {HANDWRITTEN_REFERENCE} is absent; {HANDWRITTEN_OUTPUT_PATH} is left as it is"
+        );
     }
-    std::fs::write(&out, fresh).with_context(|| format!("writing {}", out.display()))?;
-    println!("wrote {OUTPUT_PATH}");
+    for (path, fresh) in outputs {
+        let out = root.join(path);
+        if check {
+            let current = std::fs::read_to_string(&out).unwrap_or_default();
+            if current != fresh {
+                let diff = similar::TextDiff::from_lines(&current, &fresh);
+                let shown: String = diff
+                    .unified_diff()
+                    .context_radius(2)
+                    .header(path, "regenerated")
+                    .to_string()
+                    .lines()
+                    .take(80)
+                    .map(|l| format!("{l}\n"))
+                    .collect();
+                bail!("{path} is stale (it does not match its spec):\n{shown}\nfix it with: cargo xtask generate");
+            }
+            println!("{path} is up to date");
+        } else {
+            if let Some(dir) = out.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::write(&out, fresh).with_context(|| format!("writing {}", out.display()))?;
+            println!("wrote {path}");
+        }
+    }
     Ok(())
+}
+
+/// The generated module for an upstream Swagger 2.0 file taken through `import`.
+pub fn render_imported(swagger_path: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(swagger_path)
+        .with_context(|| format!("reading {}", swagger_path.display()))?;
+    let swagger: serde_json::Value = serde_json::from_str(&text)?;
+    let imported = crate::import::to_text(&crate::import::import(&swagger)?)?;
+    let spec: openapiv3::OpenAPI = serde_json::from_str(&imported)?;
+    render(&imported, &spec)
 }

@@ -31,7 +31,13 @@ pub fn import(swagger: &Value) -> Result<Value> {
     binary_request_bodies(&mut sw); // patch 4
     drop_redirects(&mut sw); // patch 10
     if let Some(obj) = sw.as_object_mut() {
-        for key in ["x-ms-parameterized-host", "securityDefinitions", "security", "tags", "parameters"] {
+        for key in [
+            "x-ms-parameterized-host",
+            "securityDefinitions",
+            "security",
+            "tags",
+            "parameters",
+        ] {
             obj.remove(key);
         }
     }
@@ -46,8 +52,9 @@ pub fn import(swagger: &Value) -> Result<Value> {
     wire_schemas(&mut oas)?; // patch 9
     short_operation_ids(&mut oas)?; // patch 11
     strip_prose(&mut oas); // patch 12
-    add_referrers(&mut oas); // patch 13 (OCI 1.1 extension)
+    add_oci_extensions(&mut oas); // patch 13 (OCI distribution operations upstream lacks)
     finish_document(&mut oas)?;
+    prune_unused_schemas(&mut oas); // patch 14
     descriptions::apply(&mut oas)?; // patch 12, our own words
     Ok(oas)
 }
@@ -92,7 +99,9 @@ fn inline_parameter_refs(sw: &mut Value) -> Result<()> {
             continue;
         };
         for item in paths.values_mut() {
-            let Some(item) = item.as_object_mut() else { continue };
+            let Some(item) = item.as_object_mut() else {
+                continue;
+            };
             for op in item.values_mut() {
                 let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) else {
                     continue;
@@ -135,7 +144,10 @@ fn fold_overloads(sw: &mut Value) -> Result<()> {
                 .with_context(|| format!("folding overload {key}"))?;
             // Parameters: the union; anything not in both becomes optional.
             let base_params = base["parameters"].as_array().cloned().unwrap_or_default();
-            let over_params = overload["parameters"].as_array().cloned().unwrap_or_default();
+            let over_params = overload["parameters"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             let mut merged = Vec::new();
             let name_of = |p: &Value| {
                 format!(
@@ -222,7 +234,9 @@ fn token_forms(sw: &mut Value) -> Result<()> {
             }
         }
         if scope_required && !params.iter().any(|p| p["name"] == "scope") {
-            params.push(json!({"name": "scope", "in": "formData", "required": true, "type": "string"}));
+            params.push(
+                json!({"name": "scope", "in": "formData", "required": true, "type": "string"}),
+            );
         }
         if !params.iter().any(|p| p["name"] == "grant_type") {
             bail!("patch target missing: grant_type form field of POST {path}");
@@ -244,7 +258,8 @@ fn manifest_put_body(sw: &mut Value) -> Result<()> {
         .ok_or_else(|| anyhow!("patch target missing: body of PUT manifest"))?;
     body["schema"] = json!({"type": "string", "format": "binary"});
     body["required"] = json!(true);
-    params.push(json!({"name": "Content-Type", "in": "header", "required": true, "type": "string"}));
+    params
+        .push(json!({"name": "Content-Type", "in": "header", "required": true, "type": "string"}));
     Ok(())
 }
 
@@ -303,7 +318,8 @@ fn error_responses(oas: &mut Value) -> Result<()> {
 /// Patches 3, 4 and 10 on responses: blob and manifest content comes back as exact bytes, one
 /// media type per response, and `2xx` responses with an empty schema carry no content.
 fn binary_responses(oas: &mut Value) -> Result<()> {
-    let binary = json!({"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}});
+    let binary =
+        json!({"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}});
     for (path, method, codes) in [
         ("/v2/{name}/blobs/{digest}", "get", &["200", "206"][..]),
         ("/v2/{name}/manifests/{reference}", "get", &["200"][..]),
@@ -326,7 +342,8 @@ fn binary_responses(oas: &mut Value) -> Result<()> {
             };
             if code.starts_with('2') {
                 let empty = content.values().all(|m| {
-                    m.get("schema").is_none_or(|s| s.as_object().is_some_and(|o| o.is_empty()))
+                    m.get("schema")
+                        .is_none_or(|s| s.as_object().is_some_and(|o| o.is_empty()))
                 });
                 if empty {
                     r.as_object_mut().map(|o| o.remove("content"));
@@ -361,7 +378,10 @@ fn wire_schemas(oas: &mut Value) -> Result<()> {
     *detail = json!({});
     // Open enums: ACR sends values outside the upstream lists (e.g. `unknown`).
     for schema in schemas.values_mut() {
-        let open = schema.pointer("/x-ms-enum/modelAsString").and_then(Value::as_bool) == Some(true);
+        let open = schema
+            .pointer("/x-ms-enum/modelAsString")
+            .and_then(Value::as_bool)
+            == Some(true);
         if open {
             if let Some(o) = schema.as_object_mut() {
                 o.remove("enum");
@@ -421,9 +441,43 @@ fn strip_prose(v: &mut Value) {
     }
 }
 
-/// Patch 13: the OCI 1.1 referrers API, which ACR serves but the 2021-07-01 spec predates.
-fn add_referrers(oas: &mut Value) {
+/// Patch 13: OCI distribution operations that ACR serves and the 2021-07-01 spec lacks: the
+/// OCI 1.1 referrers API, the `/v2` tag list and the `/v2` catalog.
+fn add_oci_extensions(oas: &mut Value) {
+    let errors = json!({
+        "4XX": {"description": "", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AcrErrors"}}}},
+        "5XX": {"description": "", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AcrErrors"}}}}
+    });
+    let page_params = json!([
+        {"name": "n", "in": "query", "required": false, "schema": {"type": "integer", "format": "int32"}},
+        {"name": "last", "in": "query", "required": false, "schema": {"type": "string"}}
+    ]);
+    let with_errors = |ok: Value| {
+        let mut responses = errors.clone();
+        responses["200"] = ok;
+        responses
+    };
     if let Some(paths) = oas.get_mut("paths").and_then(Value::as_object_mut) {
+        let mut tag_params = vec![
+            json!({"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}),
+        ];
+        tag_params.extend(page_params.as_array().cloned().unwrap_or_default());
+        paths.insert(
+            "/v2/{name}/tags/list".into(),
+            json!({"get": {
+                "operationId": "GetOciTags",
+                "parameters": tag_params,
+                "responses": with_errors(json!({"description": "", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OciTagList"}}}}))
+            }}),
+        );
+        paths.insert(
+            "/v2/_catalog".into(),
+            json!({"get": {
+                "operationId": "GetOciCatalog",
+                "parameters": page_params,
+                "responses": with_errors(json!({"description": "", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Repositories"}}}}))
+            }}),
+        );
         paths.insert(
             "/v2/{name}/referrers/{digest}".into(),
             json!({"get": {
@@ -441,7 +495,17 @@ fn add_referrers(oas: &mut Value) {
             }}),
         );
     }
-    if let Some(schemas) = oas.pointer_mut("/components/schemas").and_then(Value::as_object_mut) {
+    if let Some(schemas) = oas
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    {
+        schemas.insert(
+            "OciTagList".into(),
+            json!({"type": "object", "properties": {
+                "name": {"type": "string"},
+                "tags": {"type": "array", "items": {"type": "string"}}
+            }}),
+        );
         schemas.insert(
             "ReferrerDescriptor".into(),
             json!({"type": "object", "required": ["mediaType", "digest", "size"], "properties": {
@@ -495,6 +559,41 @@ fn finish_document(oas: &mut Value) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Patch 14: schemas that no operation reaches (upstream leftovers such as the token form
+/// schemas the conversion replaced) are dropped, so the generated crate has no dead types.
+fn prune_unused_schemas(oas: &mut Value) {
+    fn refs(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(o) => {
+                if let Some(r) = o.get("$ref").and_then(Value::as_str) {
+                    if let Some(name) = r.strip_prefix("#/components/schemas/") {
+                        out.push(name.to_string());
+                    }
+                }
+                o.values().for_each(|c| refs(c, out));
+            }
+            Value::Array(a) => a.iter().for_each(|c| refs(c, out)),
+            _ => {}
+        }
+    }
+    let mut reachable = std::collections::BTreeSet::new();
+    let mut queue = Vec::new();
+    refs(&oas["paths"], &mut queue);
+    while let Some(name) = queue.pop() {
+        if reachable.insert(name.clone()) {
+            if let Some(schema) = oas.pointer(&format!("/components/schemas/{name}")) {
+                refs(schema, &mut queue);
+            }
+        }
+    }
+    if let Some(schemas) = oas
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    {
+        schemas.retain(|name, _| reachable.contains(name));
+    }
 }
 
 /// Serialises a spec the way `specs/` stores it: pretty JSON with a trailing newline.

@@ -31,8 +31,12 @@ pub const MAX_JSON_BODY: usize = 16 * 1024 * 1024;
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
 /// Operations whose path is an upload `Location` rather than a templated path.
-const UPLOAD_LINK_OPERATIONS: &[&str] =
-    &["get_upload_status", "upload_chunk", "complete_upload", "cancel_upload"];
+const UPLOAD_LINK_OPERATIONS: &[&str] = &[
+    "get_upload_status",
+    "upload_chunk",
+    "complete_upload",
+    "cancel_upload",
+];
 
 /// Operations whose success body is a byte stream the caller consumes (not bounded here).
 const STREAMING_OPERATIONS: &[&str] = &["get_blob", "get_manifest"];
@@ -133,7 +137,8 @@ pub fn prepare_request(
 /// segment; decode it and resolve it against the base URL, keeping it byte for byte, then add
 /// the query parameters of the operation (such as `digest`).
 pub fn upload_link_url(baseurl: &str, generated: &reqwest::Url) -> Result<reqwest::Url, String> {
-    let base = reqwest::Url::parse(baseurl).map_err(|e| format!("invalid base URL {baseurl:?}: {e}"))?;
+    let base =
+        reqwest::Url::parse(baseurl).map_err(|e| format!("invalid base URL {baseurl:?}: {e}"))?;
     let base_path = base.path().trim_end_matches('/');
     let encoded = generated
         .path()
@@ -148,7 +153,9 @@ pub fn upload_link_url(baseurl: &str, generated: &reqwest::Url) -> Result<reqwes
         .join(&location)
         .map_err(|e| format!("invalid upload link {location:?}: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("the upload link {location:?} is not an http(s) URL"));
+        return Err(format!(
+            "the upload link {location:?} is not an http(s) URL"
+        ));
     }
     let extra: Vec<(String, String)> = generated
         .query_pairs()
@@ -306,7 +313,11 @@ mod tests {
 
     #[test]
     fn bad_upload_links_are_errors() {
-        for bad in ["http://r.io/%ZZ", "http://r.io/", "http://r.io/ftp%3A%2F%2Fx"] {
+        for bad in [
+            "http://r.io/%ZZ",
+            "http://r.io/",
+            "http://r.io/ftp%3A%2F%2Fx",
+        ] {
             let generated = reqwest::Url::parse(bad).unwrap();
             assert!(upload_link_url("http://r.io", &generated).is_err(), "{bad}");
         }
@@ -315,9 +326,13 @@ mod tests {
     #[test]
     fn api_version_only_on_acr_and_oauth2() {
         let mut r = request("http://r.io/acr/v1/_catalog?n=2");
-        r.headers_mut().insert("api-version", "2021-07-01".parse().unwrap());
+        r.headers_mut()
+            .insert("api-version", "2021-07-01".parse().unwrap());
         prepare_request("http://r.io", &mut r, "get_repositories").unwrap();
-        assert_eq!(r.url().as_str(), "http://r.io/acr/v1/_catalog?n=2&api-version=2021-07-01");
+        assert_eq!(
+            r.url().as_str(),
+            "http://r.io/acr/v1/_catalog?n=2&api-version=2021-07-01"
+        );
         assert!(r.headers().get("api-version").is_none());
 
         let mut r = request("http://r.io/v2/a/manifests/latest");
@@ -329,7 +344,8 @@ mod tests {
     fn error_bodies_are_normalized() {
         let acr = br#"{"errors":[{"code":"NAME_UNKNOWN","message":"m"}]}"#;
         assert_eq!(error_body(acr), acr.to_vec());
-        let text: serde_json::Value = serde_json::from_slice(&error_body(b"404 page not found\n")).unwrap();
+        let text: serde_json::Value =
+            serde_json::from_slice(&error_body(b"404 page not found\n")).unwrap();
         assert_eq!(text["errors"][0]["message"], "404 page not found");
         let empty: serde_json::Value = serde_json::from_slice(&error_body(b"")).unwrap();
         assert_eq!(empty, serde_json::json!({"errors": []}));

@@ -1,0 +1,69 @@
+//! `/v2/_catalog` and `/v2/<name>/tags/list` (lexical, `n`/`last`, `Link`).
+
+use crate::errors::{json_response, ApiError, ApiResult};
+use crate::paging::{link_header, take_page, Query};
+use crate::state::AppState;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::Response;
+use serde_json::json;
+
+/// Adds a `Link` header.
+pub(crate) fn with_link(mut resp: Response, link: Option<String>) -> Response {
+    if let Some(v) = link.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        resp.headers_mut().insert("link", v);
+    }
+    resp
+}
+
+/// Names after `last`, cut to a page; returns the page and the `Link`.
+fn page(names: Vec<String>, query: &Query, path: &str) -> (Vec<String>, Option<String>) {
+    let names: Vec<String> = match query.non_empty("last") {
+        Some(last) => names.into_iter().filter(|n| n.as_str() > last).collect(),
+        None => names,
+    };
+    let n = query.page_size();
+    let (page, more) = take_page(names, n);
+    let link = match (more, page.last(), n) {
+        (true, Some(last), Some(n)) => Some(link_header(path, last, n, None)),
+        _ => None,
+    };
+    (page, link)
+}
+
+/// `GET /v2/_catalog`.
+pub(crate) async fn catalog(state: &AppState, query: &Query) -> ApiResult {
+    let names: Vec<String> = {
+        let reg = state.store.meta.read().await;
+        reg.repos
+            .iter()
+            .filter(|(_, r)| r.attrs.list_enabled)
+            .map(|(n, _)| n.clone())
+            .collect()
+    };
+    let (page, link) = page(names, query, "/v2/_catalog");
+    Ok(with_link(
+        json_response(StatusCode::OK, &json!({ "repositories": page })),
+        link,
+    ))
+}
+
+/// `GET /v2/<name>/tags/list`.
+pub(crate) async fn tags(state: &AppState, name: &str, query: &Query) -> ApiResult {
+    let tags: Vec<String> = {
+        let reg = state.store.meta.read().await;
+        let repo = reg
+            .repos
+            .get(name)
+            .ok_or_else(|| ApiError::name_unknown(name))?;
+        repo.tags
+            .iter()
+            .filter(|(_, t)| t.attrs.list_enabled)
+            .map(|(n, _)| n.clone())
+            .collect()
+    };
+    let (page, link) = page(tags, query, &format!("/v2/{name}/tags/list"));
+    Ok(with_link(
+        json_response(StatusCode::OK, &json!({ "name": name, "tags": page })),
+        link,
+    ))
+}

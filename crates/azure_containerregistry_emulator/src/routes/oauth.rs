@@ -1,0 +1,231 @@
+//! `/oauth2/exchange` (AAD token → refresh token) and `/oauth2/token` (→ access token).
+
+use crate::auth::tokens::{AccessEntry, Claims};
+use crate::auth::{parse_scopes, Scope};
+use crate::errors::{empty_response, json_response, ApiError, ApiResult};
+use crate::paging::Query;
+use crate::state::AppState;
+use crate::AuthMode;
+use axum::body::Body;
+use axum::http::{header, HeaderMap, StatusCode};
+use base64::Engine;
+use serde_json::json;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// Largest form body accepted.
+const FORM_LIMIT: usize = 256 * 1024;
+/// Subject of anonymous tokens (as ACR).
+const ANONYMOUS_SUB: &str = "acr_anon_pull";
+/// Actions an anonymous token may carry on a repository.
+const ANONYMOUS_ACTIONS: [&str; 2] = ["pull", "metadata_read"];
+
+fn unauthorized() -> ApiError {
+    ApiError::Empty(StatusCode::UNAUTHORIZED)
+}
+
+async fn read_form(body: Body) -> ApiResult<HashMap<String, String>> {
+    let bytes = axum::body::to_bytes(body, FORM_LIMIT)
+        .await
+        .map_err(|_| ApiError::bad_request("form body too large"))?;
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_bytes(&bytes).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let mut map = HashMap::new();
+    for (k, v) in pairs {
+        map.entry(k).or_insert(v);
+    }
+    Ok(map)
+}
+
+fn claims(
+    state: &AppState,
+    sub: &str,
+    version: &str,
+    grant: &str,
+    lifetime: Duration,
+    access: Vec<AccessEntry>,
+) -> Claims {
+    let now = chrono::Utc::now().timestamp();
+    let lifetime = i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX / 4);
+    Claims {
+        jti: uuid::Uuid::new_v4().to_string(),
+        sub: sub.to_owned(),
+        nbf: now,
+        exp: now.saturating_add(lifetime),
+        iat: now,
+        iss: state.issuer.clone(),
+        aud: state.service.clone(),
+        version: version.to_owned(),
+        grant_type: grant.to_owned(),
+        access,
+    }
+}
+
+/// Signs a refresh token for `sub`.
+fn refresh_token(state: &AppState, sub: &str) -> ApiResult<String> {
+    let c = claims(
+        state,
+        sub,
+        "1.0",
+        "refresh_token",
+        state.refresh_lifetime,
+        Vec::new(),
+    );
+    Ok(state.keys.sign(&c)?)
+}
+
+/// Signs an access token granting `scopes` (filtered for anonymous callers).
+fn access_token(
+    state: &AppState,
+    sub: &str,
+    scopes: &[Scope],
+    anonymous: bool,
+) -> ApiResult<String> {
+    let access = scopes
+        .iter()
+        .filter_map(|s| {
+            let actions: Vec<String> = if !anonymous {
+                s.actions.clone()
+            } else if s.typ == "registry" && s.name == "catalog" {
+                s.actions.iter().filter(|a| *a == "*").cloned().collect()
+            } else if s.typ == "repository" {
+                s.actions
+                    .iter()
+                    .filter(|a| ANONYMOUS_ACTIONS.contains(&a.as_str()))
+                    .cloned()
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            (!actions.is_empty()).then(|| AccessEntry {
+                typ: s.typ.clone(),
+                name: s.name.clone(),
+                actions,
+            })
+        })
+        .collect();
+    let c = claims(
+        state,
+        sub,
+        "2.0",
+        "access_token",
+        state.access_lifetime,
+        access,
+    );
+    Ok(state.keys.sign(&c)?)
+}
+
+/// The subject of a valid refresh token.
+fn verify_refresh(state: &AppState, token: &str) -> Option<String> {
+    let c = state
+        .keys
+        .verify(token, &state.issuer, &state.service)
+        .ok()?;
+    (c.version == "1.0").then_some(c.sub)
+}
+
+fn anonymous_allowed(state: &AppState) -> bool {
+    match &state.auth {
+        AuthMode::Open => true,
+        AuthMode::Token { anonymous_pull, .. } => *anonymous_pull,
+    }
+}
+
+fn access_response(token: String) -> ApiResult {
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "access_token": token }),
+    ))
+}
+
+/// Issues an access token for `scope`, authenticated by a refresh token or anonymous.
+fn issue(state: &AppState, scope: &str, refresh: Option<&str>) -> ApiResult {
+    let scopes = parse_scopes(scope);
+    match refresh.filter(|r| !r.is_empty()) {
+        Some(r) => match verify_refresh(state, r) {
+            Some(sub) => access_response(access_token(state, &sub, &scopes, false)?),
+            None => Err(unauthorized()),
+        },
+        None if matches!(state.auth, AuthMode::Open) => {
+            access_response(access_token(state, "anonymous", &scopes, false)?)
+        }
+        None if anonymous_allowed(state) => {
+            access_response(access_token(state, ANONYMOUS_SUB, &scopes, true)?)
+        }
+        None => Err(unauthorized()),
+    }
+}
+
+/// `POST /oauth2/exchange`.
+pub(crate) async fn exchange(state: &AppState, body: Body) -> ApiResult {
+    let form = read_form(body).await.map_err(|_| unauthorized())?;
+    if form.get("grant_type").map(String::as_str) != Some("access_token") {
+        return Ok(empty_response(StatusCode::UNAUTHORIZED));
+    }
+    let token = form.get("access_token").map(String::as_str).unwrap_or("");
+    let accepted = match &state.auth {
+        AuthMode::Open => !token.is_empty(),
+        AuthMode::Token {
+            accepted_aad_tokens,
+            ..
+        } => accepted_aad_tokens.iter().any(|t| t == token),
+    };
+    if !accepted {
+        return Ok(empty_response(StatusCode::UNAUTHORIZED));
+    }
+    let rt = refresh_token(state, "aad-user")?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "refresh_token": rt }),
+    ))
+}
+
+/// `POST /oauth2/token` (grant_type `refresh_token` or `password`).
+pub(crate) async fn token_post(state: &AppState, body: Body) -> ApiResult {
+    let form = read_form(body).await.map_err(|_| unauthorized())?;
+    let get = |k: &str| form.get(k).map(String::as_str);
+    let scope = get("scope").unwrap_or("");
+    match get("grant_type") {
+        Some("refresh_token") => match get("refresh_token").filter(|r| !r.is_empty()) {
+            Some(r) => issue(state, scope, Some(r)),
+            None => Err(unauthorized()),
+        },
+        Some("password") => {
+            // A refresh token may come as `refresh_token` or as `password` (docker's OAuth flow).
+            let credential = get("refresh_token")
+                .filter(|r| !r.is_empty())
+                .or(get("password"));
+            match credential.filter(|c| !c.is_empty()) {
+                Some(c) if verify_refresh(state, c).is_some() => issue(state, scope, Some(c)),
+                _ => issue(state, scope, None),
+            }
+        }
+        _ => Err(unauthorized()),
+    }
+}
+
+/// `GET /oauth2/token?service=…&scope=…` with optional HTTP Basic (password = refresh token).
+pub(crate) async fn token_get(state: &AppState, query: &Query, headers: &HeaderMap) -> ApiResult {
+    // Several `scope` parameters are allowed (docker sends one per scope).
+    let scope = query.all("scope").join(" ");
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+        .map(|(_, cred)| cred.trim().to_owned());
+    match basic {
+        Some(cred) => {
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(cred)
+                .map_err(|_| unauthorized())?;
+            let decoded = String::from_utf8(decoded).map_err(|_| unauthorized())?;
+            let password = decoded.split_once(':').map(|(_, p)| p).unwrap_or("");
+            if password.is_empty() {
+                return Err(unauthorized());
+            }
+            issue(state, &scope, Some(password))
+        }
+        None => issue(state, &scope, None),
+    }
+}

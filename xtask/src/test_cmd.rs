@@ -1,0 +1,289 @@
+//! `cargo xtask test`: install the test prerequisites, then run the whole test suite.
+//!
+//! 1. `docker-registry` (Debian's CNCF distribution 2.8) and `skopeo` must exist; when missing
+//!    and running as root they are installed with apt-get, otherwise the command fails naming
+//!    what to install.
+//! 2. A Python venv at `<target>/pyvenv` gets `azure-containerregistry` and `azure-core`
+//!    (skipped when they already import); its interpreter is passed to the tests as
+//!    `ACR_TEST_PYTHON`.
+//! 3. `cargo test --workspace --locked [ARGS…]` runs with `ACR_TEST_REQUIRE_REAL=1`, so tests
+//!    fail instead of skipping when an external tool is missing.
+//!
+//! Every external command has a time limit (`XTASK_TEST_TIMEOUT_SECS` overrides the one for
+//! `cargo test`, default 3600 s).
+
+use std::ffi::OsStr;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+const APT_UPDATE_TIMEOUT: Duration = Duration::from_secs(300);
+const APT_INSTALL_TIMEOUT: Duration = Duration::from_secs(900);
+const VENV_TIMEOUT: Duration = Duration::from_secs(120);
+const PIP_TIMEOUT: Duration = Duration::from_secs(600);
+const PROBE_TIMEOUT: Duration = Duration::from_secs(60);
+const DEFAULT_TEST_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// Where Debian installs `docker-registry` (the path `acr_test_support` runs).
+const DOCKER_REGISTRY: &str = "/usr/bin/docker-registry";
+/// Python packages the conformance tests need in the venv.
+const PIP_PACKAGES: &[&str] = &["azure-containerregistry", "azure-core"];
+/// Python import that proves the packages are there.
+const PY_IMPORT_CHECK: &str = "import azure.containerregistry, azure.core";
+
+/// Runs `cargo xtask test [ARGS…]`; `args` are passed on to `cargo test`.
+pub fn run(args: &[String]) -> Result<()> {
+    let root = repo_root()?;
+    let mut apt = Apt::default();
+
+    step(1, "checking docker-registry and skopeo");
+    ensure_system_tools(&mut apt)?;
+
+    step(2, "preparing the Python venv with the Azure SDK");
+    let python = ensure_python_venv(&root, &mut apt)?;
+    println!("    ACR_TEST_PYTHON={}", python.display());
+
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let timeout = std::env::var("XTASK_TEST_TIMEOUT_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(DEFAULT_TEST_TIMEOUT, Duration::from_secs);
+    let mut cmd = Command::new(&cargo);
+    cmd.current_dir(&root)
+        .args(["test", "--workspace", "--locked"])
+        .args(args)
+        .env("ACR_TEST_REQUIRE_REAL", "1")
+        .env("ACR_TEST_PYTHON", &python);
+    step(
+        3,
+        &format!(
+            "ACR_TEST_REQUIRE_REAL=1 cargo test --workspace --locked{}{}",
+            if args.is_empty() { "" } else { " " },
+            args.join(" ")
+        ),
+    );
+    let status = run_bounded(&mut cmd, timeout, "cargo test")?;
+    if !status.success() {
+        bail!("cargo test failed ({status})");
+    }
+    println!("==> all tests passed");
+    Ok(())
+}
+
+fn step(n: u32, what: &str) {
+    println!("==> [{n}/3] {what}");
+}
+
+fn repo_root() -> Result<PathBuf> {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .parent()
+        .map(Path::to_path_buf)
+        .context("xtask has no parent directory")
+}
+
+fn target_dir(root: &Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) => root.join(d),
+        None => root.join("target"),
+    }
+}
+
+/// apt-get, with `update` run at most once per invocation.
+#[derive(Default)]
+struct Apt {
+    updated: bool,
+}
+
+impl Apt {
+    fn install(&mut self, packages: &[&str]) -> Result<()> {
+        if !is_root() {
+            bail!(
+                "missing prerequisites; install them with: sudo apt-get install -y {}",
+                packages.join(" ")
+            );
+        }
+        if !self.updated {
+            println!("    apt-get update");
+            let status = run_bounded(
+                Command::new("apt-get").args(["update", "-q"]),
+                APT_UPDATE_TIMEOUT,
+                "apt-get update",
+            )?;
+            if !status.success() {
+                bail!("apt-get update failed ({status})");
+            }
+            self.updated = true;
+        }
+        println!("    apt-get install -y {}", packages.join(" "));
+        let status = run_bounded(
+            Command::new("apt-get")
+                .args(["install", "-y", "-q"])
+                .args(packages)
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+            APT_INSTALL_TIMEOUT,
+            "apt-get install",
+        )?;
+        if !status.success() {
+            bail!(
+                "apt-get install -y {} failed ({status})",
+                packages.join(" ")
+            );
+        }
+        Ok(())
+    }
+}
+
+fn ensure_system_tools(apt: &mut Apt) -> Result<()> {
+    let mut missing = Vec::new();
+    if !Path::new(DOCKER_REGISTRY).is_file() {
+        missing.push("docker-registry");
+    }
+    if find_in_path("skopeo").is_none() {
+        missing.push("skopeo");
+    }
+    if missing.is_empty() {
+        println!("    found {DOCKER_REGISTRY} and skopeo");
+        return Ok(());
+    }
+    println!("    missing: {}", missing.join(", "));
+    apt.install(&["docker-registry", "skopeo"])?;
+    if !Path::new(DOCKER_REGISTRY).is_file() || find_in_path("skopeo").is_none() {
+        bail!("docker-registry or skopeo still missing after apt-get install");
+    }
+    Ok(())
+}
+
+fn ensure_python_venv(root: &Path, apt: &mut Apt) -> Result<PathBuf> {
+    let venv = target_dir(root).join("pyvenv");
+    let python = venv.join("bin").join("python");
+    if !python.is_file() {
+        let system_python = match find_in_path("python3") {
+            Some(p) => p,
+            None => {
+                apt.install(&["python3", "python3-venv"])?;
+                find_in_path("python3").context("python3 still missing after apt-get install")?
+            }
+        };
+        println!("    {} -m venv {}", system_python.display(), venv.display());
+        let mut created = create_venv(&system_python, &venv)?;
+        if !created {
+            // Debian's python3 needs python3-venv for ensurepip.
+            let _ = std::fs::remove_dir_all(&venv);
+            apt.install(&["python3-venv"])?;
+            created = create_venv(&system_python, &venv)?;
+        }
+        if !created || !python.is_file() {
+            bail!(
+                "could not create a Python venv at {} (install python3-venv)",
+                venv.display()
+            );
+        }
+    }
+    if probe_ok(Command::new(&python).args(["-c", PY_IMPORT_CHECK]))? {
+        println!("    {} already installed", PIP_PACKAGES.join(", "));
+    } else {
+        println!("    pip install {}", PIP_PACKAGES.join(" "));
+        let status = run_bounded(
+            Command::new(&python)
+                .args(["-m", "pip", "install", "--disable-pip-version-check", "-q"])
+                .args(PIP_PACKAGES),
+            PIP_TIMEOUT,
+            "pip install",
+        )?;
+        if !status.success() {
+            bail!("pip install {} failed ({status})", PIP_PACKAGES.join(" "));
+        }
+        if !probe_ok(Command::new(&python).args(["-c", PY_IMPORT_CHECK]))? {
+            bail!(
+                "the venv at {} cannot import the Azure SDK after pip install",
+                venv.display()
+            );
+        }
+    }
+    Ok(python)
+}
+
+fn create_venv(python: &Path, venv: &Path) -> Result<bool> {
+    Ok(run_bounded(
+        Command::new(python).arg("-m").arg("venv").arg(venv),
+        VENV_TIMEOUT,
+        "python3 -m venv",
+    )?
+    .success())
+}
+
+fn is_root() -> bool {
+    let mut cmd = Command::new("id");
+    cmd.arg("-u");
+    matches!(capture(&mut cmd), Ok(out) if out.trim() == "0")
+}
+
+fn find_in_path(name: impl AsRef<OsStr>) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name.as_ref()))
+        .find(|p| p.is_file())
+}
+
+/// Runs `cmd` with inherited stdio; kills it after `timeout`.
+fn run_bounded(cmd: &mut Command, timeout: Duration, what: &str) -> Result<ExitStatus> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {what}"))?;
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child
+            .try_wait()
+            .with_context(|| format!("waiting for {what}"))?
+        {
+            return Ok(status);
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("{what} did not finish within {timeout:?}; killed it");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Whether `cmd` exits successfully (output discarded), within [`PROBE_TIMEOUT`].
+fn probe_ok(cmd: &mut Command) -> Result<bool> {
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    Ok(run_bounded(cmd, PROBE_TIMEOUT, "probe")?.success())
+}
+
+/// Runs `cmd` (small output only) and returns its stdout, within [`PROBE_TIMEOUT`].
+fn capture(cmd: &mut Command) -> Result<String> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting a probe command")?;
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait()? {
+            break s;
+        }
+        if start.elapsed() > PROBE_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("probe command timed out");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut out = String::new();
+    if let Some(mut s) = child.stdout.take() {
+        s.read_to_string(&mut out)?;
+    }
+    if !status.success() {
+        bail!("probe command failed ({status})");
+    }
+    Ok(out)
+}
