@@ -388,6 +388,22 @@ fn wire_schemas(oas: &mut Value) -> Result<()> {
             }
         }
     }
+    // Manifest items carry their media type, and changeable attributes the quarantine state
+    // (wire §7), which upstream does not describe.
+    let manifest = schemas
+        .get_mut("ManifestAttributesBase")
+        .and_then(|s| s.get_mut("properties"))
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| anyhow!("patch target missing: ManifestAttributesBase.properties"))?;
+    manifest.entry("mediaType").or_insert_with(|| json!({"type": "string"}));
+    let changeable = schemas
+        .get_mut("ManifestChangeableAttributes")
+        .and_then(|s| s.get_mut("properties"))
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| anyhow!("patch target missing: ManifestChangeableAttributes.properties"))?;
+    changeable.entry("quarantineState").or_insert_with(|| json!({"type": "string"}));
+    // A JSON document inside a string, as ACR sends it.
+    changeable.entry("quarantineDetails").or_insert_with(|| json!({"type": "string"}));
     // Annotation values are strings on the wire, whatever the key.
     let annotations = schemas
         .get_mut("Annotations")

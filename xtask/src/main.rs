@@ -1,5 +1,6 @@
 //! Project automation. Run `cargo xtask help` for the commands.
 
+mod bench_cmd;
 mod coverage;
 mod descriptions;
 mod diagnose;
@@ -19,6 +20,8 @@ commands:
   spec-coverage [swagger2.json]   list upstream operations and whether specs/ has each one
                                   (default: the reference copy in ../shared)
   test [cargo test args]          install test prerequisites and run the whole test suite
+  bench [--size 1GiB] [--reps 5] [--json F] [--quick]
+                                  benchmark limits, this client and oci-client side by side
 ";
 
 fn main() {
@@ -38,6 +41,7 @@ fn run(args: &[String]) -> Result<()> {
         "generate" => generate::run(rest),
         "import" => import_cmd(rest),
         "test" => test_cmd::run(rest),
+        "bench" => bench_cmd::run(rest),
         "diagnose" => diagnose::run(rest),
         "spec-coverage" => coverage::run(rest),
         "help" | "--help" | "-h" => {

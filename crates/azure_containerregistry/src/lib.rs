@@ -13,6 +13,7 @@
 
 mod audience;
 pub mod auth;
+mod content;
 pub mod error;
 mod http_body;
 mod options;
@@ -23,3 +24,65 @@ pub mod reference;
 pub use audience::ContainerRegistryAudience;
 pub use error::{error_code, DigestMismatch, InvalidArgument};
 pub use options::{ContainerRegistryClientOptions, RetryOptions};
+mod artifact;
+pub mod models;
+mod registry_client;
+mod repository;
+mod token_api;
+
+pub use artifact::{
+    DeleteArtifactOptions, DeleteTagOptions, GetManifestPropertiesOptions, GetTagPropertiesOptions,
+    ListTagPropertiesOptions, RegistryArtifact, UpdateManifestPropertiesOptions,
+    UpdateTagPropertiesOptions,
+};
+pub use content::{
+    media_types, ContainerRegistryContentClient, DeleteBlobOptions, DeleteManifestOptions,
+    DockerManifestList, DockerManifestV2, DownloadBlobOptions, DownloadBlobResult,
+    DownloadBlobStream, ExtraFields, GetManifestOptions, GetManifestResult, ListReferrersOptions,
+    Manifest, ManifestKind, OciDescriptor, OciImageIndex, OciImageManifest, Platform,
+    ProgressCallback, ReferrersPage, SetManifestOptions, SetManifestResult, UploadBlobOptions,
+    UploadBlobResult, DEFAULT_CHUNK_SIZE, MAX_MANIFEST_SIZE,
+};
+pub use models::{
+    ArtifactArchitecture, ArtifactManifestOrder, ArtifactManifestPlatform,
+    ArtifactManifestProperties, ArtifactOperatingSystem, ArtifactTagOrder, ArtifactTagProperties,
+    ManifestPropertiesPage, ManifestWriteableProperties, RepositoryNamesPage, RepositoryProperties,
+    RepositoryWriteableProperties, TagPropertiesPage, TagWriteableProperties,
+};
+pub use registry_client::{
+    ContainerRegistryClient, DeleteRepositoryOptions, ExchangeAadTokenForAccessTokenOptions,
+    ExchangeAadTokenForRefreshTokenOptions, ListRepositoryNamesOptions,
+};
+pub use repository::{
+    ContainerRepository, GetRepositoryPropertiesOptions, ListManifestPropertiesOptions,
+    UpdateRepositoryPropertiesOptions,
+};
+pub use token_api::{AcrAccessToken, AcrRefreshToken};
+
+/// Entry points for the fuzz targets in `fuzz/` (not a stable API).
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Parses a `Link` header value, as the pagers do.
+    pub fn next_link(value: &[u8]) -> Result<Option<String>, String> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        match reqwest::header::HeaderValue::from_bytes(value) {
+            Ok(v) => {
+                headers.insert(reqwest::header::LINK, v);
+                crate::paging::next_link(&headers).map_err(|e| e.to_string())
+            }
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Reads an error body as the client does: the first error code and the error built from it.
+    pub fn error_body(status: u16, body: &[u8]) -> (Option<String>, String) {
+        let code = crate::error::first_error_code(body);
+        let error = crate::error::http_error(status, &reqwest::header::HeaderMap::new(), body);
+        (code, error.to_string())
+    }
+
+    /// Reads the `exp` claim of a token, as the token cache does.
+    pub fn token_expiry(token: &str) -> Option<i64> {
+        crate::auth::jwt::expiry(token)
+    }
+}

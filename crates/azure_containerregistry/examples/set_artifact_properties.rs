@@ -1,0 +1,80 @@
+//! Locks an image against deletion and overwriting, shows the result, then unlocks it again.
+//!
+//! `CONTAINER_REGISTRY_ENDPOINT=https://myregistry.azurecr.io cargo run --example set_artifact_properties`
+//! (the image is `CONTAINER_REGISTRY_REPOSITORY:latest`, default `library/hello-world:latest`),
+//! or without the variable against a local emulator.
+
+mod common;
+
+use azure_containerregistry::{
+    ContainerRegistryClient, ManifestWriteableProperties, TagWriteableProperties,
+};
+
+#[tokio::main]
+async fn main() -> Result<(), common::SeedError> {
+    let target = common::target(&[("library/hello-world", &["v1", "latest"])]).await?;
+    let repository = std::env::var("CONTAINER_REGISTRY_REPOSITORY")
+        .unwrap_or_else(|_| "library/hello-world".into());
+    let client =
+        ContainerRegistryClient::new(&target.endpoint, Some(target.credential.clone()), None)?;
+    let artifact = client.artifact(&repository, "latest");
+
+    // Lock the manifest and its tag: PATCH bodies carry only the fields that are set.
+    let lock = ManifestWriteableProperties {
+        can_delete: Some(false),
+        can_write: Some(false),
+        ..Default::default()
+    };
+    let manifest = artifact.update_manifest_properties(lock, None).await?;
+    println!(
+        "{} ({}): can_delete={:?} can_write={:?}",
+        artifact.fully_qualified_reference(),
+        manifest.digest,
+        manifest.can_delete,
+        manifest.can_write
+    );
+    let tag = artifact
+        .update_tag_properties(
+            "latest",
+            TagWriteableProperties {
+                can_delete: Some(false),
+                can_write: Some(false),
+                ..Default::default()
+            },
+            None,
+        )
+        .await?;
+    println!(
+        "tag {}: can_delete={:?} can_write={:?}",
+        tag.name, tag.can_delete, tag.can_write
+    );
+
+    match artifact.delete_tag("latest", None).await {
+        Err(e) => println!("deleting the locked tag fails as expected: {e}"),
+        Ok(()) => println!("the registry deleted a locked tag?"),
+    }
+
+    // Unlock, leaving the image as it was.
+    let unlock = ManifestWriteableProperties {
+        can_delete: Some(true),
+        can_write: Some(true),
+        ..Default::default()
+    };
+    let manifest = artifact.update_manifest_properties(unlock, None).await?;
+    let tag = artifact
+        .update_tag_properties(
+            "latest",
+            TagWriteableProperties {
+                can_delete: Some(true),
+                can_write: Some(true),
+                ..Default::default()
+            },
+            None,
+        )
+        .await?;
+    println!(
+        "unlocked: manifest can_delete={:?}, tag can_delete={:?}",
+        manifest.can_delete, tag.can_delete
+    );
+    Ok(())
+}

@@ -1,0 +1,346 @@
+//! [`RegistryArtifact`]: one artifact (manifest) of a repository, by tag or digest: its
+//! properties, its tags and deletion.
+
+use std::sync::{Arc, OnceLock};
+
+use azure_core::error::ErrorKind;
+use azure_core::http::pager::{PagerContinuation, PagerResult, PagerState};
+use azure_core::http::{JsonFormat, Pager, RawResponse, Response, StatusCode};
+
+use crate::error::{rest_error, to_core_headers};
+use crate::models::{
+    ArtifactManifestProperties, ArtifactTagOrder, ArtifactTagProperties,
+    ManifestWriteableProperties, TagPropertiesPage, TagWriteableProperties,
+};
+use crate::paging::{fetch, next_link};
+use crate::pipeline::Pipeline;
+use crate::reference::{validate_tag, Reference};
+use crate::registry_client::{check_repository, ok_if_not_found, raw_page, traced, wire_page_size};
+
+/// Options for [`RegistryArtifact::get_manifest_properties`].
+#[derive(Clone, Debug, Default)]
+pub struct GetManifestPropertiesOptions {}
+
+/// Options for [`RegistryArtifact::update_manifest_properties`].
+#[derive(Clone, Debug, Default)]
+pub struct UpdateManifestPropertiesOptions {}
+
+/// Options for [`RegistryArtifact::get_tag_properties`].
+#[derive(Clone, Debug, Default)]
+pub struct GetTagPropertiesOptions {}
+
+/// Options for [`RegistryArtifact::update_tag_properties`].
+#[derive(Clone, Debug, Default)]
+pub struct UpdateTagPropertiesOptions {}
+
+/// Options for [`RegistryArtifact::delete_tag`].
+#[derive(Clone, Debug, Default)]
+pub struct DeleteTagOptions {}
+
+/// Options for [`RegistryArtifact::delete`].
+#[derive(Clone, Debug, Default)]
+pub struct DeleteArtifactOptions {}
+
+/// Options for [`RegistryArtifact::list_tag_properties`].
+#[derive(Clone, Debug, Default)]
+pub struct ListTagPropertiesOptions {
+    /// The order of the tags (default: the registry's, by name).
+    pub order_by: Option<ArtifactTagOrder>,
+    /// Tags per page (`n`); overrides
+    /// [`ContainerRegistryClientOptions::page_size`](crate::ContainerRegistryClientOptions::page_size).
+    pub page_size: Option<u32>,
+}
+
+/// A client for one artifact (manifest) of a repository, named by tag or digest, from
+/// [`ContainerRegistryClient::artifact`](crate::ContainerRegistryClient::artifact) or
+/// [`ContainerRepository::artifact`](crate::ContainerRepository::artifact).
+///
+/// Operations on the manifest need its digest: for an artifact named by tag they first read
+/// the tag (`GET /acr/v1/{name}/_tags/{tag}`) to find it, each time (tags move). The name and
+/// reference are checked by each operation, before any request.
+#[derive(Clone, Debug)]
+pub struct RegistryArtifact {
+    pipeline: Arc<Pipeline>,
+    repository: String,
+    reference: String,
+}
+
+impl RegistryArtifact {
+    pub(crate) fn new(pipeline: Arc<Pipeline>, repository: &str, reference: &str) -> Self {
+        Self {
+            pipeline,
+            repository: repository.to_string(),
+            reference: reference.to_string(),
+        }
+    }
+
+    /// The repository name.
+    pub fn repository_name(&self) -> &str {
+        &self.repository
+    }
+
+    /// The tag or digest the artifact was named by.
+    pub fn reference(&self) -> &str {
+        &self.reference
+    }
+
+    /// `<login server>/<repository>:<tag>` or `<login server>/<repository>@<digest>`, e.g.
+    /// `myregistry.azurecr.io/library/hello-world:latest`.
+    pub fn fully_qualified_reference(&self) -> String {
+        let separator = if self.reference.contains(':') {
+            '@'
+        } else {
+            ':'
+        };
+        format!(
+            "{}/{}{separator}{}",
+            self.pipeline.login_server(),
+            self.repository,
+            self.reference
+        )
+    }
+
+    fn check(&self) -> azure_core::Result<Reference> {
+        check_repository(&self.repository)?;
+        Reference::parse(&self.reference)
+    }
+
+    /// The artifact's digest: the reference itself, or what its tag points at.
+    async fn digest(&self) -> azure_core::Result<String> {
+        match self.check()? {
+            Reference::Digest(digest) => Ok(digest),
+            Reference::Tag(tag) => {
+                let response = self
+                    .pipeline
+                    .rest()
+                    .get_tag_properties(&self.repository, &tag)
+                    .await
+                    .map_err(rest_error)?;
+                Ok(response.into_inner().tag.digest)
+            }
+        }
+    }
+
+    /// The manifest's properties (`GET /acr/v1/{name}/_manifests/{digest}`). An unknown digest
+    /// fails with 404 `MANIFEST_UNKNOWN`, an unknown tag with 404 `TAG_UNKNOWN`.
+    pub async fn get_manifest_properties(
+        &self,
+        options: Option<GetManifestPropertiesOptions>,
+    ) -> azure_core::Result<ArtifactManifestProperties> {
+        let _ = options;
+        traced("get_manifest_properties", &self.repository, async {
+            let digest = self.digest().await?;
+            let response = self
+                .pipeline
+                .rest()
+                .get_manifest_properties(&self.repository, &digest)
+                .await
+                .map_err(rest_error)?;
+            let p = response.into_inner();
+            ArtifactManifestProperties::from_wire(p.registry, p.image_name, p.manifest)
+        })
+        .await
+    }
+
+    /// Changes the manifest's attributes that are `Some` in `value`
+    /// (`PATCH /acr/v1/{name}/_manifests/{digest}`) and returns its properties after the change.
+    pub async fn update_manifest_properties(
+        &self,
+        value: ManifestWriteableProperties,
+        options: Option<UpdateManifestPropertiesOptions>,
+    ) -> azure_core::Result<ArtifactManifestProperties> {
+        let _ = options;
+        traced("update_manifest_properties", &self.repository, async {
+            let digest = self.digest().await?;
+            let body = value.to_wire();
+            let response = self
+                .pipeline
+                .rest()
+                .update_manifest_properties(&self.repository, &digest, &body)
+                .await
+                .map_err(rest_error)?;
+            let p = response.into_inner();
+            ArtifactManifestProperties::from_wire(p.registry, p.image_name, p.manifest)
+        })
+        .await
+    }
+
+    /// The properties of one tag of the repository (`GET /acr/v1/{name}/_tags/{tag}`). An
+    /// unknown tag fails with 404 `TAG_UNKNOWN`.
+    pub async fn get_tag_properties(
+        &self,
+        tag: &str,
+        options: Option<GetTagPropertiesOptions>,
+    ) -> azure_core::Result<ArtifactTagProperties> {
+        let _ = options;
+        traced("get_tag_properties", &self.repository, async {
+            check_repository(&self.repository)?;
+            validate_tag(tag)?;
+            let response = self
+                .pipeline
+                .rest()
+                .get_tag_properties(&self.repository, tag)
+                .await
+                .map_err(rest_error)?;
+            let p = response.into_inner();
+            ArtifactTagProperties::from_wire(p.registry, p.image_name, p.tag)
+        })
+        .await
+    }
+
+    /// Changes a tag's attributes that are `Some` in `value`
+    /// (`PATCH /acr/v1/{name}/_tags/{tag}`) and returns its properties after the change.
+    pub async fn update_tag_properties(
+        &self,
+        tag: &str,
+        value: TagWriteableProperties,
+        options: Option<UpdateTagPropertiesOptions>,
+    ) -> azure_core::Result<ArtifactTagProperties> {
+        let _ = options;
+        traced("update_tag_properties", &self.repository, async {
+            check_repository(&self.repository)?;
+            validate_tag(tag)?;
+            let body = value.to_wire();
+            let response = self
+                .pipeline
+                .rest()
+                .update_tag_attributes(&self.repository, tag, &body)
+                .await
+                .map_err(rest_error)?;
+            let p = response.into_inner();
+            ArtifactTagProperties::from_wire(p.registry, p.image_name, p.tag)
+        })
+        .await
+    }
+
+    /// Deletes a tag (`DELETE /acr/v1/{name}/_tags/{tag}`); the manifest stays. A tag that does
+    /// not exist is not an error. A locked tag fails with the registry's error.
+    pub async fn delete_tag(
+        &self,
+        tag: &str,
+        options: Option<DeleteTagOptions>,
+    ) -> azure_core::Result<()> {
+        let _ = options;
+        traced("delete_tag", &self.repository, async {
+            check_repository(&self.repository)?;
+            validate_tag(tag)?;
+            let result = self
+                .pipeline
+                .rest()
+                .delete_tag(&self.repository, tag)
+                .await
+                .map(|_| ())
+                .map_err(rest_error);
+            ok_if_not_found(result)
+        })
+        .await
+    }
+
+    /// Deletes the manifest and every tag pointing at it
+    /// (`DELETE /v2/{name}/manifests/{digest}`, after resolving a tag). An artifact that is
+    /// already gone (unknown digest, tag or repository) is not an error.
+    pub async fn delete(&self, options: Option<DeleteArtifactOptions>) -> azure_core::Result<()> {
+        let _ = options;
+        traced("delete_artifact", &self.repository, async {
+            self.check()?;
+            let digest = match self.digest().await {
+                Ok(digest) => digest,
+                Err(error) if error.http_status() == Some(StatusCode::NotFound) => {
+                    tracing::debug!(
+                        code = crate::error_code(&error),
+                        "the tag is gone; nothing to delete"
+                    );
+                    return Ok(());
+                }
+                Err(error) => return Err(error),
+            };
+            let result = self
+                .pipeline
+                .rest()
+                .delete_manifest(&self.repository, &digest)
+                .await
+                .map(|_| ())
+                .map_err(rest_error);
+            ok_if_not_found(result)
+        })
+        .await
+    }
+
+    /// The properties of the tags pointing at this artifact's manifest, page by page
+    /// (`GET /acr/v1/{name}/_tags?digest=…`, then each `Link` as given).
+    ///
+    /// ACR's `Link` does not carry the `digest` filter (wire facts §6), so a follow-up page may
+    /// hold tags of other manifests: those are dropped here, and a page may come out empty.
+    pub fn list_tag_properties(
+        &self,
+        options: Option<ListTagPropertiesOptions>,
+    ) -> Pager<TagPropertiesPage> {
+        let options = options.unwrap_or_default();
+        let page_size = options.page_size.or(self.pipeline.options().page_size);
+        let order = options.order_by.unwrap_or_default().to_wire();
+        let artifact = self.clone();
+        // The digest the first page resolved, for filtering the pages after it.
+        let resolved: Arc<OnceLock<String>> = Arc::new(OnceLock::new());
+        Pager::new(
+            move |state: PagerState, _options| {
+                let artifact = artifact.clone();
+                let resolved = resolved.clone();
+                Box::pin(async move {
+                    let (page, digest) = match state {
+                        PagerState::Initial => {
+                            traced("list_tag_properties", &artifact.repository, async {
+                                let n = wire_page_size(page_size)?;
+                                let digest = artifact.digest().await?;
+                                let response = artifact
+                                    .pipeline
+                                    .rest()
+                                    .get_tags(&artifact.repository, Some(&digest), None, n, order)
+                                    .await
+                                    .map_err(rest_error)?;
+                                let _ = resolved.set(digest.clone());
+                                Ok((raw_page(response)?, digest))
+                            })
+                            .await?
+                        }
+                        PagerState::More(continuation) => {
+                            // The Link is followed as given (its `last` cursor is opaque).
+                            let url = artifact.pipeline.resolve(continuation.as_ref())?;
+                            let page = fetch(&artifact.pipeline, url, "get_tags").await?;
+                            (page, resolved.get().cloned().unwrap_or_default())
+                        }
+                    };
+                    let next = next_link(&page.headers)?;
+                    let body = only_tags_of(&page.body, &digest)?;
+                    let raw = RawResponse::from_bytes(
+                        StatusCode::Ok,
+                        to_core_headers(&page.headers),
+                        body,
+                    );
+                    let response: Response<TagPropertiesPage, JsonFormat> = raw.into();
+                    Ok(match next {
+                        Some(link) => PagerResult::More {
+                            response,
+                            continuation: PagerContinuation::Token(link),
+                        },
+                        None => PagerResult::Done { response },
+                    })
+                })
+            },
+            None,
+        )
+    }
+}
+
+/// A tag page's body with only the tags of `digest`.
+fn only_tags_of(body: &[u8], digest: &str) -> azure_core::Result<Vec<u8>> {
+    let conversion = |e: serde_json::Error| {
+        azure_core::Error::with_message(
+            ErrorKind::DataConversion,
+            format!("the registry's tag page could not be read: {e}"),
+        )
+    };
+    let mut page: azure_containerregistry_rest::types::TagList =
+        serde_json::from_slice(body).map_err(conversion)?;
+    page.tags.retain(|t| t.digest == digest);
+    serde_json::to_vec(&page).map_err(conversion)
+}

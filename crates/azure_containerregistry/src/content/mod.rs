@@ -1,0 +1,254 @@
+//! [`ContainerRegistryContentClient`]: blobs and manifests of one repository (`/v2`), with every
+//! byte checked against its digest.
+
+mod download;
+mod manifest_models;
+mod manifests;
+mod progress;
+mod referrers;
+mod upload;
+
+use std::sync::Arc;
+
+use azure_core::credentials::TokenCredential;
+use azure_core::http::StatusCode;
+
+use crate::error::{invalid_argument, rest_error};
+use crate::pipeline::Pipeline;
+use crate::reference::{validate_digest, validate_repository_name};
+use crate::ContainerRegistryClientOptions;
+
+pub use download::{DownloadBlobOptions, DownloadBlobResult, DownloadBlobStream};
+pub use manifest_models::{
+    media_types, DockerManifestList, DockerManifestV2, ExtraFields, Manifest, ManifestKind,
+    OciDescriptor, OciImageIndex, OciImageManifest, Platform,
+};
+pub use manifests::{
+    GetManifestOptions, GetManifestResult, SetManifestOptions, SetManifestResult, MAX_MANIFEST_SIZE,
+};
+pub use progress::ProgressCallback;
+pub use referrers::{ListReferrersOptions, ReferrersPage};
+pub use upload::{UploadBlobOptions, UploadBlobResult, DEFAULT_CHUNK_SIZE};
+
+/// Reads and writes the content of one repository: blobs (layers, configs) and manifests.
+///
+/// Uploads compute the sha256 while streaming and check the registry's answer; downloads are
+/// verified against the digest asked for; manifests are checked against their digest. Cheap to
+/// clone; clones share the connection pool and token cache.
+///
+/// ```no_run
+/// # async fn demo() -> azure_core::Result<()> {
+/// use azure_containerregistry::ContainerRegistryContentClient;
+/// let content = ContainerRegistryContentClient::new("http://127.0.0.1:5000", "hello-world", None, None)?;
+/// let blob = content.upload_blob(&b"hello"[..], None).await?;
+/// assert!(content.blob_exists(&blob.digest).await?);
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct ContainerRegistryContentClient {
+    pipeline: Arc<Pipeline>,
+    repository: Arc<str>,
+}
+
+/// Options of [`ContainerRegistryContentClient::delete_blob`] (none yet).
+#[derive(Clone, Debug, Default)]
+pub struct DeleteBlobOptions {}
+
+/// Options of [`ContainerRegistryContentClient::delete_manifest`] (none yet).
+#[derive(Clone, Debug, Default)]
+pub struct DeleteManifestOptions {}
+
+impl ContainerRegistryContentClient {
+    /// A client for `repository_name` in the registry at `endpoint` (`https://myregistry.azurecr.io`,
+    /// or `http://127.0.0.1:port` for loopback registries). `credential: None` is anonymous.
+    pub fn new(
+        endpoint: &str,
+        repository_name: &str,
+        credential: Option<Arc<dyn TokenCredential>>,
+        options: Option<ContainerRegistryClientOptions>,
+    ) -> azure_core::Result<Self> {
+        validate_repository_name(repository_name)?;
+        let pipeline = Pipeline::new(endpoint, credential, options)?;
+        Ok(Self {
+            pipeline,
+            repository: Arc::from(repository_name),
+        })
+    }
+
+    /// The registry endpoint.
+    pub fn endpoint(&self) -> &url::Url {
+        self.pipeline.endpoint()
+    }
+
+    /// The repository this client reads and writes.
+    pub fn repository_name(&self) -> &str {
+        &self.repository
+    }
+
+    /// Whether the repository has the blob (`HEAD`).
+    pub async fn blob_exists(&self, digest: &str) -> azure_core::Result<bool> {
+        validate_digest(digest)?;
+        match self
+            .pipeline
+            .rest()
+            .check_blob_exists(&self.repository, digest, None)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let e = rest_error(e);
+                if e.http_status() == Some(StatusCode::NotFound) {
+                    Ok(false)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    /// Deletes a blob. Deleting a blob that does not exist succeeds (as in the JS SDK).
+    pub async fn delete_blob(
+        &self,
+        digest: &str,
+        options: Option<DeleteBlobOptions>,
+    ) -> azure_core::Result<()> {
+        let _ = options;
+        validate_digest(digest)?;
+        ok_if_missing(
+            self.pipeline
+                .rest()
+                .delete_blob(&self.repository, digest)
+                .await
+                .map(|_| ()),
+        )
+    }
+
+    /// Deletes a manifest by digest (registries refuse deletion by tag: delete the tag with
+    /// `ContainerRepository` instead). Deleting a manifest that does not exist succeeds.
+    pub async fn delete_manifest(
+        &self,
+        digest: &str,
+        options: Option<DeleteManifestOptions>,
+    ) -> azure_core::Result<()> {
+        let _ = options;
+        if !digest.contains(':') {
+            return Err(invalid_argument(
+                "digest",
+                format!("{digest:?}: manifests are deleted by digest, not by tag"),
+            ));
+        }
+        validate_digest(digest)?;
+        ok_if_missing(
+            self.pipeline
+                .rest()
+                .delete_manifest(&self.repository, digest)
+                .await
+                .map(|_| ()),
+        )
+    }
+
+    /// Links a blob that exists in repository `from_repository` of the same registry into this
+    /// repository without transferring it. Returns `true` when the registry mounted it, `false`
+    /// when it declined (ACR may; the upload session it opened instead is cancelled) — upload
+    /// the blob then.
+    pub async fn mount_blob(
+        &self,
+        digest: &str,
+        from_repository: &str,
+    ) -> azure_core::Result<bool> {
+        validate_digest(digest)?;
+        validate_repository_name(from_repository)?;
+        let response = self
+            .pipeline
+            .rest()
+            .mount_blob(&self.repository, Some(from_repository), Some(digest))
+            .await
+            .map_err(rest_error)?;
+        if response.status().as_u16() == 201 {
+            return Ok(true);
+        }
+        if let Some(location) = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+        {
+            // Best effort: the session would expire anyway.
+            let _ = self.pipeline.rest().cancel_upload(location).await;
+        }
+        Ok(false)
+    }
+}
+
+/// Maps a 404 answer to success (deletes of missing content).
+fn ok_if_missing(
+    result: Result<(), progenitor_client::Error<azure_containerregistry_rest::types::AcrErrors>>,
+) -> azure_core::Result<()> {
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let e = rest_error(e);
+            if e.http_status() == Some(StatusCode::NotFound) {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The value of a response header as text.
+pub(crate) fn header<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
+/// An incremental hash for a digest's algorithm (sha256 or sha512).
+#[derive(Clone)]
+pub(crate) enum Hasher {
+    Sha256(sha2::Sha256),
+    Sha512(sha2::Sha512),
+}
+
+impl Hasher {
+    /// The hash of `digest`'s algorithm (sha256 unless it says sha512).
+    pub(crate) fn for_digest(digest: &str) -> Self {
+        use sha2::Digest as _;
+        if digest.starts_with("sha512:") {
+            Self::Sha512(sha2::Sha512::new())
+        } else {
+            Self::Sha256(sha2::Sha256::new())
+        }
+    }
+
+    /// A sha256 hash.
+    pub(crate) fn sha256() -> Self {
+        use sha2::Digest as _;
+        Self::Sha256(sha2::Sha256::new())
+    }
+
+    pub(crate) fn update(&mut self, data: &[u8]) {
+        use sha2::Digest as _;
+        match self {
+            Self::Sha256(h) => h.update(data),
+            Self::Sha512(h) => h.update(data),
+        }
+    }
+
+    /// The digest, as `<algorithm>:<hex>`.
+    pub(crate) fn finish(self) -> String {
+        use sha2::Digest as _;
+        match self {
+            Self::Sha256(h) => format!("sha256:{}", hex::encode(h.finalize())),
+            Self::Sha512(h) => format!("sha512:{}", hex::encode(h.finalize())),
+        }
+    }
+}
+
+/// The digest of `data` in `digest`'s algorithm.
+pub(crate) fn digest_like(digest: &str, data: &[u8]) -> String {
+    let mut h = Hasher::for_digest(digest);
+    h.update(data);
+    h.finish()
+}

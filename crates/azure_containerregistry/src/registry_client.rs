@@ -1,0 +1,256 @@
+//! [`ContainerRegistryClient`]: the registry's repositories and the token-exchange API.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use azure_core::credentials::TokenCredential;
+use azure_core::http::{Pager, StatusCode};
+use futures::future::BoxFuture;
+use tracing::Instrument;
+use url::Url;
+
+use crate::error::{invalid_argument, rest_error};
+use crate::models::RepositoryNamesPage;
+use crate::paging::{link_pager, RawPage};
+use crate::pipeline::Pipeline;
+use crate::reference::validate_repository_name;
+use crate::token_api::{AcrAccessToken, AcrRefreshToken};
+use crate::{ContainerRegistryClientOptions, ContainerRepository, RegistryArtifact};
+
+/// Options for [`ContainerRegistryClient::list_repository_names`].
+#[derive(Clone, Debug, Default)]
+pub struct ListRepositoryNamesOptions {
+    /// Names per page (`n`); overrides [`ContainerRegistryClientOptions::page_size`].
+    pub page_size: Option<u32>,
+}
+
+/// Options for [`ContainerRegistryClient::delete_repository`] and
+/// [`ContainerRepository::delete`].
+#[derive(Clone, Debug, Default)]
+pub struct DeleteRepositoryOptions {}
+
+/// Options for [`ContainerRegistryClient::exchange_aad_token_for_refresh_token`].
+#[derive(Clone, Debug, Default)]
+pub struct ExchangeAadTokenForRefreshTokenOptions {}
+
+/// Options for [`ContainerRegistryClient::exchange_aad_token_for_access_token`].
+#[derive(Clone, Debug, Default)]
+pub struct ExchangeAadTokenForAccessTokenOptions {}
+
+/// A client for an Azure Container Registry's metadata: repositories, and through
+/// [`ContainerRepository`] and [`RegistryArtifact`], manifests and tags.
+///
+/// Cheap to clone; clones share the connection pool and the token cache.
+///
+/// ```no_run
+/// # async fn demo() -> azure_core::Result<()> {
+/// use azure_containerregistry::ContainerRegistryClient;
+/// use futures::TryStreamExt;
+/// let client = ContainerRegistryClient::new("https://myregistry.azurecr.io", None, None)?;
+/// let mut names = client.list_repository_names(None);
+/// while let Some(name) = names.try_next().await? {
+///     println!("{name}");
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct ContainerRegistryClient {
+    pipeline: Arc<Pipeline>,
+}
+
+impl ContainerRegistryClient {
+    /// A client for the registry at `endpoint` (`https://myregistry.azurecr.io`; a bare host
+    /// means https). With `credential` `None` the client is anonymous (pull and catalog on
+    /// registries that allow anonymous pull).
+    ///
+    /// Fails with [`InvalidArgument`](crate::InvalidArgument) for an endpoint that is not an
+    /// http(s) URL without path, query or user info, or a credential with a non-loopback
+    /// `http://` endpoint. No request is sent.
+    pub fn new(
+        endpoint: &str,
+        credential: Option<Arc<dyn TokenCredential>>,
+        options: Option<ContainerRegistryClientOptions>,
+    ) -> azure_core::Result<Self> {
+        Ok(Self {
+            pipeline: Pipeline::new(endpoint, credential, options)?,
+        })
+    }
+
+    /// The registry endpoint.
+    pub fn endpoint(&self) -> &Url {
+        self.pipeline.endpoint()
+    }
+
+    /// The registry's login server (host and port), as used in image references.
+    pub fn login_server(&self) -> String {
+        self.pipeline.login_server()
+    }
+
+    /// A client for one repository. No request is sent and the name is not checked here: an
+    /// invalid name fails each operation of the returned client with
+    /// [`InvalidArgument`](crate::InvalidArgument) before any request.
+    pub fn repository(&self, name: &str) -> ContainerRepository {
+        ContainerRepository::new(self.pipeline.clone(), name)
+    }
+
+    /// A client for one artifact, named by repository and tag or digest (`sha256:…`). As with
+    /// [`repository`](Self::repository), the name and reference are checked by each operation.
+    pub fn artifact(&self, repository_name: &str, tag_or_digest: &str) -> RegistryArtifact {
+        RegistryArtifact::new(self.pipeline.clone(), repository_name, tag_or_digest)
+    }
+
+    /// The names of the registry's repositories, in lexical order, page by page
+    /// (`GET /acr/v1/_catalog`, then each `Link` as given).
+    pub fn list_repository_names(
+        &self,
+        options: Option<ListRepositoryNamesOptions>,
+    ) -> Pager<RepositoryNamesPage> {
+        let options = options.unwrap_or_default();
+        let page_size = options.page_size.or(self.pipeline.options().page_size);
+        let pipeline = self.pipeline.clone();
+        link_pager::<RepositoryNamesPage, _>(self.pipeline.clone(), "get_repositories", move || {
+            let pipeline = pipeline.clone();
+            Box::pin(traced("list_repository_names", "", async move {
+                let n = wire_page_size(page_size)?;
+                let response = pipeline
+                    .rest()
+                    .get_repositories(None, n)
+                    .await
+                    .map_err(rest_error)?;
+                raw_page(response)
+            }))
+        })
+    }
+
+    /// Deletes a repository with all its manifests and tags. A repository that does not exist
+    /// is not an error (as in the other Azure SDKs).
+    pub async fn delete_repository(
+        &self,
+        name: &str,
+        options: Option<DeleteRepositoryOptions>,
+    ) -> azure_core::Result<()> {
+        self.repository(name).delete(options).await
+    }
+
+    /// Exchanges the client's Microsoft Entra token for an ACR refresh token
+    /// (`POST /oauth2/exchange`), as `docker login`, helm or oras can use (user name
+    /// `00000000-0000-0000-0000-000000000000`). The token is cached and reused by the client
+    /// until shortly before it expires. Fails for an anonymous client.
+    pub async fn exchange_aad_token_for_refresh_token(
+        &self,
+        options: Option<ExchangeAadTokenForRefreshTokenOptions>,
+    ) -> azure_core::Result<AcrRefreshToken> {
+        let _ = options;
+        let pipeline = self.pipeline.clone();
+        traced("exchange_aad_token_for_refresh_token", "", async move {
+            crate::token_api::refresh_token(&pipeline).await
+        })
+        .await
+    }
+
+    /// An ACR access token for `scope` (for example `repository:library/hello-world:pull` or
+    /// `registry:catalog:*`; several scopes separated by spaces): the client's refresh token
+    /// exchanged at `POST /oauth2/token`, or an anonymous token for an anonymous client.
+    /// Tokens are cached per scope and shared with the client's own requests, so asking twice
+    /// for the same scope sends no second request.
+    pub async fn exchange_aad_token_for_access_token(
+        &self,
+        scope: &str,
+        options: Option<ExchangeAadTokenForAccessTokenOptions>,
+    ) -> azure_core::Result<AcrAccessToken> {
+        let _ = options;
+        let pipeline = self.pipeline.clone();
+        let scope = scope.to_string();
+        traced("exchange_aad_token_for_access_token", "", async move {
+            crate::token_api::access_token(&pipeline, &scope).await
+        })
+        .await
+    }
+}
+
+/// The `n` to send: `None`, or a page size of at least 1.
+pub(crate) fn wire_page_size(page_size: Option<u32>) -> azure_core::Result<Option<i32>> {
+    match page_size {
+        None => Ok(None),
+        Some(0) => Err(invalid_argument("page_size", "must be at least 1")),
+        Some(n) => Ok(Some(i32::try_from(n).unwrap_or(i32::MAX))),
+    }
+}
+
+/// A first page from the generated client, as the pager's raw page. The generated operation
+/// builds the first URL (path, query, `api-version`); its typed body is serialized back to JSON
+/// because the pager deserializes every page, first and `Link`-followed alike, the same way.
+pub(crate) fn raw_page<T: serde::Serialize>(
+    response: azure_containerregistry_rest::ResponseValue<T>,
+) -> azure_core::Result<RawPage> {
+    let headers = response.headers().clone();
+    let body = serde_json::to_vec(&response.into_inner()).map_err(|e| {
+        azure_core::Error::with_message(
+            azure_core::error::ErrorKind::DataConversion,
+            format!("page body: {e}"),
+        )
+    })?;
+    Ok(RawPage { body, headers })
+}
+
+/// Runs one public operation in an `acr.operation` span that records the operation, the
+/// repository, the outcome (HTTP status of a failure) and the duration. Never records secrets.
+pub(crate) fn traced<'a, T, F>(
+    operation: &'static str,
+    repository: &str,
+    future: F,
+) -> BoxFuture<'a, azure_core::Result<T>>
+where
+    F: Future<Output = azure_core::Result<T>> + Send + 'a,
+    T: Send + 'a,
+{
+    let span = tracing::info_span!(
+        "acr.operation",
+        operation,
+        repository,
+        status = tracing::field::Empty,
+        duration_ms = tracing::field::Empty,
+    );
+    Box::pin(async move {
+        let started = Instant::now();
+        let result = future.instrument(span.clone()).await;
+        let elapsed = started.elapsed().as_millis() as u64;
+        span.record("duration_ms", elapsed);
+        match &result {
+            Ok(_) => {
+                span.record("status", "ok");
+            }
+            Err(error) => {
+                let status = error
+                    .http_status()
+                    .map(|s| u16::from(s).to_string())
+                    .unwrap_or_else(|| "error".into());
+                span.record("status", status.as_str());
+                span.in_scope(
+                    || tracing::debug!(error = %error, elapsed_ms = elapsed, "operation failed"),
+                );
+            }
+        }
+        result
+    })
+}
+
+/// Treats 404 (the thing is already gone) as success, for deletes.
+pub(crate) fn ok_if_not_found(result: azure_core::Result<()>) -> azure_core::Result<()> {
+    match result {
+        Err(error) if error.http_status() == Some(StatusCode::NotFound) => {
+            tracing::debug!(
+                code = crate::error_code(&error),
+                "already gone; delete succeeds"
+            );
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// Checks a repository name (used by every operation before it sends anything).
+pub(crate) fn check_repository(name: &str) -> azure_core::Result<()> {
+    validate_repository_name(name)
+}

@@ -1,0 +1,394 @@
+//! The registry clients against an emulator with ACR token authentication: anonymous pull,
+//! a `TokenCredential`, token reuse, and the public token-exchange API.
+
+mod registry_common;
+
+use std::sync::Arc;
+
+use azure_containerregistry::{
+    ArtifactManifestOrder, ArtifactTagOrder, ContainerRegistryClient,
+    ListManifestPropertiesOptions, ListRepositoryNamesOptions, ListTagPropertiesOptions,
+    ManifestWriteableProperties, RepositoryWriteableProperties, TagWriteableProperties,
+};
+use azure_core::error::ErrorKind;
+use registry_common::*;
+
+#[tokio::test]
+async fn anonymous_pull_reads_but_cannot_write() {
+    bounded(async {
+        let emu = emulator(token_mode(true)).await;
+        let seeder = seeder(&emu);
+        let image = push(&seeder, "library/hello-world", "anon", &["latest", "v1"]).await;
+        push(&seeder, "public/other", "anon-2", &["latest"]).await;
+        let client = anonymous(&emu);
+        emu.clear_request_log();
+
+        let names = collect(
+            client.list_repository_names(Some(ListRepositoryNamesOptions { page_size: Some(1) })),
+        )
+        .await
+        .unwrap();
+        assert_eq!(names, ["library/hello-world", "public/other"]);
+        let repo = client.repository("library/hello-world");
+        assert_eq!(repo.get_properties(None).await.unwrap().tag_count, 2);
+        let manifests = collect(repo.list_manifest_properties(None)).await.unwrap();
+        assert_eq!(manifests.len(), 1);
+        let artifact = client.artifact("library/hello-world", "latest");
+        assert_eq!(
+            artifact.get_manifest_properties(None).await.unwrap().digest,
+            image.digest
+        );
+        let tags = collect(artifact.list_tag_properties(None)).await.unwrap();
+        assert_eq!(
+            tags.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+            ["latest", "v1"]
+        );
+        assert_eq!(
+            artifact
+                .get_tag_properties("v1", None)
+                .await
+                .unwrap()
+                .digest,
+            image.digest
+        );
+
+        // Anonymous tokens came from /oauth2/token with no exchange.
+        let log = emu.request_log();
+        assert!(requests_to(&log, "/oauth2/exchange").is_empty(), "{log:#?}");
+        assert!(!requests_to(&log, "/oauth2/token").is_empty());
+
+        // Writes: the anonymous token lacks the scope; one retry, then the registry's 401.
+        let e = repo
+            .update_properties(
+                RepositoryWriteableProperties {
+                    can_write: Some(false),
+                    ..Default::default()
+                },
+                None,
+            )
+            .await
+            .unwrap_err();
+        assert_http_error(&e, 401, Some("UNAUTHORIZED"));
+        let e = artifact.delete_tag("v1", None).await.unwrap_err();
+        assert_http_error(&e, 401, Some("UNAUTHORIZED"));
+        let e = artifact.delete(None).await.unwrap_err();
+        assert_http_error(&e, 401, Some("UNAUTHORIZED"));
+        let e = client
+            .delete_repository("library/hello-world", None)
+            .await
+            .unwrap_err();
+        assert_http_error(&e, 401, Some("UNAUTHORIZED"));
+        // Nothing was changed.
+        assert_eq!(
+            repo.get_properties(None).await.unwrap().can_write,
+            Some(true)
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn without_anonymous_pull_an_anonymous_client_is_refused() {
+    bounded(async {
+        let emu = emulator(token_mode(false)).await;
+        push(&seeder(&emu), "private", "private", &["v1"]).await;
+        let client = anonymous(&emu);
+        let e = collect(client.list_repository_names(None))
+            .await
+            .unwrap_err();
+        assert_http_error(&e, 401, Some("UNAUTHORIZED"));
+        let e = client
+            .repository("private")
+            .get_properties(None)
+            .await
+            .unwrap_err();
+        assert_http_error(&e, 401, Some("UNAUTHORIZED"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_credential_can_do_everything() {
+    bounded(async {
+        let emu = emulator(token_mode(false)).await;
+        let seeder = seeder(&emu);
+        let first = push(&seeder, "app/web", "cred-1", &["v1"]).await;
+        let second = push(&seeder, "app/web", "cred-2", &["v2", "latest"]).await;
+        push(&seeder, "app/db", "cred-3", &["v1"]).await;
+        let client = authenticated(&emu);
+        emu.clear_request_log();
+
+        assert_eq!(
+            collect(client.list_repository_names(None)).await.unwrap(),
+            ["app/db", "app/web"]
+        );
+        let repo = client.repository("app/web");
+        let props = repo.get_properties(None).await.unwrap();
+        assert_eq!((props.manifest_count, props.tag_count), (2, 3));
+        let props = repo
+            .update_properties(
+                RepositoryWriteableProperties {
+                    can_list: Some(false),
+                    ..Default::default()
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(props.can_list, Some(false));
+        repo.update_properties(
+            RepositoryWriteableProperties {
+                can_list: Some(true),
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+
+        let asc = collect(
+            repo.list_manifest_properties(Some(ListManifestPropertiesOptions {
+                order_by: Some(ArtifactManifestOrder::LastUpdatedOnAscending),
+                page_size: Some(1),
+            })),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            asc.iter().map(|m| m.digest.clone()).collect::<Vec<_>>(),
+            [first.digest.clone(), second.digest.clone()]
+        );
+
+        let artifact = repo.artifact("latest");
+        let tags = collect(artifact.list_tag_properties(Some(ListTagPropertiesOptions {
+            order_by: Some(ArtifactTagOrder::LastUpdatedOnDescending),
+            page_size: Some(1),
+        })))
+        .await
+        .unwrap();
+        assert_eq!(
+            tags.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+            ["latest", "v2"]
+        );
+        let m = artifact
+            .update_manifest_properties(
+                ManifestWriteableProperties {
+                    can_read: Some(false),
+                    ..Default::default()
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(m.can_read, Some(false));
+        let m = artifact
+            .update_manifest_properties(
+                ManifestWriteableProperties {
+                    can_read: Some(true),
+                    ..Default::default()
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(m.can_read, Some(true));
+        let t = artifact
+            .update_tag_properties(
+                "v2",
+                TagWriteableProperties {
+                    can_delete: Some(false),
+                    ..Default::default()
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(t.can_delete, Some(false));
+        assert_eq!(
+            artifact
+                .get_tag_properties("v2", None)
+                .await
+                .unwrap()
+                .can_delete,
+            Some(false)
+        );
+        artifact
+            .update_tag_properties(
+                "v2",
+                TagWriteableProperties {
+                    can_delete: Some(true),
+                    ..Default::default()
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        artifact.delete_tag("v2", None).await.unwrap();
+        artifact.delete(None).await.unwrap();
+        let e = client
+            .artifact("app/web", &second.digest)
+            .get_manifest_properties(None)
+            .await
+            .unwrap_err();
+        assert_http_error(&e, 404, Some("MANIFEST_UNKNOWN"));
+        client.delete_repository("app/web", None).await.unwrap();
+        assert_eq!(
+            collect(client.list_repository_names(None)).await.unwrap(),
+            ["app/db"]
+        );
+
+        // One AAD exchange for the whole session: the refresh token is reused for every scope.
+        let log = emu.request_log();
+        assert_eq!(requests_to(&log, "/oauth2/exchange").len(), 1, "{log:#?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_rejected_credential_is_an_error() {
+    bounded(async {
+        let emu = emulator(token_mode(true)).await;
+        push(&seeder(&emu), "x", "x", &["v1"]).await;
+        let wrong: Arc<dyn azure_core::credentials::TokenCredential> =
+            Arc::new(FixedCredential("not-accepted".into()));
+        let client =
+            ContainerRegistryClient::new(&emu.endpoint(), Some(wrong), Some(fast_options()))
+                .unwrap();
+        let e = client
+            .repository("x")
+            .get_properties(None)
+            .await
+            .unwrap_err();
+        assert_http_error(&e, 401, Some("UNAUTHORIZED"));
+        let e = client
+            .exchange_aad_token_for_refresh_token(None)
+            .await
+            .unwrap_err();
+        assert!(
+            e.http_status().map(u16::from) == Some(401)
+                || matches!(e.kind(), ErrorKind::Credential),
+            "{e}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_warm_client_sends_no_token_requests_and_gets_no_401() {
+    bounded(async {
+        let emu = emulator(token_mode(true)).await;
+        push(&seeder(&emu), "warm", "warm", &["v1"]).await;
+        for (label, client) in [
+            ("credential", authenticated(&emu)),
+            ("anonymous", anonymous(&emu)),
+        ] {
+            let repo = client.repository("warm");
+            let artifact = client.artifact("warm", "v1");
+            repo.get_properties(None).await.unwrap();
+            artifact.get_tag_properties("v1", None).await.unwrap();
+            collect(client.list_repository_names(None)).await.unwrap();
+
+            emu.clear_request_log();
+            repo.get_properties(None).await.unwrap();
+            artifact.get_tag_properties("v1", None).await.unwrap();
+            collect(client.list_repository_names(None)).await.unwrap();
+            let log = emu.request_log();
+            assert_eq!(log.len(), 3, "{label}: {log:#?}");
+            assert!(
+                log.iter().all(|r| r.status == 200 && r.has_authorization),
+                "{label}: {log:#?}"
+            );
+            assert!(requests_to(&log, "/oauth2").is_empty(), "{label}: {log:#?}");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn token_api_exchanges_and_caches() {
+    bounded(async {
+        let emu = emulator(token_mode(true)).await;
+        push(&seeder(&emu), "library/hello-world", "token-api", &["v1"]).await;
+        let client = authenticated(&emu);
+        emu.clear_request_log();
+
+        let refresh = client
+            .exchange_aad_token_for_refresh_token(None)
+            .await
+            .unwrap();
+        assert!(!refresh.refresh_token.secret().is_empty());
+        assert_eq!(refresh.service, emu.service());
+        assert!(refresh
+            .expires_on
+            .is_some_and(|t| t > time::OffsetDateTime::now_utc()));
+        let debug = format!("{refresh:?}");
+        assert!(!debug.contains(refresh.refresh_token.secret()), "{debug}");
+        let again = client
+            .exchange_aad_token_for_refresh_token(None)
+            .await
+            .unwrap();
+        assert_eq!(again.refresh_token.secret(), refresh.refresh_token.secret());
+        assert_eq!(requests_to(&emu.request_log(), "/oauth2/exchange").len(), 1);
+
+        let scope = "repository:library/hello-world:pull";
+        let access = client
+            .exchange_aad_token_for_access_token(scope, None)
+            .await
+            .unwrap();
+        assert_eq!(access.scope, scope);
+        let debug = format!("{access:?}");
+        assert!(!debug.contains(access.access_token.secret()), "{debug}");
+        emu.clear_request_log();
+        let cached = client
+            .exchange_aad_token_for_access_token(scope, None)
+            .await
+            .unwrap();
+        assert_eq!(cached.access_token.secret(), access.access_token.secret());
+        assert_eq!(emu.request_log(), vec![], "same scope, no request");
+
+        // The token works for a tool speaking the distribution API itself (docker, oras, helm).
+        let url = format!("{}/v2/library/hello-world/manifests/v1", emu.endpoint());
+        let response = reqwest::Client::new()
+            .get(url)
+            .bearer_auth(access.access_token.secret())
+            .header("Accept", "application/vnd.oci.image.manifest.v1+json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+
+        // The client's own requests reuse a token fetched through the API.
+        let metadata = client
+            .exchange_aad_token_for_access_token(
+                "repository:library/hello-world:metadata_read",
+                None,
+            )
+            .await
+            .unwrap();
+        assert!(!metadata.access_token.secret().is_empty());
+        emu.clear_request_log();
+        client
+            .repository("library/hello-world")
+            .get_properties(None)
+            .await
+            .unwrap();
+        let log = emu.request_log();
+        assert_eq!(log.len(), 1, "{log:#?}");
+
+        // Anonymous: access tokens yes (anonymous pull), refresh tokens no, and nothing is sent.
+        let anon = anonymous(&emu);
+        let token = anon
+            .exchange_aad_token_for_access_token(scope, None)
+            .await
+            .unwrap();
+        assert!(!token.access_token.secret().is_empty());
+        emu.clear_request_log();
+        let e = anon
+            .exchange_aad_token_for_refresh_token(None)
+            .await
+            .unwrap_err();
+        assert!(matches!(e.kind(), ErrorKind::Credential), "{e}");
+        assert_eq!(emu.request_log(), vec![]);
+    })
+    .await;
+}

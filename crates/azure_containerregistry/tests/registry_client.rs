@@ -1,0 +1,850 @@
+//! `ContainerRegistryClient`, `ContainerRepository` and `RegistryArtifact` end to end against
+//! the in-process emulator (open mode: anonymous, no challenges).
+
+mod registry_common;
+
+use std::sync::Arc;
+
+use azure_containerregistry::{
+    ArtifactArchitecture, ArtifactManifestOrder, ArtifactOperatingSystem, ArtifactTagOrder,
+    ContainerRegistryClient, ContainerRegistryClientOptions, ListManifestPropertiesOptions,
+    ListRepositoryNamesOptions, ListTagPropertiesOptions, ManifestWriteableProperties,
+    RepositoryWriteableProperties, TagWriteableProperties,
+};
+use azure_containerregistry_emulator::AuthMode;
+use futures::TryStreamExt;
+use registry_common::*;
+
+#[tokio::test]
+async fn catalog_paging_follows_links_for_page_sizes_1_2_and_default() {
+    bounded(async {
+        let emu = emulator(AuthMode::Open).await;
+        let seeder = seeder(&emu);
+        let repositories = [
+            "alpha",
+            "library/busybox",
+            "library/hello-world",
+            "mid/one",
+            "zeta",
+        ];
+        for (i, r) in repositories.iter().enumerate() {
+            push(&seeder, r, &format!("catalog-{i}"), &["latest"]).await;
+        }
+        let expected: Vec<String> = repositories.iter().map(|s| s.to_string()).collect();
+
+        // Page size 1 from the client options, 2 per call, and the registry's default.
+        let by_option = ContainerRegistryClient::new(
+            &emu.endpoint(),
+            None,
+            Some(ContainerRegistryClientOptions {
+                page_size: Some(1),
+                ..fast_options()
+            }),
+        )
+        .unwrap();
+        let plain = anonymous(&emu);
+        for (client, per_call, pages) in [
+            (&by_option, None, 5),
+            (&plain, Some(2), 3),
+            (&plain, None, 1),
+        ] {
+            emu.clear_request_log();
+            let names = collect(
+                client.list_repository_names(Some(ListRepositoryNamesOptions {
+                    page_size: per_call,
+                })),
+            )
+            .await
+            .unwrap();
+            assert_eq!(names, expected, "page size {per_call:?}");
+            let log = requests_to(&emu.request_log(), "/acr/v1/_catalog");
+            assert_eq!(log.len(), pages, "pages for {per_call:?}: {log:#?}");
+            assert!(log.iter().all(|r| r.method == "GET" && r.status == 200));
+            // api-version on the first request only; follow-ups are the Link as given.
+            assert!(
+                log[0].path_and_query.contains("api-version=2021-07-01"),
+                "{}",
+                log[0].path_and_query
+            );
+            for r in &log[1..] {
+                assert!(
+                    !r.path_and_query.contains("api-version"),
+                    "{}",
+                    r.path_and_query
+                );
+                assert!(r.path_and_query.contains("last="), "{}", r.path_and_query);
+            }
+        }
+
+        // Pages as pages: every page has at most 2 names, distinct from the previous one.
+        let mut pages = plain
+            .list_repository_names(Some(ListRepositoryNamesOptions { page_size: Some(2) }))
+            .into_pages();
+        let mut seen = Vec::new();
+        while let Some(page) = pages.try_next().await.unwrap() {
+            let names: Vec<String> = azure_core::http::pager::Page::into_items(page)
+                .await
+                .unwrap()
+                .collect();
+            assert!(!names.is_empty() && names.len() <= 2, "{names:?}");
+            assert!(names.iter().all(|n| !seen.contains(n)));
+            seen.extend(names);
+        }
+        assert_eq!(seen, expected);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn repository_properties_round_trip() {
+    bounded(async {
+        let emu = emulator(AuthMode::Open).await;
+        let seeder = seeder(&emu);
+        push(&seeder, "library/hello-world", "props", &["v1", "latest"]).await;
+        let client = anonymous(&emu);
+        assert_eq!(client.endpoint().as_str(), format!("{}/", emu.endpoint()));
+        let repo = client.repository("library/hello-world");
+        assert_eq!(repo.name(), "library/hello-world");
+
+        let props = repo.get_properties(None).await.unwrap();
+        assert_eq!(props.name, "library/hello-world");
+        assert_eq!(props.registry_login_server, emu.service());
+        assert_eq!((props.manifest_count, props.tag_count), (1, 2));
+        assert_eq!(
+            (
+                props.can_delete,
+                props.can_write,
+                props.can_read,
+                props.can_list
+            ),
+            (Some(true), Some(true), Some(true), Some(true))
+        );
+
+        emu.clear_request_log();
+        let changed = repo
+            .update_properties(
+                RepositoryWriteableProperties {
+                    can_write: Some(false),
+                    ..Default::default()
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(changed.can_write, Some(false));
+        assert_eq!(
+            (changed.can_delete, changed.can_read, changed.can_list),
+            (Some(true), Some(true), Some(true))
+        );
+        let log = emu.request_log();
+        assert_eq!(log.len(), 1, "{log:#?}");
+        assert_eq!(log[0].method, "PATCH");
+        assert!(
+            log[0]
+                .path_and_query
+                .starts_with("/acr/v1/library%2Fhello-world?"),
+            "{}",
+            log[0].path_and_query
+        );
+        assert_eq!(
+            repo.get_properties(None).await.unwrap().can_write,
+            Some(false)
+        );
+
+        // All four off, then back on from the properties themselves.
+        let all_off = RepositoryWriteableProperties {
+            can_delete: Some(false),
+            can_write: Some(false),
+            can_read: Some(false),
+            can_list: Some(false),
+        };
+        let off = repo.update_properties(all_off.clone(), None).await.unwrap();
+        assert_eq!(RepositoryWriteableProperties::from(&off), all_off);
+        let on = RepositoryWriteableProperties {
+            can_delete: Some(true),
+            can_write: Some(true),
+            can_read: Some(true),
+            can_list: Some(true),
+        };
+        let back = repo.update_properties(on.clone(), None).await.unwrap();
+        assert_eq!(RepositoryWriteableProperties::from(&back), on);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn manifest_listing_orders_and_pages() {
+    bounded(async {
+        let emu = emulator(AuthMode::Open).await;
+        let seeder = seeder(&emu);
+        let mut pushed = Vec::new();
+        for i in 0..4 {
+            pushed.push(
+                push(
+                    &seeder,
+                    "ordered",
+                    &format!("order-{i}"),
+                    &[&format!("t{i}")],
+                )
+                .await
+                .digest,
+            );
+        }
+        let repo = anonymous(&emu).repository("ordered");
+        let list = |order: Option<ArtifactManifestOrder>, page_size: Option<u32>| {
+            collect(
+                repo.list_manifest_properties(Some(ListManifestPropertiesOptions {
+                    order_by: order,
+                    page_size,
+                })),
+            )
+        };
+
+        let default = list(None, None).await.unwrap();
+        let mut by_digest = pushed.clone();
+        by_digest.sort();
+        assert_eq!(
+            default.iter().map(|m| m.digest.clone()).collect::<Vec<_>>(),
+            by_digest
+        );
+
+        let desc = list(Some(ArtifactManifestOrder::LastUpdatedOnDescending), None)
+            .await
+            .unwrap();
+        let asc = list(Some(ArtifactManifestOrder::LastUpdatedOnAscending), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            asc.iter().map(|m| m.digest.clone()).collect::<Vec<_>>(),
+            pushed,
+            "push order"
+        );
+        let mut reversed = desc.clone();
+        reversed.reverse();
+        assert_eq!(reversed, asc, "timeasc is the exact reverse of timedesc");
+        assert!(desc
+            .windows(2)
+            .all(|w| w[0].last_updated_on > w[1].last_updated_on));
+        assert!(asc
+            .windows(2)
+            .all(|w| w[0].last_updated_on < w[1].last_updated_on));
+
+        // The same orders one per page, through the opaque ticks cursors.
+        emu.clear_request_log();
+        let asc_paged = list(Some(ArtifactManifestOrder::LastUpdatedOnAscending), Some(1))
+            .await
+            .unwrap();
+        assert_eq!(asc_paged, asc);
+        let log = requests_to(&emu.request_log(), "/acr/v1/ordered/_manifests");
+        assert_eq!(log.len(), 4, "{log:#?}");
+        assert!(
+            log[1].path_and_query.contains("orderby=timeasc"),
+            "{}",
+            log[1].path_and_query
+        );
+        let desc_paged = list(
+            Some(ArtifactManifestOrder::LastUpdatedOnDescending),
+            Some(3),
+        )
+        .await
+        .unwrap();
+        assert_eq!(desc_paged, desc);
+
+        for (i, m) in asc.iter().enumerate() {
+            assert_eq!(m.repository_name, "ordered");
+            assert_eq!(m.registry_login_server, emu.service());
+            assert_eq!(m.tags, vec![format!("t{i}")]);
+            assert_eq!(m.architecture, Some(ArtifactArchitecture::AMD64));
+            assert_eq!(m.operating_system, Some(ArtifactOperatingSystem::LINUX));
+            assert!(m.size_in_bytes.is_some_and(|s| s > 0), "{m:?}");
+            assert_eq!(m.can_delete, Some(true));
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn artifact_by_tag_or_digest() {
+    bounded(async {
+        let emu = emulator(AuthMode::Open).await;
+        let seeder = seeder(&emu);
+        let image = push(
+            &seeder,
+            "library/hello-world",
+            "artifact",
+            &["latest", "v1"],
+        )
+        .await;
+        let client = anonymous(&emu);
+        let by_tag = client.artifact("library/hello-world", "latest");
+        let by_digest = client.artifact("library/hello-world", &image.digest);
+        let host = emu.service();
+        assert_eq!(
+            by_tag.fully_qualified_reference(),
+            format!("{host}/library/hello-world:latest")
+        );
+        assert_eq!(
+            by_digest.fully_qualified_reference(),
+            format!("{host}/library/hello-world@{}", image.digest)
+        );
+        assert_eq!(by_tag.repository_name(), "library/hello-world");
+        assert_eq!(by_tag.reference(), "latest");
+
+        emu.clear_request_log();
+        let from_tag = by_tag.get_manifest_properties(None).await.unwrap();
+        let log = emu.request_log();
+        assert_eq!(log.len(), 2, "tag lookup, then the manifest: {log:#?}");
+        assert!(log[0]
+            .path_and_query
+            .starts_with("/acr/v1/library%2Fhello-world/_tags/latest"));
+        assert!(log[1]
+            .path_and_query
+            .starts_with("/acr/v1/library%2Fhello-world/_manifests/sha256"));
+        let from_digest = by_digest.get_manifest_properties(None).await.unwrap();
+        assert_eq!(from_tag, from_digest);
+        assert_eq!(from_tag.digest, image.digest);
+        assert_eq!(from_tag.tags, vec!["latest".to_string(), "v1".to_string()]);
+        assert_eq!(
+            from_tag.config_media_type.as_deref(),
+            Some("application/vnd.oci.image.config.v1+json")
+        );
+        assert_eq!(
+            from_tag.media_type.as_deref(),
+            Some("application/vnd.oci.image.manifest.v1+json")
+        );
+        assert!(from_tag.related_artifacts.is_empty());
+
+        let locked = by_tag
+            .update_manifest_properties(
+                ManifestWriteableProperties {
+                    can_write: Some(false),
+                    ..Default::default()
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (locked.can_write, locked.can_delete),
+            (Some(false), Some(true))
+        );
+        let unlocked = by_digest
+            .update_manifest_properties(
+                ManifestWriteableProperties {
+                    can_write: Some(true),
+                    ..Default::default()
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(unlocked.can_write, Some(true));
+        assert_eq!(
+            ManifestWriteableProperties::from(&unlocked).can_read,
+            Some(true)
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn tags_of_an_artifact() {
+    bounded(async {
+        let emu = emulator(AuthMode::Open).await;
+        let seeder = seeder(&emu);
+        // Tags in the order c, a, b, so that time order and name order differ.
+        let image = push(&seeder, "tagged", "tags", &["c", "a", "b"]).await;
+        push(&seeder, "tagged", "other", &["other"]).await;
+        let artifact = anonymous(&emu).artifact("tagged", "a");
+        let names = |tags: Vec<azure_containerregistry::ArtifactTagProperties>| {
+            tags.into_iter().map(|t| t.name).collect::<Vec<_>>()
+        };
+        let list = |order: Option<ArtifactTagOrder>, page_size: Option<u32>| {
+            collect(artifact.list_tag_properties(Some(ListTagPropertiesOptions {
+                order_by: order,
+                page_size,
+            })))
+        };
+
+        assert_eq!(
+            names(list(None, None).await.unwrap()),
+            ["a", "b", "c"],
+            "by name; `other` filtered out by digest"
+        );
+        let asc = list(Some(ArtifactTagOrder::LastUpdatedOnAscending), None)
+            .await
+            .unwrap();
+        let desc = list(Some(ArtifactTagOrder::LastUpdatedOnDescending), None)
+            .await
+            .unwrap();
+        assert_eq!(names(asc.clone()), ["c", "a", "b"]);
+        let mut reversed = desc.clone();
+        reversed.reverse();
+        assert_eq!(reversed, asc);
+        assert_eq!(
+            list(Some(ArtifactTagOrder::LastUpdatedOnDescending), Some(1))
+                .await
+                .unwrap(),
+            desc
+        );
+        assert_eq!(
+            list(Some(ArtifactTagOrder::LastUpdatedOnAscending), Some(2))
+                .await
+                .unwrap(),
+            asc
+        );
+        assert!(asc
+            .iter()
+            .all(|t| t.digest == image.digest && t.repository_name == "tagged"));
+
+        let b = artifact.get_tag_properties("b", None).await.unwrap();
+        assert_eq!(
+            (b.name.as_str(), b.digest.as_str()),
+            ("b", image.digest.as_str())
+        );
+        assert_eq!(b.registry_login_server, emu.service());
+        let hidden = artifact
+            .update_tag_properties(
+                "b",
+                TagWriteableProperties {
+                    can_list: Some(false),
+                    ..Default::default()
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (hidden.can_list, hidden.can_read),
+            (Some(false), Some(true))
+        );
+        assert_eq!(
+            names(list(None, None).await.unwrap()),
+            ["a", "c"],
+            "unlisted tags are not listed"
+        );
+        let shown = artifact
+            .update_tag_properties(
+                "b",
+                TagWriteableProperties {
+                    can_list: Some(true),
+                    ..Default::default()
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(shown.can_list, Some(true));
+
+        artifact.delete_tag("c", None).await.unwrap();
+        assert_eq!(names(list(None, None).await.unwrap()), ["a", "b"]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn locked_items_refuse_changes_with_the_registry_code() {
+    bounded(async {
+        let emu = emulator(AuthMode::Open).await;
+        let seeder = seeder(&emu);
+        let image = push(&seeder, "locked", "locked", &["v1", "v2"]).await;
+        let client = anonymous(&emu);
+        let artifact = client.artifact("locked", "v1");
+        let disallowed = |e: &azure_core::Error| {
+            assert_http_error(e, 405, Some("REGISTRY_DISALLOWED_OPERATION"))
+        };
+
+        // can_delete: false on a tag.
+        artifact
+            .update_tag_properties(
+                "v1",
+                TagWriteableProperties {
+                    can_delete: Some(false),
+                    ..Default::default()
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        disallowed(&artifact.delete_tag("v1", None).await.unwrap_err());
+        disallowed(&artifact.delete(None).await.unwrap_err());
+        disallowed(&client.delete_repository("locked", None).await.unwrap_err());
+        artifact
+            .update_tag_properties(
+                "v1",
+                TagWriteableProperties {
+                    can_delete: Some(true),
+                    ..Default::default()
+                },
+                None,
+            )
+            .await
+            .unwrap();
+
+        // can_write: false on a tag: it can be neither moved nor deleted.
+        artifact
+            .update_tag_properties(
+                "v2",
+                TagWriteableProperties {
+                    can_write: Some(false),
+                    ..Default::default()
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        disallowed(&artifact.delete_tag("v2", None).await.unwrap_err());
+        let other = seeder
+            .push_image("locked", "other", "arm64", "linux")
+            .await
+            .unwrap();
+        let push_error = seeder
+            .put_manifest("locked", "v2", &other.manifest)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            push_error.contains("REGISTRY_DISALLOWED_OPERATION"),
+            "{push_error}"
+        );
+        assert_eq!(
+            artifact
+                .get_tag_properties("v2", None)
+                .await
+                .unwrap()
+                .digest,
+            image.digest
+        );
+
+        // can_delete: false on the repository.
+        let repo = client.repository("locked");
+        repo.update_properties(
+            RepositoryWriteableProperties {
+                can_delete: Some(false),
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+        disallowed(&repo.delete(None).await.unwrap_err());
+
+        // Unlocked, everything goes.
+        artifact
+            .update_tag_properties(
+                "v2",
+                TagWriteableProperties {
+                    can_write: Some(true),
+                    ..Default::default()
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        repo.update_properties(
+            RepositoryWriteableProperties {
+                can_delete: Some(true),
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+        artifact.delete_tag("v2", None).await.unwrap();
+        repo.delete(None).await.unwrap();
+        assert_http_error(
+            &repo.get_properties(None).await.unwrap_err(),
+            404,
+            Some("NAME_UNKNOWN"),
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn not_found_errors_carry_the_registry_codes() {
+    bounded(async {
+        let emu = emulator(AuthMode::Open).await;
+        let seeder = seeder(&emu);
+        let image = push(&seeder, "present", "present", &["v1"]).await;
+        let client = anonymous(&emu);
+        let missing_digest = format!("{}aaaaaaaaaa", &image.digest[..image.digest.len() - 10]);
+
+        let e = client
+            .repository("absent")
+            .get_properties(None)
+            .await
+            .unwrap_err();
+        assert_http_error(&e, 404, Some("NAME_UNKNOWN"));
+        let e = collect(client.repository("absent").list_manifest_properties(None))
+            .await
+            .unwrap_err();
+        assert_http_error(&e, 404, Some("NAME_UNKNOWN"));
+        let e = client
+            .artifact("present", "v1")
+            .get_tag_properties("nonexistent", None)
+            .await
+            .unwrap_err();
+        assert_http_error(&e, 404, Some("TAG_UNKNOWN"));
+        let e = client
+            .artifact("present", "nonexistent")
+            .get_manifest_properties(None)
+            .await
+            .unwrap_err();
+        assert_http_error(&e, 404, Some("TAG_UNKNOWN"));
+        let e = client
+            .artifact("present", "nonexistent")
+            .update_tag_properties(
+                "nonexistent",
+                TagWriteableProperties {
+                    can_write: Some(false),
+                    ..Default::default()
+                },
+                None,
+            )
+            .await
+            .unwrap_err();
+        assert_http_error(&e, 404, Some("TAG_UNKNOWN"));
+        let e = client
+            .artifact("present", &missing_digest)
+            .get_manifest_properties(None)
+            .await
+            .unwrap_err();
+        assert_http_error(&e, 404, Some("MANIFEST_UNKNOWN"));
+        let e = collect(
+            client
+                .artifact("present", "nonexistent")
+                .list_tag_properties(None),
+        )
+        .await
+        .unwrap_err();
+        assert_http_error(&e, 404, Some("TAG_UNKNOWN"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn deletes_succeed_and_missing_things_count_as_deleted() {
+    bounded(async {
+        let emu = emulator(AuthMode::Open).await;
+        let seeder = seeder(&emu);
+        let image = push(&seeder, "doomed", "doomed", &["v1", "v2"]).await;
+        let keep = push(&seeder, "doomed", "kept", &["keep"]).await;
+        let client = anonymous(&emu);
+        let missing_digest = format!("sha256:{}", "0".repeat(64));
+
+        client
+            .delete_repository("not-real-repo", None)
+            .await
+            .unwrap();
+        client
+            .repository("not-real-repo")
+            .delete(None)
+            .await
+            .unwrap();
+        client
+            .artifact("doomed", "v1")
+            .delete_tag("never-was", None)
+            .await
+            .unwrap();
+        client
+            .artifact("doomed", &missing_digest)
+            .delete(None)
+            .await
+            .unwrap();
+        client
+            .artifact("doomed", "never-was")
+            .delete(None)
+            .await
+            .unwrap();
+        client
+            .artifact("not-real-repo", "v1")
+            .delete(None)
+            .await
+            .unwrap();
+
+        // Deleting by tag deletes the manifest by digest (a registry refuses it by tag).
+        emu.clear_request_log();
+        client.artifact("doomed", "v1").delete(None).await.unwrap();
+        let deletes: Vec<_> = emu
+            .request_log()
+            .into_iter()
+            .filter(|r| r.method == "DELETE")
+            .collect();
+        assert_eq!(deletes.len(), 1, "{deletes:#?}");
+        assert_eq!(
+            deletes[0].path_and_query,
+            format!("/v2/doomed/manifests/{}", image.digest)
+        );
+        let e = client
+            .artifact("doomed", &image.digest)
+            .get_manifest_properties(None)
+            .await
+            .unwrap_err();
+        assert_http_error(&e, 404, Some("MANIFEST_UNKNOWN"));
+        let e = client
+            .artifact("doomed", "v2")
+            .get_tag_properties("v2", None)
+            .await
+            .unwrap_err();
+        assert_http_error(&e, 404, Some("TAG_UNKNOWN"));
+        // Deleting it again is fine.
+        client
+            .artifact("doomed", &image.digest)
+            .delete(None)
+            .await
+            .unwrap();
+        assert_eq!(
+            client
+                .artifact("doomed", "keep")
+                .get_manifest_properties(None)
+                .await
+                .unwrap()
+                .digest,
+            keep.digest
+        );
+
+        client.delete_repository("doomed", None).await.unwrap();
+        let names = collect(client.list_repository_names(None)).await.unwrap();
+        assert!(!names.contains(&"doomed".to_string()), "{names:?}");
+        client.delete_repository("doomed", None).await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn bad_input_fails_before_any_request() {
+    bounded(async {
+        for endpoint in [
+            "",
+            "not a url",
+            "ftp://registry.example",
+            "https://r.example/path",
+            "https://u:p@r.example",
+        ] {
+            let e = ContainerRegistryClient::new(endpoint, None, None).unwrap_err();
+            assert!(is_invalid_argument(&e, "endpoint"), "{endpoint:?}: {e}");
+        }
+        let e = ContainerRegistryClient::new("http://registry.example", Some(credential()), None)
+            .unwrap_err();
+        assert!(
+            is_invalid_argument(&e, "endpoint"),
+            "credentials over plain http: {e}"
+        );
+        let e = ContainerRegistryClient::new(
+            "https://r.example",
+            None,
+            Some(ContainerRegistryClientOptions {
+                page_size: Some(0),
+                ..Default::default()
+            }),
+        )
+        .unwrap_err();
+        assert!(is_invalid_argument(&e, "page_size"), "{e}");
+
+        let emu = emulator(AuthMode::Open).await;
+        let client = anonymous(&emu);
+        let anon = Arc::new(client.clone());
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let name_errors = [
+            client
+                .repository("Upper")
+                .get_properties(None)
+                .await
+                .unwrap_err(),
+            client
+                .repository("a//b")
+                .update_properties(Default::default(), None)
+                .await
+                .unwrap_err(),
+            client.repository("-x").delete(None).await.unwrap_err(),
+            client.delete_repository("", None).await.unwrap_err(),
+            collect(client.repository("bad name").list_manifest_properties(None))
+                .await
+                .unwrap_err(),
+            client
+                .artifact("UPPER", "v1")
+                .get_manifest_properties(None)
+                .await
+                .unwrap_err(),
+            client
+                .artifact("UPPER", &digest)
+                .delete(None)
+                .await
+                .unwrap_err(),
+        ];
+        for e in &name_errors {
+            assert!(is_invalid_argument(e, "repository_name"), "{e}");
+        }
+        let tag_errors = [
+            client
+                .artifact("ok", "bad tag")
+                .get_manifest_properties(None)
+                .await
+                .unwrap_err(),
+            client.artifact("ok", "-x").delete(None).await.unwrap_err(),
+            client
+                .artifact("ok", "v1")
+                .get_tag_properties(".hidden", None)
+                .await
+                .unwrap_err(),
+            client
+                .artifact("ok", "v1")
+                .update_tag_properties("a/b", Default::default(), None)
+                .await
+                .unwrap_err(),
+            client
+                .artifact("ok", "v1")
+                .delete_tag("", None)
+                .await
+                .unwrap_err(),
+            collect(client.artifact("ok", "bad tag").list_tag_properties(None))
+                .await
+                .unwrap_err(),
+        ];
+        for e in &tag_errors {
+            assert!(is_invalid_argument(e, "tag"), "{e}");
+        }
+        let digest_errors = [
+            client
+                .artifact("ok", "sha256:zz")
+                .get_manifest_properties(None)
+                .await
+                .unwrap_err(),
+            client
+                .artifact("ok", &format!("sha256:{}", "A".repeat(64)))
+                .update_manifest_properties(Default::default(), None)
+                .await
+                .unwrap_err(),
+            client
+                .artifact("ok", "md5:00")
+                .delete(None)
+                .await
+                .unwrap_err(),
+        ];
+        for e in &digest_errors {
+            assert!(is_invalid_argument(e, "digest"), "{e}");
+        }
+        let e = collect(
+            anon.list_repository_names(Some(ListRepositoryNamesOptions { page_size: Some(0) })),
+        )
+        .await
+        .unwrap_err();
+        assert!(is_invalid_argument(&e, "page_size"), "{e}");
+        let e = client
+            .exchange_aad_token_for_access_token("not a scope", None)
+            .await
+            .unwrap_err();
+        assert!(is_invalid_argument(&e, "scope"), "{e}");
+        assert_eq!(emu.request_log(), vec![], "nothing was sent");
+    })
+    .await;
+}
+
+#[test]
+fn clients_are_clone_send_sync() {
+    fn assert_traits<T: Clone + Send + Sync + 'static>() {}
+    assert_traits::<ContainerRegistryClient>();
+    assert_traits::<azure_containerregistry::ContainerRepository>();
+    assert_traits::<azure_containerregistry::RegistryArtifact>();
+}
