@@ -55,6 +55,9 @@ mod tests {
             ContainerRegistryAudience::Custom("https://x.example/".into()).default_scope(),
             "https://x.example/.default"
         );
-        assert_eq!(ContainerRegistryAudience::AzureChina.to_string(), "https://containerregistry.azure.cn");
+        assert_eq!(
+            ContainerRegistryAudience::AzureChina.to_string(),
+            "https://containerregistry.azure.cn"
+        );
     }
 }

@@ -51,7 +51,10 @@ impl fmt::Display for DigestMismatch {
 impl std::error::Error for DigestMismatch {}
 
 /// The error for a refused argument.
-pub(crate) fn invalid_argument(argument: &'static str, message: impl Into<String>) -> azure_core::Error {
+pub(crate) fn invalid_argument(
+    argument: &'static str,
+    message: impl Into<String>,
+) -> azure_core::Error {
     azure_core::Error::new(
         ErrorKind::DataConversion,
         InvalidArgument {
@@ -62,7 +65,10 @@ pub(crate) fn invalid_argument(argument: &'static str, message: impl Into<String
 }
 
 /// The error for content that does not match its digest.
-pub(crate) fn digest_mismatch(expected: impl Into<String>, actual: impl Into<String>) -> azure_core::Error {
+pub(crate) fn digest_mismatch(
+    expected: impl Into<String>,
+    actual: impl Into<String>,
+) -> azure_core::Error {
     azure_core::Error::new(
         ErrorKind::DataConversion,
         DigestMismatch {
@@ -104,7 +110,11 @@ pub(crate) fn to_core_headers(headers: &reqwest::header::HeaderMap) -> Headers {
 }
 
 /// The error for a registry answer with an error status.
-pub(crate) fn http_error(status: u16, headers: &reqwest::header::HeaderMap, body: &[u8]) -> azure_core::Error {
+pub(crate) fn http_error(
+    status: u16,
+    headers: &reqwest::header::HeaderMap,
+    body: &[u8],
+) -> azure_core::Error {
     let error_code = first_error_code(body);
     let message = match (&error_code, first_error_message(body)) {
         (Some(code), Some(message)) => format!("registry answered {status} {code}: {message}"),
@@ -112,7 +122,11 @@ pub(crate) fn http_error(status: u16, headers: &reqwest::header::HeaderMap, body
         (None, Some(message)) => format!("registry answered {status}: {message}"),
         (None, None) => format!("registry answered {status}"),
     };
-    let raw = RawResponse::from_bytes(StatusCode::from(status), to_core_headers(headers), body.to_vec());
+    let raw = RawResponse::from_bytes(
+        StatusCode::from(status),
+        to_core_headers(headers),
+        body.to_vec(),
+    );
     azure_core::Error::with_message(
         ErrorKind::HttpResponse {
             status: StatusCode::from(status),
@@ -127,13 +141,19 @@ pub(crate) fn http_error(status: u16, headers: &reqwest::header::HeaderMap, body
 pub(crate) async fn response_error(response: reqwest::Response) -> azure_core::Error {
     let status = response.status().as_u16();
     let headers = response.headers().clone();
-    let body = crate::http_body::read_bounded(response, 64 * 1024).await.unwrap_or_default();
+    let body = crate::http_body::read_bounded(response, 64 * 1024)
+        .await
+        .unwrap_or_default();
     http_error(status, &headers, &body)
 }
 
 /// The error for a transport failure.
 pub(crate) fn transport_error(error: reqwest::Error) -> azure_core::Error {
-    let kind = if error.is_connect() { ErrorKind::Connection } else { ErrorKind::Io };
+    let kind = if error.is_connect() {
+        ErrorKind::Connection
+    } else {
+        ErrorKind::Io
+    };
     azure_core::Error::new(kind, error)
 }
 
@@ -152,10 +172,13 @@ pub(crate) fn rest_error(error: progenitor_client::Error<AcrErrors>) -> azure_co
             let headers = response.headers().clone();
             http_error(status, &headers, b"")
         }
-        E::CommunicationError(e) | E::InvalidUpgrade(e) | E::ResponseBodyError(e) => transport_error(e),
-        E::InvalidResponsePayload(_, e) => {
-            azure_core::Error::with_message(ErrorKind::DataConversion, format!("the registry's answer could not be read: {e}"))
+        E::CommunicationError(e) | E::InvalidUpgrade(e) | E::ResponseBodyError(e) => {
+            transport_error(e)
         }
+        E::InvalidResponsePayload(_, e) => azure_core::Error::with_message(
+            ErrorKind::DataConversion,
+            format!("the registry's answer could not be read: {e}"),
+        ),
         E::InvalidRequest(message) => azure_core::Error::with_message(ErrorKind::Other, message),
         E::Custom(message) => azure_core::Error::with_message(ErrorKind::Other, message),
     }
@@ -176,8 +199,13 @@ mod tests {
         let codes: Vec<_> = bodies.iter().map(|b| first_error_code(b)).collect();
         assert_eq!(
             codes,
-            [Some("UNAUTHORIZED"), Some("NAME_UNKNOWN"), Some("DIGEST_INVALID"), Some("TAG_UNKNOWN")]
-                .map(|c| c.map(String::from))
+            [
+                Some("UNAUTHORIZED"),
+                Some("NAME_UNKNOWN"),
+                Some("DIGEST_INVALID"),
+                Some("TAG_UNKNOWN")
+            ]
+            .map(|c| c.map(String::from))
         );
         assert_eq!(first_error_code(b"404 page not found\n"), None);
         assert_eq!(first_error_code(b""), None);
@@ -185,7 +213,11 @@ mod tests {
 
     #[test]
     fn http_errors_carry_status_and_code() {
-        let err = http_error(404, &Default::default(), br#"{"errors":[{"code":"NAME_UNKNOWN","message":"repository \"x\" is not found"}]}"#);
+        let err = http_error(
+            404,
+            &Default::default(),
+            br#"{"errors":[{"code":"NAME_UNKNOWN","message":"repository \"x\" is not found"}]}"#,
+        );
         assert_eq!(err.http_status(), Some(StatusCode::NotFound));
         assert_eq!(error_code(&err), Some("NAME_UNKNOWN"));
         assert!(err.to_string().contains("NAME_UNKNOWN"), "{err}");
@@ -197,8 +229,15 @@ mod tests {
     #[test]
     fn typed_input_errors_downcast() {
         let err = invalid_argument("tag", "must not be empty");
-        assert_eq!(err.downcast_ref::<InvalidArgument>().map(|e| e.argument), Some("tag"));
+        assert_eq!(
+            err.downcast_ref::<InvalidArgument>().map(|e| e.argument),
+            Some("tag")
+        );
         let err = digest_mismatch("sha256:aa", "sha256:bb");
-        assert_eq!(err.downcast_ref::<DigestMismatch>().map(|e| e.actual.as_str()), Some("sha256:bb"));
+        assert_eq!(
+            err.downcast_ref::<DigestMismatch>()
+                .map(|e| e.actual.as_str()),
+            Some("sha256:bb")
+        );
     }
 }

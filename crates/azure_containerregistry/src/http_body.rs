@@ -3,7 +3,10 @@
 use futures::StreamExt;
 
 /// Reads at most `limit` bytes of a body; more is an error (never unbounded memory).
-pub(crate) async fn read_bounded(response: reqwest::Response, limit: usize) -> azure_core::Result<bytes::Bytes> {
+pub(crate) async fn read_bounded(
+    response: reqwest::Response,
+    limit: usize,
+) -> azure_core::Result<bytes::Bytes> {
     if let Some(len) = response.content_length() {
         if len > limit as u64 {
             return Err(too_large(limit));

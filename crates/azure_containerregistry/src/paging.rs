@@ -35,7 +35,10 @@ pub(crate) fn next_link(headers: &HeaderMap) -> azure_core::Result<Option<String
                 let p = p.trim();
                 p.split_once('=').is_some_and(|(k, v)| {
                     k.trim().eq_ignore_ascii_case("rel")
-                        && v.trim().trim_matches('"').split_whitespace().any(|r| r.eq_ignore_ascii_case("next"))
+                        && v.trim()
+                            .trim_matches('"')
+                            .split_whitespace()
+                            .any(|r| r.eq_ignore_ascii_case("next"))
                 })
             });
             if !is_next {
@@ -45,7 +48,12 @@ pub(crate) fn next_link(headers: &HeaderMap) -> azure_core::Result<Option<String
                 .strip_prefix('<')
                 .and_then(|t| t.strip_suffix('>'))
                 .filter(|u| !u.is_empty())
-                .ok_or_else(|| invalid_argument("Link", format!("malformed Link header from the registry: {text:?}")))?;
+                .ok_or_else(|| {
+                    invalid_argument(
+                        "Link",
+                        format!("malformed Link header from the registry: {text:?}"),
+                    )
+                })?;
             return Ok(Some(url.to_string()));
         }
     }
@@ -74,7 +82,11 @@ fn split_links(text: &str) -> Vec<&str> {
 
 /// A pager whose first page comes from `first` and whose further pages are the `Link` URLs,
 /// fetched through the pipeline as they are (the generated client cannot take a whole URL).
-pub(crate) fn link_pager<P, F>(pipeline: Arc<Pipeline>, operation: &'static str, first: F) -> Pager<P>
+pub(crate) fn link_pager<P, F>(
+    pipeline: Arc<Pipeline>,
+    operation: &'static str,
+    first: F,
+) -> Pager<P>
 where
     P: serde::de::DeserializeOwned + azure_core::http::pager::Page + Send + 'static,
     F: Fn() -> BoxFuture<'static, azure_core::Result<RawPage>> + Send + Sync + 'static,
@@ -93,7 +105,11 @@ where
                     }
                 };
                 let next = next_link(&page.headers)?;
-                let raw = RawResponse::from_bytes(StatusCode::Ok, to_core_headers(&page.headers), page.body);
+                let raw = RawResponse::from_bytes(
+                    StatusCode::Ok,
+                    to_core_headers(&page.headers),
+                    page.body,
+                );
                 let response: Response<P, JsonFormat> = raw.into();
                 Ok(match next {
                     Some(link) => PagerResult::More {
@@ -109,7 +125,11 @@ where
 }
 
 /// GETs a page URL through the pipeline.
-pub(crate) async fn fetch(pipeline: &Pipeline, url: url::Url, operation: &'static str) -> azure_core::Result<RawPage> {
+pub(crate) async fn fetch(
+    pipeline: &Pipeline,
+    url: url::Url,
+    operation: &'static str,
+) -> azure_core::Result<RawPage> {
     let request = pipeline
         .http()
         .get(url)
@@ -121,7 +141,9 @@ pub(crate) async fn fetch(pipeline: &Pipeline, url: url::Url, operation: &'stati
         return Err(response_error(response).await);
     }
     let headers = response.headers().clone();
-    let body = crate::http_body::read_bounded(response, MAX_PAGE).await?.to_vec();
+    let body = crate::http_body::read_bounded(response, MAX_PAGE)
+        .await?
+        .to_vec();
     Ok(RawPage { body, headers })
 }
 
@@ -140,7 +162,11 @@ mod tests {
     #[test]
     fn acr_links() {
         assert_eq!(
-            next_link(&headers(&[r#"</acr/v1/_catalog?last=alpine&n=1&orderby=>; rel="next""#])).unwrap().as_deref(),
+            next_link(&headers(&[
+                r#"</acr/v1/_catalog?last=alpine&n=1&orderby=>; rel="next""#
+            ]))
+            .unwrap()
+            .as_deref(),
             Some("/acr/v1/_catalog?last=alpine&n=1&orderby=")
         );
         assert_eq!(
@@ -151,14 +177,22 @@ mod tests {
         );
         assert_eq!(next_link(&HeaderMap::new()).unwrap(), None);
         assert_eq!(
-            next_link(&headers(&[r#"<https://x/p?a=1,2>; rel="prev", </n>; rel=next"#])).unwrap().as_deref(),
+            next_link(&headers(&[
+                r#"<https://x/p?a=1,2>; rel="prev", </n>; rel=next"#
+            ]))
+            .unwrap()
+            .as_deref(),
             Some("/n")
         );
     }
 
     #[test]
     fn malformed_links_are_errors() {
-        for bad in [r#"/no/brackets; rel="next""#, r#"<>; rel="next""#, r#"<unterminated; rel="next""#] {
+        for bad in [
+            r#"/no/brackets; rel="next""#,
+            r#"<>; rel="next""#,
+            r#"<unterminated; rel="next""#,
+        ] {
             assert!(next_link(&headers(&[bad])).is_err(), "{bad}");
         }
         assert_eq!(next_link(&headers(&["garbage"])).unwrap(), None);

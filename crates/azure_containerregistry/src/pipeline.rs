@@ -54,7 +54,12 @@ impl Pipeline {
                 .build()
                 .map_err(crate::error::transport_error)?,
         };
-        let auth = Authenticator::new(endpoint.clone(), credential, options.audience.clone(), http.clone());
+        let auth = Authenticator::new(
+            endpoint.clone(),
+            credential,
+            options.audience.clone(),
+            http.clone(),
+        );
         let policy = Arc::new(Policy {
             endpoint: endpoint.clone(),
             auth,
@@ -108,8 +113,14 @@ impl Pipeline {
 
     /// Sends a request that no generated operation can express (a `Link` or `Location` URL
     /// used verbatim) through the same authentication, retry and tracing.
-    pub(crate) async fn send(&self, request: reqwest::Request, operation: &'static str) -> azure_core::Result<reqwest::Response> {
-        let info = OperationInfo { operation_id: operation };
+    pub(crate) async fn send(
+        &self,
+        request: reqwest::Request,
+        operation: &'static str,
+    ) -> azure_core::Result<reqwest::Response> {
+        let info = OperationInfo {
+            operation_id: operation,
+        };
         self.policy
             .send_request(&self.http, request, &info)
             .await
@@ -118,12 +129,17 @@ impl Pipeline {
 
     /// Resolves a registry-relative URL (a `Link` or `Location` value) against the endpoint.
     pub(crate) fn resolve(&self, reference: &str) -> azure_core::Result<Url> {
-        let url = self
-            .endpoint
-            .join(reference)
-            .map_err(|e| invalid_argument("url", format!("{reference:?} from the registry is not a URL: {e}")))?;
+        let url = self.endpoint.join(reference).map_err(|e| {
+            invalid_argument(
+                "url",
+                format!("{reference:?} from the registry is not a URL: {e}"),
+            )
+        })?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(invalid_argument("url", format!("{reference:?} from the registry is not http(s)")));
+            return Err(invalid_argument(
+                "url",
+                format!("{reference:?} from the registry is not http(s)"),
+            ));
         }
         Ok(url)
     }
@@ -172,7 +188,11 @@ impl Policy {
         );
         let _enter = span.enter();
         let same_origin = request.url().origin() == self.endpoint.origin();
-        let predicted = if same_origin { predict_scope(request.method(), request.url()) } else { None };
+        let predicted = if same_origin {
+            predict_scope(request.method(), request.url())
+        } else {
+            None
+        };
         let mut authorization = match &predicted {
             Some(scope) => self.auth.cached_authorization(scope).await,
             None => None,
@@ -204,13 +224,18 @@ impl Policy {
             }
             let method_is_idempotent = matches!(
                 *attempt.method(),
-                reqwest::Method::GET | reqwest::Method::HEAD | reqwest::Method::PUT | reqwest::Method::DELETE | reqwest::Method::OPTIONS
+                reqwest::Method::GET
+                    | reqwest::Method::HEAD
+                    | reqwest::Method::PUT
+                    | reqwest::Method::DELETE
+                    | reqwest::Method::OPTIONS
             );
             let result = self.execute(client, attempt).await;
             let response = match result {
                 Ok(response) => response,
                 Err(error) => {
-                    let retryable = error.is_connect() || (method_is_idempotent && (error.is_timeout() || error.is_request()));
+                    let retryable = error.is_connect()
+                        || (method_is_idempotent && (error.is_timeout() || error.is_request()));
                     if retryable && retries < self.retry.max_retries {
                         let delay = self.backoff(retries, None);
                         tracing::debug!(error = %error, delay_ms = delay.as_millis() as u64, "retrying after a connection error");
@@ -231,10 +256,16 @@ impl Policy {
                     .and_then(Challenge::parse)
                 {
                     authenticated_after_challenge = true;
-                    match self.auth.authorize(&challenge, authorization.as_ref()).await {
+                    match self
+                        .auth
+                        .authorize(&challenge, authorization.as_ref())
+                        .await
+                    {
                         Ok(value) => {
                             if let Some(scope) = &predicted {
-                                if crate::auth::scope::canonical(scope) != crate::auth::scope::canonical(&challenge.scope()) {
+                                if crate::auth::scope::canonical(scope)
+                                    != crate::auth::scope::canonical(&challenge.scope())
+                                {
                                     self.auth.alias(scope, &value).await;
                                 }
                             }
@@ -251,7 +282,11 @@ impl Policy {
             }
             if is_transient(status) && retries < self.retry.max_retries {
                 let delay = self.backoff(retries, response.headers().get(RETRY_AFTER));
-                tracing::debug!(status = status.as_u16(), delay_ms = delay.as_millis() as u64, "retrying a transient failure");
+                tracing::debug!(
+                    status = status.as_u16(),
+                    delay_ms = delay.as_millis() as u64,
+                    "retrying a transient failure"
+                );
                 retries += 1;
                 drop(response);
                 tokio::time::sleep(delay).await;
@@ -259,20 +294,30 @@ impl Policy {
             }
             span.record("status", status.as_u16());
             span.record("attempts", attempts);
-            tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "request done");
+            tracing::debug!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "request done"
+            );
             return Ok(response);
         }
     }
 
     /// Sends one attempt; the optional timeout covers the wait for response headers only.
-    async fn execute(&self, client: &reqwest::Client, request: reqwest::Request) -> reqwest::Result<reqwest::Response> {
+    async fn execute(
+        &self,
+        client: &reqwest::Client,
+        request: reqwest::Request,
+    ) -> reqwest::Result<reqwest::Response> {
         match self.timeout {
             None => client.execute(request).await,
             Some(limit) => match tokio::time::timeout(limit, client.execute(request)).await {
                 Ok(result) => result,
                 Err(_) => Ok(synthetic_response(
                     StatusCode::REQUEST_TIMEOUT,
-                    &format!("no answer from the registry within {} ms", limit.as_millis()),
+                    &format!(
+                        "no answer from the registry within {} ms",
+                        limit.as_millis()
+                    ),
                 )),
             },
         }
@@ -284,7 +329,10 @@ impl Policy {
         if let Some(delay) = retry_after.and_then(parse_retry_after) {
             return delay.min(self.retry.max_delay);
         }
-        let base = self.retry.initial_delay.saturating_mul(2u32.saturating_pow(n.min(16)));
+        let base = self
+            .retry
+            .initial_delay
+            .saturating_mul(2u32.saturating_pow(n.min(16)));
         let jitter = rand::rng().random_range(0.8..1.2);
         base.mul_f64(jitter).min(self.retry.max_delay)
     }
@@ -301,7 +349,8 @@ fn parse_retry_after(value: &HeaderValue) -> Option<Duration> {
             return Some(Duration::from_secs_f64(seconds));
         }
     }
-    let when = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc2822).ok()?;
+    let when =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc2822).ok()?;
     let now = time::OffsetDateTime::now_utc();
     Some(Duration::try_from(when - now).unwrap_or(Duration::ZERO))
 }
@@ -322,8 +371,14 @@ fn synthetic_response(status: StatusCode, message: &str) -> reqwest::Response {
 
 /// The 401 answer to return when no token could be had: the registry's challenge headers,
 /// with the reason in the body.
-fn auth_failure_response(original: reqwest::Response, error: &azure_core::Error) -> reqwest::Response {
-    let mut response = synthetic_response(StatusCode::UNAUTHORIZED, &format!("authentication failed: {error}"));
+fn auth_failure_response(
+    original: reqwest::Response,
+    error: &azure_core::Error,
+) -> reqwest::Response {
+    let mut response = synthetic_response(
+        StatusCode::UNAUTHORIZED,
+        &format!("authentication failed: {error}"),
+    );
     for (name, value) in original.headers() {
         if name == WWW_AUTHENTICATE {
             response.headers_mut().append(name.clone(), value.clone());
@@ -338,9 +393,18 @@ mod tests {
 
     #[test]
     fn retry_after_forms() {
-        assert_eq!(parse_retry_after(&HeaderValue::from_static("3")), Some(Duration::from_secs(3)));
-        assert_eq!(parse_retry_after(&HeaderValue::from_static("0.5")), Some(Duration::from_millis(500)));
-        assert_eq!(parse_retry_after(&HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT")), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after(&HeaderValue::from_static("3")),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(
+            parse_retry_after(&HeaderValue::from_static("0.5")),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(
+            parse_retry_after(&HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT")),
+            Some(Duration::ZERO)
+        );
         assert_eq!(parse_retry_after(&HeaderValue::from_static("soon")), None);
         assert_eq!(parse_retry_after(&HeaderValue::from_static("-1")), None);
     }
@@ -349,14 +413,32 @@ mod tests {
     fn backoff_is_bounded() {
         let policy = Policy {
             endpoint: Url::parse("http://127.0.0.1:1").unwrap(),
-            auth: Authenticator::new(Url::parse("http://127.0.0.1:1").unwrap(), None, Default::default(), reqwest::Client::new()),
-            retry: RetryOptions { max_retries: 3, initial_delay: Duration::from_millis(100), max_delay: Duration::from_secs(1) },
+            auth: Authenticator::new(
+                Url::parse("http://127.0.0.1:1").unwrap(),
+                None,
+                Default::default(),
+                reqwest::Client::new(),
+            ),
+            retry: RetryOptions {
+                max_retries: 3,
+                initial_delay: Duration::from_millis(100),
+                max_delay: Duration::from_secs(1),
+            },
             timeout: None,
         };
         let d0 = policy.backoff(0, None);
-        assert!(d0 >= Duration::from_millis(80) && d0 <= Duration::from_millis(120), "{d0:?}");
+        assert!(
+            d0 >= Duration::from_millis(80) && d0 <= Duration::from_millis(120),
+            "{d0:?}"
+        );
         assert_eq!(policy.backoff(10, None), Duration::from_secs(1));
-        assert_eq!(policy.backoff(0, Some(&HeaderValue::from_static("120"))), Duration::from_secs(1));
-        assert_eq!(policy.backoff(0, Some(&HeaderValue::from_static("0"))), Duration::ZERO);
+        assert_eq!(
+            policy.backoff(0, Some(&HeaderValue::from_static("120"))),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            policy.backoff(0, Some(&HeaderValue::from_static("0"))),
+            Duration::ZERO
+        );
     }
 }

@@ -8,7 +8,12 @@ pub const MAX_REPOSITORY_NAME: usize = 255;
 /// Checks a repository name against the OCI distribution grammar: lowercase path components
 /// of `[a-z0-9]` separated by `.`, `_`, `__` or runs of `-`, joined by `/`.
 pub fn validate_repository_name(name: &str) -> azure_core::Result<()> {
-    let fail = |m: &str| Err(invalid_argument("repository_name", format!("{name:?}: {m}")));
+    let fail = |m: &str| {
+        Err(invalid_argument(
+            "repository_name",
+            format!("{name:?}: {m}"),
+        ))
+    };
     if name.is_empty() {
         return fail("must not be empty");
     }
@@ -67,13 +72,16 @@ pub fn validate_tag(tag: &str) -> azure_core::Result<()> {
     let ok = !b.is_empty()
         && b.len() <= 128
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'));
+        && b.iter()
+            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'));
     if ok {
         Ok(())
     } else {
         Err(invalid_argument(
             "tag",
-            format!("{tag:?}: a tag is 1 to 128 of [A-Za-z0-9_.-] and does not start with '.' or '-'"),
+            format!(
+                "{tag:?}: a tag is 1 to 128 of [A-Za-z0-9_.-] and does not start with '.' or '-'"
+            ),
         ))
     }
 }
@@ -92,7 +100,10 @@ pub fn validate_digest(digest: &str) -> azure_core::Result<()> {
     if hex.len() != len {
         return fail(&format!("{algorithm} needs {len} hex digits"));
     }
-    if !hex.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)) {
+    if !hex
+        .bytes()
+        .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+    {
         return fail("hex digits must be lowercase 0-9a-f");
     }
     Ok(())
@@ -137,7 +148,11 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
 /// fragment. A bare host name (`myregistry.azurecr.io`) means https.
 pub fn parse_endpoint(endpoint: &str) -> azure_core::Result<url::Url> {
     let fail = |m: &str| Err(invalid_argument("endpoint", format!("{endpoint:?}: {m}")));
-    let text = if endpoint.contains("://") { endpoint.to_string() } else { format!("https://{endpoint}") };
+    let text = if endpoint.contains("://") {
+        endpoint.to_string()
+    } else {
+        format!("https://{endpoint}")
+    };
     let Ok(url) = url::Url::parse(&text) else {
         return fail("is not a URL");
     };
@@ -147,7 +162,11 @@ pub fn parse_endpoint(endpoint: &str) -> azure_core::Result<url::Url> {
     if url.host_str().is_none_or(str::is_empty) {
         return fail("has no host");
     }
-    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
+    if url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
         return fail("must not carry a query, fragment or user info");
     }
     if url.path() != "/" && !url.path().is_empty() {
@@ -172,11 +191,31 @@ mod tests {
 
     #[test]
     fn repository_names() {
-        for good in ["a", "library/hello-world", "a.b_c__d--e/f0", "x/y/z", "ubuntu"] {
+        for good in [
+            "a",
+            "library/hello-world",
+            "a.b_c__d--e/f0",
+            "x/y/z",
+            "ubuntu",
+        ] {
             assert!(validate_repository_name(good).is_ok(), "{good}");
         }
         let long = "a".repeat(256);
-        for bad in ["", "Upper", "a//b", "/a", "a/", "-a", "a-", "a___b", "a..b", "a b", "a:b", long.as_str(), "a/./b"] {
+        for bad in [
+            "",
+            "Upper",
+            "a//b",
+            "/a",
+            "a/",
+            "-a",
+            "a-",
+            "a___b",
+            "a..b",
+            "a b",
+            "a:b",
+            long.as_str(),
+            "a/./b",
+        ] {
             assert!(validate_repository_name(bad).is_err(), "{bad:?}");
         }
     }
@@ -216,7 +255,10 @@ mod tests {
 
     #[test]
     fn references() {
-        assert_eq!(Reference::parse("latest").unwrap(), Reference::Tag("latest".into()));
+        assert_eq!(
+            Reference::parse("latest").unwrap(),
+            Reference::Tag("latest".into())
+        );
         let d = format!("sha256:{}", "b".repeat(64));
         assert_eq!(Reference::parse(&d).unwrap(), Reference::Digest(d.clone()));
         assert!(Reference::parse("sha256:zz").is_err());
@@ -224,9 +266,23 @@ mod tests {
 
     #[test]
     fn endpoints() {
-        assert_eq!(parse_endpoint("myregistry.azurecr.io").unwrap().as_str(), "https://myregistry.azurecr.io/");
-        assert_eq!(parse_endpoint("http://127.0.0.1:5000").unwrap().port(), Some(5000));
-        for bad in ["", "ftp://x", "http://", "https://x/path", "https://x?q=1", "https://u:p@x", "not a url"] {
+        assert_eq!(
+            parse_endpoint("myregistry.azurecr.io").unwrap().as_str(),
+            "https://myregistry.azurecr.io/"
+        );
+        assert_eq!(
+            parse_endpoint("http://127.0.0.1:5000").unwrap().port(),
+            Some(5000)
+        );
+        for bad in [
+            "",
+            "ftp://x",
+            "http://",
+            "https://x/path",
+            "https://x?q=1",
+            "https://u:p@x",
+            "not a url",
+        ] {
             assert!(parse_endpoint(bad).is_err(), "{bad:?}");
         }
         assert!(is_loopback(&parse_endpoint("http://127.0.0.2:1").unwrap()));

@@ -32,7 +32,8 @@ impl CachedToken {
         let now = now_secs();
         let refresh_after = match jwt::expiry(&token) {
             // Stop using it a fifth of its lifetime (at most 5 minutes) before it expires.
-            Some(exp) => exp - ((exp - now) / 5).clamp(0, 300),
+            // Saturating: `exp` comes from the registry and may be any i64.
+            Some(exp) => exp.saturating_sub((exp.saturating_sub(now) / 5).clamp(0, 300)),
             None => now + 60,
         };
         Self {
@@ -71,7 +72,10 @@ impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Authenticator")
             .field("endpoint", &self.endpoint.as_str())
-            .field("credential", &self.credential.as_ref().map(|_| "<credential>"))
+            .field(
+                "credential",
+                &self.credential.as_ref().map(|_| "<credential>"),
+            )
             .field("audience", &self.audience)
             .finish_non_exhaustive()
     }
@@ -85,8 +89,11 @@ impl Authenticator {
         http: reqwest::Client,
     ) -> Self {
         let base = endpoint.as_str().trim_end_matches('/').to_string();
-        let token_client =
-            azure_containerregistry_rest::Client::new_with_client(&base, http.clone(), ClientState::new());
+        let token_client = azure_containerregistry_rest::Client::new_with_client(
+            &base,
+            http.clone(),
+            ClientState::new(),
+        );
         Self {
             endpoint,
             credential,
@@ -117,12 +124,19 @@ impl Authenticator {
     pub(crate) async fn cached_authorization(&self, scope: &str) -> Option<HeaderValue> {
         let slot = self.slot(scope);
         let guard = slot.lock().await;
-        guard.as_ref().filter(|t| t.is_fresh()).and_then(|t| bearer(t.token.secret()))
+        guard
+            .as_ref()
+            .filter(|t| t.is_fresh())
+            .and_then(|t| bearer(t.token.secret()))
     }
 
     /// Caches an access token for another name of the same scope (the predicted one).
     pub(crate) async fn alias(&self, predicted: &str, authorization: &HeaderValue) {
-        if let Some(token) = authorization.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")) {
+        if let Some(token) = authorization
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+        {
             let slot = self.slot(predicted);
             *slot.lock().await = Some(CachedToken::new(token.to_string()));
         }
@@ -144,15 +158,25 @@ impl Authenticator {
                 return header.ok_or_else(|| credential_error("token is not a valid header value"));
             }
         }
-        let service = challenge.service.clone().unwrap_or_else(|| self.default_service());
+        let service = challenge
+            .service
+            .clone()
+            .unwrap_or_else(|| self.default_service());
         let token = self.fetch_access_token(challenge, &service, &scope).await?;
-        let header = bearer(&token).ok_or_else(|| credential_error("the registry issued a token that is not a valid header value"))?;
+        let header = bearer(&token).ok_or_else(|| {
+            credential_error("the registry issued a token that is not a valid header value")
+        })?;
         *guard = Some(CachedToken::new(token));
         Ok(header)
     }
 
     /// Access token for `scope` from the registry's token endpoint.
-    async fn fetch_access_token(&self, challenge: &Challenge, service: &str, scope: &str) -> azure_core::Result<String> {
+    async fn fetch_access_token(
+        &self,
+        challenge: &Challenge,
+        service: &str,
+        scope: &str,
+    ) -> azure_core::Result<String> {
         let same_origin = Url::parse(&challenge.realm)
             .map(|realm| realm.origin() == self.endpoint.origin())
             .unwrap_or(false);
@@ -167,15 +191,24 @@ impl Authenticator {
                     )));
                 }
                 let refresh_token = self.refresh_token(service).await?;
-                self.access_token_from_refresh(service, scope, refresh_token.secret()).await
+                self.access_token_from_refresh(service, scope, refresh_token.secret())
+                    .await
             }
             None if same_origin => self.anonymous_token(service, scope).await,
-            None => self.anonymous_token_from_realm(&challenge.realm, service, scope).await,
+            None => {
+                self.anonymous_token_from_realm(&challenge.realm, service, scope)
+                    .await
+            }
         }
     }
 
     /// `POST /oauth2/token` with `grant_type=refresh_token`.
-    pub(crate) async fn access_token_from_refresh(&self, service: &str, scope: &str, refresh_token: &str) -> azure_core::Result<String> {
+    pub(crate) async fn access_token_from_refresh(
+        &self,
+        service: &str,
+        scope: &str,
+        refresh_token: &str,
+    ) -> azure_core::Result<String> {
         let body = ExchangeAcrRefreshTokenForAcrAccessTokenBody {
             grant_type: "refresh_token".into(),
             service: service.into(),
@@ -209,7 +242,9 @@ impl Authenticator {
             .token_client
             .exchange_acr_refresh_token_for_acr_access_token(&body)
             .await
-            .map_err(|e| credential_context(rest_error(e), "getting an anonymous registry token"))?;
+            .map_err(|e| {
+                credential_context(rest_error(e), "getting an anonymous registry token")
+            })?;
         response
             .into_inner()
             .access_token
@@ -218,12 +253,25 @@ impl Authenticator {
 
     /// Anonymous token from a realm on another host. No secret is sent, so this is allowed; the
     /// request goes to the realm URL as the challenge gave it (not a URL of the generated client).
-    async fn anonymous_token_from_realm(&self, realm: &str, service: &str, scope: &str) -> azure_core::Result<String> {
-        let url = Url::parse(realm).map_err(|_| credential_error(format!("the challenge's realm {realm:?} is not a URL")))?;
+    async fn anonymous_token_from_realm(
+        &self,
+        realm: &str,
+        service: &str,
+        scope: &str,
+    ) -> azure_core::Result<String> {
+        let url = Url::parse(realm).map_err(|_| {
+            credential_error(format!("the challenge's realm {realm:?} is not a URL"))
+        })?;
         if url.scheme() != "https" && !(url.scheme() == "http" && is_loopback(&url)) {
-            return Err(credential_error(format!("the challenge's realm {realm:?} is not https")));
+            return Err(credential_error(format!(
+                "the challenge's realm {realm:?} is not https"
+            )));
         }
-        let form = [("grant_type", "password"), ("service", service), ("scope", scope)];
+        let form = [
+            ("grant_type", "password"),
+            ("service", service),
+            ("scope", scope),
+        ];
         let response = self
             .http
             .post(url)
@@ -232,7 +280,10 @@ impl Authenticator {
             .await
             .map_err(crate::error::transport_error)?;
         if !response.status().is_success() {
-            return Err(credential_context(crate::error::response_error(response).await, "getting an anonymous token from the realm"));
+            return Err(credential_context(
+                crate::error::response_error(response).await,
+                "getting an anonymous token from the realm",
+            ));
         }
         let body = crate::http_body::read_bounded(response, 1 << 20).await?;
         #[derive(serde::Deserialize)]
@@ -275,11 +326,15 @@ impl Authenticator {
             .token_client
             .exchange_aad_access_token_for_acr_refresh_token(&body)
             .await
-            .map_err(|e| credential_context(rest_error(e), "exchanging the Microsoft Entra token for a registry refresh token"))?;
-        let token = response
-            .into_inner()
-            .refresh_token
-            .ok_or_else(|| credential_error("the registry's exchange answer has no refresh_token"))?;
+            .map_err(|e| {
+                credential_context(
+                    rest_error(e),
+                    "exchanging the Microsoft Entra token for a registry refresh token",
+                )
+            })?;
+        let token = response.into_inner().refresh_token.ok_or_else(|| {
+            credential_error("the registry's exchange answer has no refresh_token")
+        })?;
         let cached = CachedToken::new(token);
         let secret = cached.token.clone();
         *guard = Some(cached);
@@ -301,6 +356,9 @@ fn credential_context(error: azure_core::Error, what: &str) -> azure_core::Error
     match error.kind() {
         // Keep registry answers as they are (status and code matter to callers).
         ErrorKind::HttpResponse { .. } => error.with_context(format!("{what} failed")),
-        _ => azure_core::Error::with_message(ErrorKind::Credential, format!("{what} failed: {error}")),
+        _ => azure_core::Error::with_message(
+            ErrorKind::Credential,
+            format!("{what} failed: {error}"),
+        ),
     }
 }

@@ -124,8 +124,14 @@ mod tests {
         assert_eq!(c.error, None);
 
         let mount = Challenge::parse(r#"Bearer realm="https://r/oauth2/token",service="r",scope="repository:hello-world:pull,push repository:alpine:pull""#).unwrap();
-        assert_eq!(mount.scopes, ["repository:hello-world:pull,push", "repository:alpine:pull"]);
-        assert_eq!(mount.scope(), "repository:hello-world:pull,push repository:alpine:pull");
+        assert_eq!(
+            mount.scopes,
+            ["repository:hello-world:pull,push", "repository:alpine:pull"]
+        );
+        assert_eq!(
+            mount.scope(),
+            "repository:hello-world:pull,push repository:alpine:pull"
+        );
 
         let insufficient = Challenge::parse(r#"Bearer realm="https://r/oauth2/token",service="r",scope="repository:alpine:metadata_write",error="insufficient_scope""#).unwrap();
         assert_eq!(insufficient.error.as_deref(), Some("insufficient_scope"));
@@ -133,23 +139,41 @@ mod tests {
 
     #[test]
     fn tolerant_forms() {
-        let c = Challenge::parse(r#"bearer  REALM="http://a/t" , service=a:5000 ,scope="x:y:pull""#).unwrap();
+        let c =
+            Challenge::parse(r#"bearer  REALM="http://a/t" , service=a:5000 ,scope="x:y:pull""#)
+                .unwrap();
         assert_eq!(c.realm, "http://a/t");
         assert_eq!(c.service.as_deref(), Some("a:5000"));
         let escaped = Challenge::parse(r#"Bearer realm="http://a/\"t\"""#).unwrap();
         assert_eq!(escaped.realm, r#"http://a/"t""#);
         let second = Challenge::parse(r#"Basic realm="x", Bearer realm="http://b/t""#).unwrap();
         assert_eq!(second.realm, "http://b/t");
-        let comma_in_quotes = Challenge::parse(r#"Bearer realm="http://a/t",scope="repository:a:pull,push""#).unwrap();
+        let comma_in_quotes =
+            Challenge::parse(r#"Bearer realm="http://a/t",scope="repository:a:pull,push""#)
+                .unwrap();
         assert_eq!(comma_in_quotes.scopes, ["repository:a:pull,push"]);
     }
 
     #[test]
     fn malformed_challenges_are_none() {
-        for bad in ["", "Bearer", "Basic realm=\"x\"", "Bearer service=\"x\"", "Bearer realm=", "garbage ,,, ==", "Bearer realm=\"unterminated"] {
+        for bad in [
+            "",
+            "Bearer",
+            "Basic realm=\"x\"",
+            "Bearer service=\"x\"",
+            "Bearer realm=",
+            "garbage ,,, ==",
+            "Bearer realm=\"unterminated",
+        ] {
             let parsed = Challenge::parse(bad);
-            assert!(parsed.is_none() || bad.contains("unterminated"), "{bad:?} -> {parsed:?}");
+            assert!(
+                parsed.is_none() || bad.contains("unterminated"),
+                "{bad:?} -> {parsed:?}"
+            );
         }
-        assert_eq!(Challenge::parse("Bearer realm=\"unterminated").map(|c| c.realm), Some("unterminated".into()));
+        assert_eq!(
+            Challenge::parse("Bearer realm=\"unterminated").map(|c| c.realm),
+            Some("unterminated".into())
+        );
     }
 }

@@ -19,12 +19,19 @@ mod tests {
 
     fn token(claims: &str) -> String {
         let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        format!("{}.{}.sig", e.encode(r#"{"alg":"RS256"}"#), e.encode(claims))
+        format!(
+            "{}.{}.sig",
+            e.encode(r#"{"alg":"RS256"}"#),
+            e.encode(claims)
+        )
     }
 
     #[test]
     fn reads_exp() {
-        assert_eq!(expiry(&token(r#"{"exp":1700000000,"access":[]}"#)), Some(1_700_000_000));
+        assert_eq!(
+            expiry(&token(r#"{"exp":1700000000,"access":[]}"#)),
+            Some(1_700_000_000)
+        );
         assert_eq!(expiry(&token(r#"{"iat":1}"#)), None);
         assert_eq!(expiry("not a jwt"), None);
         assert_eq!(expiry("a.!!!.c"), None);

@@ -5,8 +5,8 @@
 //! scope and attached before the registry asks, so a warm client makes no 401 round trip.
 //! Concurrent requests for the same scope share one token fetch.
 
-pub mod challenge;
 mod authenticator;
+pub mod challenge;
 pub(crate) mod jwt;
 pub mod scope;
 

@@ -10,7 +10,11 @@ pub fn predict_scope(method: &reqwest::Method, url: &url::Url) -> Option<String>
         return Some("registry:catalog:*".to_string());
     }
     if let Some(rest) = path.strip_prefix("/acr/v1/") {
-        let name = match ["/_tags", "/_manifests"].iter().filter_map(|k| rest.rfind(k)).max() {
+        let name = match ["/_tags", "/_manifests"]
+            .iter()
+            .filter_map(|k| rest.rfind(k))
+            .max()
+        {
             Some(i) => &rest[..i],
             None => rest,
         };
@@ -83,27 +87,64 @@ mod tests {
 
     #[test]
     fn predictions_match_acr_challenges() {
-        assert_eq!(p(Method::GET, "https://r/acr/v1/_catalog?n=1").as_deref(), Some("registry:catalog:*"));
-        assert_eq!(p(Method::GET, "https://r/acr/v1/library%2Fhello/_tags?n=1").as_deref(), Some("repository:library/hello:metadata_read"));
-        assert_eq!(p(Method::PATCH, "https://r/acr/v1/a/_tags/v1").as_deref(), Some("repository:a:metadata_write"));
-        assert_eq!(p(Method::DELETE, "https://r/acr/v1/a").as_deref(), Some("repository:a:delete"));
-        assert_eq!(p(Method::GET, "https://r/acr/v1/a/_manifests/sha256:00").as_deref(), Some("repository:a:metadata_read"));
-        assert_eq!(p(Method::HEAD, "https://r/v2/a/b/blobs/sha256:00").as_deref(), Some("repository:a/b:pull"));
-        assert_eq!(p(Method::PUT, "https://r/v2/a/manifests/v1").as_deref(), Some("repository:a:pull,push"));
-        assert_eq!(p(Method::DELETE, "https://r/v2/a/blobs/uploads/u?_state=x").as_deref(), Some("repository:a:delete"));
         assert_eq!(
-            p(Method::POST, "https://r/v2/hello-world/blobs/uploads/?from=alpine&mount=sha256%3A00").as_deref(),
+            p(Method::GET, "https://r/acr/v1/_catalog?n=1").as_deref(),
+            Some("registry:catalog:*")
+        );
+        assert_eq!(
+            p(Method::GET, "https://r/acr/v1/library%2Fhello/_tags?n=1").as_deref(),
+            Some("repository:library/hello:metadata_read")
+        );
+        assert_eq!(
+            p(Method::PATCH, "https://r/acr/v1/a/_tags/v1").as_deref(),
+            Some("repository:a:metadata_write")
+        );
+        assert_eq!(
+            p(Method::DELETE, "https://r/acr/v1/a").as_deref(),
+            Some("repository:a:delete")
+        );
+        assert_eq!(
+            p(Method::GET, "https://r/acr/v1/a/_manifests/sha256:00").as_deref(),
+            Some("repository:a:metadata_read")
+        );
+        assert_eq!(
+            p(Method::HEAD, "https://r/v2/a/b/blobs/sha256:00").as_deref(),
+            Some("repository:a/b:pull")
+        );
+        assert_eq!(
+            p(Method::PUT, "https://r/v2/a/manifests/v1").as_deref(),
+            Some("repository:a:pull,push")
+        );
+        assert_eq!(
+            p(Method::DELETE, "https://r/v2/a/blobs/uploads/u?_state=x").as_deref(),
+            Some("repository:a:delete")
+        );
+        assert_eq!(
+            p(
+                Method::POST,
+                "https://r/v2/hello-world/blobs/uploads/?from=alpine&mount=sha256%3A00"
+            )
+            .as_deref(),
             Some("repository:hello-world:pull,push repository:alpine:pull")
         );
-        assert_eq!(p(Method::GET, "https://r/v2/x/manifests/y/blobs/sha256:0").as_deref(), Some("repository:x/manifests/y:pull"));
+        assert_eq!(
+            p(Method::GET, "https://r/v2/x/manifests/y/blobs/sha256:0").as_deref(),
+            Some("repository:x/manifests/y:pull")
+        );
         assert_eq!(p(Method::GET, "https://r/v2/").as_deref(), None);
         assert_eq!(p(Method::GET, "https://r/oauth2/token").as_deref(), None);
     }
 
     #[test]
     fn canonical_scopes() {
-        assert_eq!(canonical("repository:a:push,pull"), "repository:a:pull,push");
-        assert_eq!(canonical("repository:b:pull repository:a:push,pull"), "repository:a:pull,push repository:b:pull");
+        assert_eq!(
+            canonical("repository:a:push,pull"),
+            "repository:a:pull,push"
+        );
+        assert_eq!(
+            canonical("repository:b:pull repository:a:push,pull"),
+            "repository:a:pull,push repository:b:pull"
+        );
         assert_eq!(canonical("registry:catalog:*"), "registry:catalog:*");
     }
 }
