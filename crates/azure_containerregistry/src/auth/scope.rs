@@ -76,6 +76,32 @@ pub fn canonical(scope: &str) -> String {
     scopes.join(" ")
 }
 
+/// Whether a token granted for `granted` also serves `wanted`: every wanted resource is
+/// granted with at least the wanted actions (`repository:a:pull,push` serves
+/// `repository:a:pull`).
+pub fn covers(granted: &str, wanted: &str) -> bool {
+    let parse = |s: &str| -> Vec<(String, Vec<String>)> {
+        s.split(' ')
+            .filter(|x| !x.is_empty())
+            .map(|x| match x.rsplit_once(':') {
+                Some((resource, actions)) => (
+                    resource.to_string(),
+                    actions.split(',').map(String::from).collect(),
+                ),
+                None => (x.to_string(), Vec::new()),
+            })
+            .collect()
+    };
+    let granted = parse(granted);
+    let wanted = parse(wanted);
+    !wanted.is_empty()
+        && wanted.iter().all(|(resource, actions)| {
+            granted
+                .iter()
+                .any(|(r, a)| r == resource && actions.iter().all(|w| a.contains(w)))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,6 +159,19 @@ mod tests {
         );
         assert_eq!(p(Method::GET, "https://r/v2/").as_deref(), None);
         assert_eq!(p(Method::GET, "https://r/oauth2/token").as_deref(), None);
+    }
+
+    #[test]
+    fn wider_scopes_cover_narrower_ones() {
+        assert!(covers("repository:a:pull,push", "repository:a:pull"));
+        assert!(covers(
+            "repository:a:pull,push repository:b:pull",
+            "repository:b:pull"
+        ));
+        assert!(!covers("repository:a:pull", "repository:a:pull,push"));
+        assert!(!covers("repository:a:pull", "repository:b:pull"));
+        assert!(!covers("repository:a:pull", "repository:a/b:pull"));
+        assert!(!covers("repository:a:pull", ""));
     }
 
     #[test]
