@@ -265,10 +265,13 @@ async fn normalize_error(response: reqwest::Response) -> reqwest::Response {
 
 /// The ACR error body for raw error bytes: kept when it already is one, else built.
 pub fn error_body(bytes: &[u8]) -> Vec<u8> {
-    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) {
-        if value.get("errors").is_some_and(serde_json::Value::is_array) {
-            return bytes.to_vec();
-        }
+    // Kept only when the typed error model reads it, so the generated code cannot fail on it
+    // and lose the status.
+    if serde_json::from_slice::<crate::types::AcrErrors>(bytes).is_ok()
+        && serde_json::from_slice::<serde_json::Value>(bytes)
+            .is_ok_and(|v| v.get("errors").is_some_and(serde_json::Value::is_array))
+    {
+        return bytes.to_vec();
     }
     let text = String::from_utf8_lossy(bytes);
     let text = text.trim();
@@ -351,5 +354,9 @@ mod tests {
         assert_eq!(empty, serde_json::json!({"errors": []}));
         let other: serde_json::Value = serde_json::from_slice(&error_body(br#"{"x":1}"#)).unwrap();
         assert_eq!(other["errors"][0]["message"], r#"{"x":1}"#);
+        for odd in [&br#"{"errors":[{"code":5}]}"#[..], br#"{"errors":[7]}"#] {
+            let fixed = error_body(odd);
+            assert!(serde_json::from_slice::<crate::types::AcrErrors>(&fixed).is_ok(), "{fixed:?}");
+        }
     }
 }

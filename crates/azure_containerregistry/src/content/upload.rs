@@ -154,7 +154,11 @@ fn received_from_range(value: Option<&str>) -> Option<u64> {
     if a != 0 {
         return None;
     }
-    Some(if b == 0 { 0 } else { b + 1 })
+    if b == 0 {
+        Some(0)
+    } else {
+        b.checked_add(1)
+    }
 }
 
 impl ContainerRegistryContentClient {
