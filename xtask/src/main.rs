@@ -4,6 +4,7 @@ mod bench_cmd;
 mod coverage;
 mod descriptions;
 mod diagnose;
+mod fuzz_cmd;
 mod generate;
 mod import;
 mod test_cmd;
@@ -20,6 +21,7 @@ commands:
   spec-coverage [swagger2.json]   list upstream operations and whether specs/ has each one
                                   (default: the reference copy in ../shared)
   test [cargo test args]          install test prerequisites and run the whole test suite
+  fuzz [--seconds N] [target…]    run the fuzz targets of fuzz/ (stable toolchain), N s each
   bench [--size 1GiB] [--reps 5] [--json F] [--quick]
                                   benchmark limits, this client and oci-client side by side
 ";
@@ -44,6 +46,7 @@ fn run(args: &[String]) -> Result<()> {
         "bench" => bench_cmd::run(rest),
         "diagnose" => diagnose::run(rest),
         "spec-coverage" => coverage::run(rest),
+        "fuzz" => fuzz_cmd::run(rest),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())

@@ -1,0 +1,395 @@
+//! Shared helpers of the `reliability_*` tests: a fast-retrying client configuration, the
+//! emulator in ACR token mode, a test credential, and a hand-written hostile HTTP server that
+//! records every request it receives (headers and body) and answers as a test tells it to.
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use azure_containerregistry::{ContainerRegistryClientOptions, RetryOptions};
+use azure_containerregistry_emulator::{AuthMode, Emulator, EmulatorOptions};
+use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
+use bytes::Bytes;
+use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
+use hyper::body::Frame;
+
+/// The Microsoft Entra token of the tests: the emulator accepts it, hostile servers must never
+/// see it.
+pub const AAD_TOKEN: &str = "reliability-aad-token-5ecr3t";
+
+/// A credential that always returns [`AAD_TOKEN`] and counts its calls.
+#[derive(Debug, Default)]
+pub struct TestCredential {
+    pub calls: AtomicU64,
+}
+
+#[async_trait::async_trait]
+impl TokenCredential for TestCredential {
+    async fn get_token(
+        &self,
+        _scopes: &[&str],
+        _options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Ok(AccessToken::new(
+            AAD_TOKEN.to_string(),
+            time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+        ))
+    }
+}
+
+/// The test credential as the clients take it.
+pub fn credential() -> Arc<dyn TokenCredential> {
+    Arc::new(TestCredential::default())
+}
+
+/// Options with small retry delays, so that retry tests stay fast.
+pub fn fast_options(max_retries: u32) -> ContainerRegistryClientOptions {
+    ContainerRegistryClientOptions {
+        retry: RetryOptions {
+            max_retries,
+            initial_delay: Duration::from_millis(20),
+            max_delay: Duration::from_secs(5),
+        },
+        timeout: Some(Duration::from_secs(20)),
+        ..Default::default()
+    }
+}
+
+/// Runs a test body with a time limit, so that a hang fails instead of blocking the run.
+pub async fn bounded<F: Future>(seconds: u64, body: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(seconds), body)
+        .await
+        .unwrap_or_else(|_| panic!("the test took longer than {seconds} s"))
+}
+
+/// The emulator in ACR token mode, accepting [`AAD_TOKEN`].
+pub async fn token_emulator(
+    anonymous_pull: bool,
+    access_token_lifetime: Option<Duration>,
+) -> Emulator {
+    let mut options = EmulatorOptions {
+        auth: AuthMode::Token {
+            anonymous_pull,
+            accepted_aad_tokens: vec![AAD_TOKEN.to_string()],
+        },
+        ..Default::default()
+    };
+    if let Some(lifetime) = access_token_lifetime {
+        options.access_token_lifetime = lifetime;
+    }
+    Emulator::start(options).await.expect("emulator starts")
+}
+
+/// The open emulator (no auth) without blob redirects.
+pub async fn open_emulator() -> Emulator {
+    Emulator::start(EmulatorOptions {
+        redirect_blobs: false,
+        ..Default::default()
+    })
+    .await
+    .expect("emulator starts")
+}
+
+/// One request received by a [`HostileServer`].
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    pub path_and_query: String,
+    /// Lower-case names.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether `secret` appears anywhere in the request: path, header values or body.
+    pub fn contains(&self, secret: &str) -> bool {
+        self.path_and_query.contains(secret)
+            || self.headers.iter().any(|(_, v)| v.contains(secret))
+            || String::from_utf8_lossy(&self.body).contains(secret)
+    }
+}
+
+/// The body of a [`Reply`].
+#[derive(Debug, Clone)]
+pub enum ReplyBody {
+    Bytes(Vec<u8>),
+    /// `chunk` repeated up to `cap` bytes in total (chunked, no `Content-Length`): "endless"
+    /// for any client that bounds its reads, while the test can never use unbounded memory.
+    Endless {
+        chunk: Vec<u8>,
+        cap: u64,
+    },
+}
+
+/// An answer of a [`HostileServer`].
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: ReplyBody,
+}
+
+impl Reply {
+    pub fn new(status: u16) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+            body: ReplyBody::Bytes(Vec::new()),
+        }
+    }
+
+    pub fn json(status: u16, body: serde_json::Value) -> Self {
+        Self::new(status)
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = ReplyBody::Bytes(body.into());
+        self
+    }
+
+    pub fn endless(mut self, chunk: impl Into<Vec<u8>>, cap: u64) -> Self {
+        self.body = ReplyBody::Endless {
+            chunk: chunk.into(),
+            cap,
+        };
+        self
+    }
+}
+
+type Handler = Arc<dyn Fn(&Received) -> Reply + Send + Sync>;
+
+/// A hand-written HTTP/1.1 server on a loopback address that records every request and
+/// answers with a test's handler. Stops when dropped.
+pub struct HostileServer {
+    addr: SocketAddr,
+    received: Arc<Mutex<Vec<Received>>>,
+    /// Body bytes handed to the connection by [`ReplyBody::Endless`] answers.
+    streamed: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for HostileServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl HostileServer {
+    /// Starts on `ip` (e.g. 127.0.0.1 or 127.0.0.2) and a free port.
+    pub async fn start(
+        ip: &str,
+        handler: impl Fn(&Received) -> Reply + Send + Sync + 'static,
+    ) -> Self {
+        let ip: IpAddr = ip.parse().expect("an IP address");
+        let listener = tokio::net::TcpListener::bind((ip, 0))
+            .await
+            .expect("bind a loopback port");
+        let addr = listener.local_addr().expect("local address");
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let streamed = Arc::new(AtomicU64::new(0));
+        let handler: Handler = Arc::new(handler);
+        let task = tokio::spawn({
+            let received = received.clone();
+            let streamed = streamed.clone();
+            async move {
+                let mut connections = tokio::task::JoinSet::new();
+                while let Ok((stream, _)) = listener.accept().await {
+                    let received = received.clone();
+                    let streamed = streamed.clone();
+                    let handler = handler.clone();
+                    connections.spawn(async move {
+                        let service = hyper::service::service_fn(
+                            move |request: hyper::Request<hyper::body::Incoming>| {
+                                let received = received.clone();
+                                let streamed = streamed.clone();
+                                let handler = handler.clone();
+                                async move {
+                                    Ok::<_, Infallible>(
+                                        answer(request, &received, &streamed, &handler).await,
+                                    )
+                                }
+                            },
+                        );
+                        let io = hyper_util::rt::TokioIo::new(stream);
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(io, service)
+                            .await;
+                    });
+                }
+            }
+        });
+        Self {
+            addr,
+            received,
+            streamed,
+            task,
+        }
+    }
+
+    /// `http://ip:port` (no trailing slash).
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `http://localhost:port`: the same server under another origin.
+    pub fn localhost_endpoint(&self) -> String {
+        format!("http://localhost:{}", self.addr.port())
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.received
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn clear(&self) {
+        self.received
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    /// Bytes of endless bodies handed to connections so far.
+    pub fn streamed(&self) -> u64 {
+        self.streamed.load(Ordering::SeqCst)
+    }
+}
+
+async fn answer(
+    request: hyper::Request<hyper::body::Incoming>,
+    received: &Mutex<Vec<Received>>,
+    streamed: &Arc<AtomicU64>,
+    handler: &Handler,
+) -> hyper::Response<BoxBody<Bytes, Infallible>> {
+    let (parts, body) = request.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes().to_vec())
+        .unwrap_or_default();
+    let record = Received {
+        method: parts.method.to_string(),
+        path_and_query: parts
+            .uri
+            .path_and_query()
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body,
+    };
+    received
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(record.clone());
+    let reply = handler(&record);
+    let mut builder = hyper::Response::builder().status(reply.status);
+    for (name, value) in &reply.headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    let body: BoxBody<Bytes, Infallible> = match reply.body {
+        ReplyBody::Bytes(bytes) => Full::new(Bytes::from(bytes)).boxed(),
+        ReplyBody::Endless { chunk, cap } => {
+            let chunk = Bytes::from(chunk);
+            let streamed = streamed.clone();
+            let stream = futures::stream::unfold(0u64, move |sent| {
+                let chunk = chunk.clone();
+                let streamed = streamed.clone();
+                async move {
+                    if sent >= cap {
+                        return None;
+                    }
+                    streamed.fetch_add(chunk.len() as u64, Ordering::SeqCst);
+                    Some((
+                        Ok::<_, Infallible>(Frame::data(chunk.clone())),
+                        sent + chunk.len() as u64,
+                    ))
+                }
+            });
+            StreamBody::new(stream).boxed()
+        }
+    };
+    builder
+        .body(body)
+        .unwrap_or_else(|_| hyper::Response::new(Full::new(Bytes::new()).boxed()))
+}
+
+/// The ACR token flow for a hostile registry: `/oauth2/exchange` and `/oauth2/token` answer
+/// with the given tokens; any other request without `Bearer <access>` gets a challenge whose
+/// realm is `realm`. `None`: the request is authorized, the test's handler answers it.
+pub fn token_flow(
+    request: &Received,
+    realm: &str,
+    scope: &str,
+    refresh: &str,
+    access: &str,
+) -> Option<Reply> {
+    let path = request.path_and_query.split('?').next().unwrap_or_default();
+    if path == "/oauth2/exchange" {
+        return Some(Reply::json(
+            200,
+            serde_json::json!({ "refresh_token": refresh }),
+        ));
+    }
+    if path == "/oauth2/token" {
+        return Some(Reply::json(
+            200,
+            serde_json::json!({ "access_token": access }),
+        ));
+    }
+    if request.header("authorization") == Some(format!("Bearer {access}").as_str()) {
+        return None;
+    }
+    Some(
+        Reply::json(401, serde_json::json!({"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]}))
+            .header("WWW-Authenticate", &format!(r#"Bearer realm="{realm}",service="hostile",scope="{scope}""#)),
+    )
+}
+
+/// A JWT-shaped token (unsigned) with these claims.
+pub fn jwt(claims: serde_json::Value) -> String {
+    use base64::Engine as _;
+    let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    format!(
+        "{}.{}.c2lnbmF0dXJl",
+        e.encode(r#"{"alg":"RS256","typ":"JWT"}"#),
+        e.encode(claims.to_string())
+    )
+}
+
+/// The sha256 digest of bytes.
+pub fn sha256(data: &[u8]) -> String {
+    azure_containerregistry::reference::sha256_digest(data)
+}
