@@ -100,4 +100,3 @@ fn run_bounded(cmd: &mut Command, timeout: Duration, what: &str) -> Result<ExitS
         std::thread::sleep(Duration::from_millis(100));
     }
 }
-

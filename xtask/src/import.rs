@@ -395,15 +395,21 @@ fn wire_schemas(oas: &mut Value) -> Result<()> {
         .and_then(|s| s.get_mut("properties"))
         .and_then(Value::as_object_mut)
         .ok_or_else(|| anyhow!("patch target missing: ManifestAttributesBase.properties"))?;
-    manifest.entry("mediaType").or_insert_with(|| json!({"type": "string"}));
+    manifest
+        .entry("mediaType")
+        .or_insert_with(|| json!({"type": "string"}));
     let changeable = schemas
         .get_mut("ManifestChangeableAttributes")
         .and_then(|s| s.get_mut("properties"))
         .and_then(Value::as_object_mut)
         .ok_or_else(|| anyhow!("patch target missing: ManifestChangeableAttributes.properties"))?;
-    changeable.entry("quarantineState").or_insert_with(|| json!({"type": "string"}));
+    changeable
+        .entry("quarantineState")
+        .or_insert_with(|| json!({"type": "string"}));
     // A JSON document inside a string, as ACR sends it.
-    changeable.entry("quarantineDetails").or_insert_with(|| json!({"type": "string"}));
+    changeable
+        .entry("quarantineDetails")
+        .or_insert_with(|| json!({"type": "string"}));
     // Annotation values are strings on the wire, whatever the key.
     let annotations = schemas
         .get_mut("Annotations")

@@ -356,7 +356,10 @@ mod tests {
         assert_eq!(other["errors"][0]["message"], r#"{"x":1}"#);
         for odd in [&br#"{"errors":[{"code":5}]}"#[..], br#"{"errors":[7]}"#] {
             let fixed = error_body(odd);
-            assert!(serde_json::from_slice::<crate::types::AcrErrors>(&fixed).is_ok(), "{fixed:?}");
+            assert!(
+                serde_json::from_slice::<crate::types::AcrErrors>(&fixed).is_ok(),
+                "{fixed:?}"
+            );
         }
     }
 }
