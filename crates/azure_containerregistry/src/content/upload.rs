@@ -255,7 +255,10 @@ impl ContainerRegistryContentClient {
         chunk_size: usize,
         options: &UploadBlobOptions,
     ) -> azure_core::Result<UploadBlobResult> {
-        if let (Some(digest), Some(size)) = (&known_digest, total) {
+        // A large blob whose digest is known is checked before anything is read; a small one
+        // is checked in `upload_single`, alongside opening the upload session.
+        let checked_up_front = matches!(total, Some(size) if size > chunk_size as u64);
+        if let (Some(digest), Some(size), true) = (&known_digest, total, checked_up_front) {
             if options.skip_existing && self.blob_exists(digest).await? {
                 report(&options.progress, size, Some(size));
                 return Ok(UploadBlobResult {
@@ -272,12 +275,8 @@ impl ContainerRegistryContentClient {
             source.read_chunk(chunk_size).await?
         };
         let result = if second.is_empty() {
-            self.upload_single(
-                first,
-                known_digest.is_none() && options.skip_existing,
-                options,
-            )
-            .await?
+            self.upload_single(first, options.skip_existing && !checked_up_front, options)
+                .await?
         } else {
             self.upload_chunked(&mut source, first, second, total, chunk_size, options)
                 .await?
@@ -300,17 +299,31 @@ impl ContainerRegistryContentClient {
     ) -> azure_core::Result<UploadBlobResult> {
         let size = data.len() as u64;
         let digest = crate::reference::sha256_digest(&data);
-        if check_existing && self.blob_exists(&digest).await? {
-            report(&options.progress, size, Some(size));
-            return Ok(UploadBlobResult {
-                digest,
-                size,
-                skipped: true,
-            });
-        }
+        // The existence check and the session start go out together: a small upload then
+        // costs two round trips (POST, PUT), like an upload without the check.
+        let mut opened = if check_existing {
+            let (exists, session) = tokio::join!(self.blob_exists(&digest), self.start_upload());
+            if exists? {
+                if let Ok(session) = session {
+                    self.cancel_in_background(session);
+                }
+                report(&options.progress, size, Some(size));
+                return Ok(UploadBlobResult {
+                    digest,
+                    size,
+                    skipped: true,
+                });
+            }
+            Some(session?)
+        } else {
+            None
+        };
         let mut attempt = 0;
         loop {
-            let session = self.start_upload().await?;
+            let session = match opened.take() {
+                Some(session) => session,
+                None => self.start_upload().await?,
+            };
             match self.complete(&session, &digest, data.clone()).await {
                 Ok(()) => break,
                 Err(e) => {
@@ -390,19 +403,36 @@ impl ContainerRegistryContentClient {
         let mut hasher = Hasher::sha256();
         let mut offset = 0u64;
         while !current.is_empty() {
-            self.send_chunk(&mut session, &current, offset, options.max_retries)
-                .await?;
-            // Hashed once, when the registry has confirmed the whole chunk.
-            hasher.update(&current);
+            // While a chunk is on the wire, it is hashed on a blocking thread and the next one
+            // is read: hashing and reading never hold up the network. The chunk is hashed once;
+            // its hash only counts if the registry confirms the whole chunk (else the attempt
+            // fails and a new one starts with a new hash).
+            let to_hash = current.clone();
+            let hashing = tokio::task::spawn_blocking(move || {
+                hasher.update(&to_hash);
+                hasher
+            });
+            let upcoming = next.take();
+            let read_next = async {
+                match upcoming {
+                    Some(chunk) => Ok(chunk),
+                    None => source.read_chunk(chunk_size).await,
+                }
+            };
+            let (sent, read) = tokio::join!(
+                self.send_chunk(&mut session, &current, offset, options.max_retries),
+                read_next
+            );
+            hasher = hashing.await.map_err(|e| {
+                Failure::Fatal(azure_core::Error::with_message(
+                    ErrorKind::Other,
+                    format!("hashing a chunk failed: {e}"),
+                ))
+            })?;
+            sent?;
             offset += current.len() as u64;
             report(&options.progress, offset, total);
-            current = match next.take() {
-                Some(chunk) => chunk,
-                None => source
-                    .read_chunk(chunk_size)
-                    .await
-                    .map_err(Failure::Fatal)?,
-            };
+            current = read.map_err(Failure::Fatal)?;
         }
         let digest = hasher.finish();
         if let Err(e) = self.complete(&session, &digest, Bytes::new()).await {
@@ -424,6 +454,17 @@ impl ContainerRegistryContentClient {
             size: offset,
             skipped: false,
         })
+    }
+
+    /// Cancels an upload session that is no longer needed, without waiting for the answer (a
+    /// registry also expires abandoned sessions by itself).
+    fn cancel_in_background(&self, session: Session) {
+        let client = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = client.pipeline.rest().cancel_upload(&session.location).await {
+                tracing::debug!(error = %e, "cancelling an unneeded upload session failed");
+            }
+        });
     }
 
     /// `POST /v2/<name>/blobs/uploads/`: opens a session. Its empty body can be re-sent, so a
