@@ -155,7 +155,9 @@ async fn upload_from_file_and_skip_existing() {
             let methods: Vec<_> = proxy.requests().iter().map(|r| r.method.clone()).collect();
             assert!(methods.contains(&"HEAD".to_string()), "{methods:?}");
             assert!(
-                methods.iter().all(|m| m == "HEAD" || m == "POST" || m == "DELETE"),
+                methods
+                    .iter()
+                    .all(|m| m == "HEAD" || m == "POST" || m == "DELETE"),
                 "no blob bytes are sent: {methods:?}"
             );
 

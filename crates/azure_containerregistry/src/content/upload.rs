@@ -461,7 +461,12 @@ impl ContainerRegistryContentClient {
     fn cancel_in_background(&self, session: Session) {
         let client = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = client.pipeline.rest().cancel_upload(&session.location).await {
+            if let Err(e) = client
+                .pipeline
+                .rest()
+                .cancel_upload(&session.location)
+                .await
+            {
                 tracing::debug!(error = %e, "cancelling an unneeded upload session failed");
             }
         });
