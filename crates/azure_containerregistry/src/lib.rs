@@ -41,7 +41,7 @@ pub use content::{
     DownloadBlobStream, ExtraFields, GetManifestOptions, GetManifestResult, ListReferrersOptions,
     Manifest, ManifestKind, OciDescriptor, OciImageIndex, OciImageManifest, Platform,
     ProgressCallback, ReferrersPage, SetManifestOptions, SetManifestResult, UploadBlobOptions,
-    UploadBlobResult, DEFAULT_CHUNK_SIZE, MAX_MANIFEST_SIZE,
+    UploadBlobResult, DEFAULT_CHUNK_SIZE, EXISTENCE_CHECK_MIN_SIZE, MAX_MANIFEST_SIZE,
 };
 pub use models::{
     ArtifactArchitecture, ArtifactManifestOrder, ArtifactManifestPlatform,

@@ -147,7 +147,7 @@ async fn upload_from_file_and_skip_existing() {
             // trips either way); when the blob exists the session is cancelled and no byte of
             // the blob is sent.
             proxy.clear_requests();
-            let small = random_bytes_seeded(100, 4);
+            let small = random_bytes_seeded(100 * 1024, 4);
             content.upload_blob(&small[..], None).await.unwrap();
             proxy.clear_requests();
             let again = content.upload_blob(&small[..], None).await.unwrap();
@@ -167,6 +167,15 @@ async fn upload_from_file_and_skip_existing() {
                 .await
                 .unwrap();
             assert!(bytes.skipped);
+
+            // A tiny blob is sent without a check (two requests: POST, PUT).
+            let tiny = random_bytes_seeded(1024, 6);
+            content.upload_blob_bytes(tiny.clone(), None).await.unwrap();
+            proxy.clear_requests();
+            let tiny_again = content.upload_blob_bytes(tiny, None).await.unwrap();
+            assert!(!tiny_again.skipped);
+            let methods: Vec<_> = proxy.requests().iter().map(|r| r.method.clone()).collect();
+            assert_eq!(methods, ["POST", "PUT"], "{}", backend.name());
         })
         .await;
     }

@@ -28,7 +28,9 @@ pub use manifests::{
 };
 pub use progress::ProgressCallback;
 pub use referrers::{ListReferrersOptions, ReferrersPage};
-pub use upload::{UploadBlobOptions, UploadBlobResult, DEFAULT_CHUNK_SIZE};
+pub use upload::{
+    UploadBlobOptions, UploadBlobResult, DEFAULT_CHUNK_SIZE, EXISTENCE_CHECK_MIN_SIZE,
+};
 
 /// Reads and writes the content of one repository: blobs (layers, configs) and manifests.
 ///

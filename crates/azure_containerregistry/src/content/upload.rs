@@ -27,8 +27,13 @@ use crate::error::{
     digest_mismatch, invalid_argument, response_error, rest_error, transport_error,
 };
 
-/// The default chunk size of uploads (8 MiB). Blobs up to this size are sent in one request.
-pub const DEFAULT_CHUNK_SIZE: usize = 8 * 1024 * 1024;
+/// The default chunk size of uploads (4 MiB). Blobs up to this size are sent in one request.
+/// While one chunk is on the wire the next is read, so about two chunks are in memory.
+pub const DEFAULT_CHUNK_SIZE: usize = 4 * 1024 * 1024;
+
+/// Blobs smaller than this (64 KiB) are sent without an existence check: the check would cost
+/// a round trip, as much as sending them, and the registry keeps one copy anyway.
+pub const EXISTENCE_CHECK_MIN_SIZE: u64 = 64 * 1024;
 
 /// Options of the `upload_blob*` methods.
 #[derive(Clone, Debug)]
@@ -38,7 +43,8 @@ pub struct UploadBlobOptions {
     pub chunk_size: Option<usize>,
     /// Skip the transfer when the repository already has the blob (default `true`). Files and
     /// byte buffers are hashed first and checked with a `HEAD`; a stream is checked only when
-    /// it fits in one chunk (its digest is known only after reading it all).
+    /// it fits in one chunk (its digest is known only after reading it all). Blobs smaller than
+    /// [`EXISTENCE_CHECK_MIN_SIZE`] are always sent.
     pub skip_existing: bool,
     /// How many times a failed chunk (or the whole upload, when the registry lost the session
     /// and the source can be read again) is retried (default 3).
@@ -275,8 +281,13 @@ impl ContainerRegistryContentClient {
             source.read_chunk(chunk_size).await?
         };
         let result = if second.is_empty() {
-            self.upload_single(first, options.skip_existing && !checked_up_front, options)
-                .await?
+            let worth_checking = first.len() as u64 >= EXISTENCE_CHECK_MIN_SIZE;
+            self.upload_single(
+                first,
+                options.skip_existing && worth_checking && !checked_up_front,
+                options,
+            )
+            .await?
         } else {
             self.upload_chunked(&mut source, first, second, total, chunk_size, options)
                 .await?
