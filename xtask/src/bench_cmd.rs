@@ -4,9 +4,10 @@
 //! Results: `target/bench/results.json` and `target/bench/results.md` (`--help` for all options).
 
 use std::path::Path;
-use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+use crate::process::{is_root, run_bounded};
 use anyhow::{bail, Context, Result};
 
 /// Where Debian installs `docker-registry` (the path `acr_test_support` runs).
@@ -65,38 +66,4 @@ fn ensure_docker_registry() -> Result<()> {
         bail!("apt-get install docker-registry failed ({status})");
     }
     Ok(())
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|v| v.split_whitespace().nth(1).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
-}
-
-/// Runs `cmd` (inheriting stdout and stderr), killing it after `timeout`.
-fn run_bounded(cmd: &mut Command, timeout: Duration, what: &str) -> Result<ExitStatus> {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .spawn()
-        .with_context(|| format!("starting {what}"))?;
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child
-            .try_wait()
-            .with_context(|| format!("waiting for {what}"))?
-        {
-            return Ok(status);
-        }
-        if start.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("{what} did not finish within {timeout:?}; killed it");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }

@@ -7,6 +7,7 @@ mod diagnose;
 mod fuzz_cmd;
 mod generate;
 mod import;
+mod process;
 mod test_cmd;
 
 use anyhow::{bail, Context, Result};

@@ -13,11 +13,11 @@
 //! `cargo test`, default 3600 s).
 
 use std::ffi::OsStr;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
+use crate::process::{is_root, run_bounded};
 use anyhow::{bail, Context, Result};
 
 const APT_UPDATE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -216,12 +216,6 @@ fn create_venv(python: &Path, venv: &Path) -> Result<bool> {
     .success())
 }
 
-fn is_root() -> bool {
-    let mut cmd = Command::new("id");
-    cmd.arg("-u");
-    matches!(capture(&mut cmd), Ok(out) if out.trim() == "0")
-}
-
 fn find_in_path(name: impl AsRef<OsStr>) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
@@ -229,61 +223,8 @@ fn find_in_path(name: impl AsRef<OsStr>) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Runs `cmd` with inherited stdio; kills it after `timeout`.
-fn run_bounded(cmd: &mut Command, timeout: Duration, what: &str) -> Result<ExitStatus> {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .spawn()
-        .with_context(|| format!("starting {what}"))?;
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child
-            .try_wait()
-            .with_context(|| format!("waiting for {what}"))?
-        {
-            return Ok(status);
-        }
-        if start.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("{what} did not finish within {timeout:?}; killed it");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// Whether `cmd` exits successfully (output discarded), within [`PROBE_TIMEOUT`].
 fn probe_ok(cmd: &mut Command) -> Result<bool> {
     cmd.stdout(Stdio::null()).stderr(Stdio::null());
     Ok(run_bounded(cmd, PROBE_TIMEOUT, "probe")?.success())
-}
-
-/// Runs `cmd` (small output only) and returns its stdout, within [`PROBE_TIMEOUT`].
-fn capture(cmd: &mut Command) -> Result<String> {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting a probe command")?;
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait()? {
-            break s;
-        }
-        if start.elapsed() > PROBE_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("probe command timed out");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut out = String::new();
-    if let Some(mut s) = child.stdout.take() {
-        s.read_to_string(&mut out)?;
-    }
-    if !status.success() {
-        bail!("probe command failed ({status})");
-    }
-    Ok(out)
 }
