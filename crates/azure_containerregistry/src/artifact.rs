@@ -4,15 +4,15 @@
 use std::sync::{Arc, OnceLock};
 
 use azure_core::error::ErrorKind;
-use azure_core::http::pager::{PagerContinuation, PagerResult, PagerState};
-use azure_core::http::{JsonFormat, Pager, RawResponse, Response, StatusCode};
+use azure_core::http::pager::PagerState;
+use azure_core::http::{Pager, StatusCode};
 
-use crate::error::{rest_error, to_core_headers};
+use crate::error::rest_error;
 use crate::models::{
     ArtifactManifestProperties, ArtifactTagOrder, ArtifactTagProperties,
     ManifestWriteableProperties, TagPropertiesPage, TagWriteableProperties,
 };
-use crate::paging::{fetch, next_link};
+use crate::paging::{fetch, next_link, page_result};
 use crate::pipeline::Pipeline;
 use crate::reference::{validate_tag, Reference};
 use crate::registry_client::{check_repository, ok_if_not_found, raw_page, traced, wire_page_size};
@@ -311,19 +311,7 @@ impl RegistryArtifact {
                     };
                     let next = next_link(&page.headers)?;
                     let body = only_tags_of(&page.body, &digest)?;
-                    let raw = RawResponse::from_bytes(
-                        StatusCode::Ok,
-                        to_core_headers(&page.headers),
-                        body,
-                    );
-                    let response: Response<TagPropertiesPage, JsonFormat> = raw.into();
-                    Ok(match next {
-                        Some(link) => PagerResult::More {
-                            response,
-                            continuation: PagerContinuation::Token(link),
-                        },
-                        None => PagerResult::Done { response },
-                    })
+                    Ok(page_result::<TagPropertiesPage>(body, &page.headers, next))
                 })
             },
             None,

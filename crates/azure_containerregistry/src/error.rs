@@ -88,14 +88,18 @@ pub fn error_code(error: &azure_core::Error) -> Option<&str> {
 
 /// The first error code of an ACR error body, if the body is one.
 pub(crate) fn first_error_code(body: &[u8]) -> Option<String> {
-    let errors: AcrErrors = serde_json::from_slice(body).ok()?;
-    errors.errors.into_iter().find_map(|e| e.code)
+    first_code_and_message(body).0
 }
 
-/// The first error message of an ACR error body, if any.
-fn first_error_message(body: &[u8]) -> Option<String> {
-    let errors: AcrErrors = serde_json::from_slice(body).ok()?;
-    errors.errors.into_iter().find_map(|e| e.message)
+/// The first error code and the first error message of an ACR error body (one parse).
+fn first_code_and_message(body: &[u8]) -> (Option<String>, Option<String>) {
+    match serde_json::from_slice::<AcrErrors>(body) {
+        Ok(errors) => (
+            errors.errors.iter().find_map(|e| e.code.clone()),
+            errors.errors.into_iter().find_map(|e| e.message),
+        ),
+        Err(_) => (None, None),
+    }
 }
 
 /// Converts reqwest headers to azure_core headers (values that are not text are dropped).
@@ -115,8 +119,8 @@ pub(crate) fn http_error(
     headers: &reqwest::header::HeaderMap,
     body: &[u8],
 ) -> azure_core::Error {
-    let error_code = first_error_code(body);
-    let message = match (&error_code, first_error_message(body)) {
+    let (error_code, first_message) = first_code_and_message(body);
+    let message = match (&error_code, first_message) {
         (Some(code), Some(message)) => format!("registry answered {status} {code}: {message}"),
         (Some(code), None) => format!("registry answered {status} {code}"),
         (None, Some(message)) => format!("registry answered {status}: {message}"),

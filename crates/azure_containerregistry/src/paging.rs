@@ -105,23 +105,29 @@ where
                     }
                 };
                 let next = next_link(&page.headers)?;
-                let raw = RawResponse::from_bytes(
-                    StatusCode::Ok,
-                    to_core_headers(&page.headers),
-                    page.body,
-                );
-                let response: Response<P, JsonFormat> = raw.into();
-                Ok(match next {
-                    Some(link) => PagerResult::More {
-                        response,
-                        continuation: PagerContinuation::Token(link),
-                    },
-                    None => PagerResult::Done { response },
-                })
+                Ok(page_result(page.body, &page.headers, next))
             })
         },
         None,
     )
+}
+
+/// One page for an `azure_core` pager: the JSON body (with the page's headers) and the
+/// continuation, if a next page exists.
+pub(crate) fn page_result<P>(
+    body: Vec<u8>,
+    headers: &HeaderMap,
+    next: Option<String>,
+) -> PagerResult<Response<P, JsonFormat>> {
+    let raw = RawResponse::from_bytes(StatusCode::Ok, to_core_headers(headers), body);
+    let response: Response<P, JsonFormat> = raw.into();
+    match next {
+        Some(link) => PagerResult::More {
+            response,
+            continuation: PagerContinuation::Token(link),
+        },
+        None => PagerResult::Done { response },
+    }
 }
 
 /// GETs a page URL through the pipeline.

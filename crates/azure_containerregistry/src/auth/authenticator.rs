@@ -209,32 +209,42 @@ impl Authenticator {
         scope: &str,
         refresh_token: &str,
     ) -> azure_core::Result<String> {
-        let body = ExchangeAcrRefreshTokenForAcrAccessTokenBody {
-            grant_type: "refresh_token".into(),
-            service: service.into(),
-            scope: scope.into(),
-            refresh_token: Some(refresh_token.into()),
-            access_token: None,
-            tenant: None,
-        };
-        let response = self
-            .token_client
-            .exchange_acr_refresh_token_for_acr_access_token(&body)
-            .await
-            .map_err(|e| credential_context(rest_error(e), "getting a registry access token"))?;
-        response
-            .into_inner()
-            .access_token
-            .ok_or_else(|| credential_error("the registry's token answer has no access_token"))
+        self.token_request(
+            "refresh_token",
+            service,
+            scope,
+            Some(refresh_token),
+            "getting a registry access token",
+        )
+        .await
     }
 
     /// `POST /oauth2/token` with `grant_type=password` and no refresh token.
     async fn anonymous_token(&self, service: &str, scope: &str) -> azure_core::Result<String> {
+        self.token_request(
+            "password",
+            service,
+            scope,
+            None,
+            "getting an anonymous registry token",
+        )
+        .await
+    }
+
+    /// `POST /oauth2/token` on the registry itself; `what` names the request in errors.
+    async fn token_request(
+        &self,
+        grant_type: &str,
+        service: &str,
+        scope: &str,
+        refresh_token: Option<&str>,
+        what: &str,
+    ) -> azure_core::Result<String> {
         let body = ExchangeAcrRefreshTokenForAcrAccessTokenBody {
-            grant_type: "password".into(),
+            grant_type: grant_type.into(),
             service: service.into(),
             scope: scope.into(),
-            refresh_token: None,
+            refresh_token: refresh_token.map(Into::into),
             access_token: None,
             tenant: None,
         };
@@ -242,9 +252,7 @@ impl Authenticator {
             .token_client
             .exchange_acr_refresh_token_for_acr_access_token(&body)
             .await
-            .map_err(|e| {
-                credential_context(rest_error(e), "getting an anonymous registry token")
-            })?;
+            .map_err(|e| credential_context(rest_error(e), what))?;
         response
             .into_inner()
             .access_token

@@ -1,15 +1,15 @@
 //! OCI 1.1 referrers: `GET /v2/<name>/referrers/<digest>`, with the tag-schema fallback
 //! (`<alg>-<hex>` tag holding an image index) for registries that answer 404.
 
-use azure_core::http::pager::{Page, PagerContinuation, PagerResult, PagerState};
-use azure_core::http::{JsonFormat, Pager, RawResponse, Response, StatusCode};
+use azure_core::http::pager::{Page, PagerState};
+use azure_core::http::{Pager, StatusCode};
 use serde::{Deserialize, Serialize};
 
 use super::manifest_models::{media_types, OciDescriptor, OciImageIndex};
 use super::manifests::{referrers_tag, GetManifestOptions};
 use super::ContainerRegistryContentClient;
-use crate::error::{rest_error, to_core_headers};
-use crate::paging::{fetch, next_link};
+use crate::error::rest_error;
+use crate::paging::{fetch, next_link, page_result};
 
 /// Options of [`ContainerRegistryContentClient::list_referrers`].
 #[derive(Clone, Debug, Default)]
@@ -85,19 +85,11 @@ impl ContainerRegistryContentClient {
                             e.to_string(),
                         )
                     })?;
-                    let raw = RawResponse::from_bytes(
-                        StatusCode::Ok,
-                        to_core_headers(&Default::default()),
+                    Ok(page_result::<ReferrersPage>(
                         body,
-                    );
-                    let response: Response<ReferrersPage, JsonFormat> = raw.into();
-                    Ok(match next {
-                        Some(link) => PagerResult::More {
-                            response,
-                            continuation: PagerContinuation::Token(link),
-                        },
-                        None => PagerResult::Done { response },
-                    })
+                        &Default::default(),
+                        next,
+                    ))
                 })
             },
             None,
