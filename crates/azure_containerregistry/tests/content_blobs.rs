@@ -60,9 +60,14 @@ async fn large_blob_goes_in_content_range_chunks() {
                 progress: Some(ProgressCallback::new(move |done, _| {
                     seen2.store(done, Ordering::SeqCst)
                 })),
+                skip_existing: false,
                 ..Default::default()
             };
-            let result = content.upload_blob(&data[..], Some(options)).await.unwrap();
+            // A buffer's length is known: each PATCH says which bytes it carries.
+            let result = content
+                .upload_blob_bytes(data.clone(), Some(options.clone()))
+                .await
+                .unwrap();
             assert_eq!(result.digest, sha256_digest(&data), "{}", backend.name());
             assert_eq!(seen.load(Ordering::SeqCst), data.len() as u64);
 
@@ -75,6 +80,10 @@ async fn large_blob_goes_in_content_range_chunks() {
                 assert_eq!(
                     p.header("content-range"),
                     Some(format!("{start}-{end}").as_str())
+                );
+                assert_eq!(
+                    p.header("content-length"),
+                    Some((end + 1 - start).to_string().as_str())
                 );
             }
             // Each request follows the Location of the answer before it (a new _state each time).
@@ -101,6 +110,41 @@ async fn large_blob_goes_in_content_range_chunks() {
                 .await
                 .unwrap();
             assert!(back == data);
+
+            // A stream's length is unknown: chunked requests of at most chunk_size, no
+            // Content-Range, the same blob.
+            content.delete_blob(&result.digest, None).await.unwrap();
+            proxy.clear_requests();
+            seen.store(0, Ordering::SeqCst);
+            let streamed = content
+                .upload_blob(&data[..], Some(options.clone()))
+                .await
+                .unwrap();
+            assert_eq!(streamed, result);
+            assert_eq!(seen.load(Ordering::SeqCst), data.len() as u64);
+            let requests = proxy.requests();
+            let patches: Vec<_> = requests.iter().filter(|r| r.method == "PATCH").collect();
+            assert_eq!(patches.len(), 6, "{}: {requests:#?}", backend.name());
+            for p in &patches {
+                assert_eq!(p.header("content-range"), None);
+                assert_eq!(p.header("transfer-encoding"), Some("chunked"));
+            }
+
+            // By default a buffer goes in one PATCH, whatever its size.
+            content.delete_blob(&result.digest, None).await.unwrap();
+            proxy.clear_requests();
+            let whole = content.upload_blob_bytes(data.clone(), None).await.unwrap();
+            assert_eq!(whole, result);
+            let patches: Vec<_> = proxy
+                .requests()
+                .into_iter()
+                .filter(|r| r.method == "PATCH")
+                .collect();
+            assert_eq!(patches.len(), 1);
+            assert_eq!(
+                patches[0].header("content-range"),
+                Some(format!("0-{}", data.len() - 1).as_str())
+            );
         })
         .await;
     }

@@ -1,16 +1,24 @@
-//! Blob uploads: one request for small blobs, `Content-Range` chunks for large ones, resumed
-//! from the registry's reported `Range` when a chunk fails.
+//! Blob uploads: one request for small blobs; larger ones streamed in `PATCH` requests and
+//! resumed from the registry's reported `Range` when a request fails.
 //!
 //! Protocol (wire facts §10): `POST /v2/<name>/blobs/uploads/` opens a session (202 +
-//! `Location`, relative and opaque); each `PATCH <latest Location>` carries
-//! `Content-Range: <first>-<last>` (inclusive, no `bytes ` prefix) and answers with a new
-//! `Location` and `Range: 0-<last received>`; `PUT <latest Location>&digest=<digest>` commits.
-//! Every `Location` is followed verbatim.
+//! `Location`, relative and opaque); each `PATCH <latest Location>` appends bytes and answers
+//! with a new `Location` and `Range: 0-<last received>`; `PUT <latest Location>&digest=<digest>`
+//! commits. Every `Location` is followed verbatim.
 //!
-//! Memory: the chunk being sent is held in memory (so a failed chunk is re-sent from the
-//! registry's `Range` without reading the source again or hashing twice), plus at most one
-//! chunk read ahead: never more than two chunks.
+//! A `PATCH` body is streamed piece by piece while the source is read and hashed, so reading,
+//! hashing and sending overlap and no request waits for a buffer to fill. When the length of a
+//! request is known up front (files and buffers) it carries `Content-Range: <first>-<last>`
+//! (inclusive, no `bytes ` prefix) and `Content-Length`; a stream of unknown length is sent
+//! with chunked transfer encoding and no `Content-Range`, as `docker push` does.
+//!
+//! Resuming: the hash state at the start of each request is kept. After a failure the
+//! registry's `Range` says how much it has; the source goes back to the request's start, the
+//! bytes the registry has are hashed again, and the upload goes on from there. Files and
+//! buffers are read again; a stream keeps the bytes of the current request in memory (at most
+//! [`UploadBlobOptions::chunk_size`]) until the registry confirms them.
 
+use std::collections::VecDeque;
 use std::io::SeekFrom;
 use std::path::Path;
 use std::time::Duration;
@@ -18,38 +26,51 @@ use std::time::Duration;
 use azure_core::error::ErrorKind;
 use azure_core::http::StatusCode;
 use bytes::{Bytes, BytesMut};
-use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE, LOCATION};
+use futures::SinkExt;
+use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt};
 
-use super::progress::{report, ProgressCallback};
+use super::progress::ProgressCallback;
 use super::{header, ContainerRegistryContentClient, Hasher};
 use crate::error::{
     digest_mismatch, invalid_argument, response_error, rest_error, transport_error,
 };
 
-/// The default chunk size of uploads (4 MiB). Blobs up to this size are sent in one request.
-/// While one chunk is on the wire the next is read, so about two chunks are in memory.
-pub const DEFAULT_CHUNK_SIZE: usize = 4 * 1024 * 1024;
+/// The default most bytes per `PATCH` request of a stream (16 MiB). A stream cannot be read
+/// again, so the bytes of the request in flight are kept in memory until the registry confirms
+/// them. Files and buffers are sent in one `PATCH` by default (they can be read again).
+pub const DEFAULT_CHUNK_SIZE: usize = 16 * 1024 * 1024;
+
+/// Blobs up to this size (4 MiB), or up to the chunk size if that is smaller, are sent in a
+/// single request (`POST`, then `PUT` with the body).
+pub const SINGLE_REQUEST_MAX_SIZE: usize = 4 * 1024 * 1024;
 
 /// Blobs smaller than this (64 KiB) are sent without an existence check: the check would cost
 /// a round trip, as much as sending them, and the registry keeps one copy anyway.
 pub const EXISTENCE_CHECK_MIN_SIZE: u64 = 64 * 1024;
 
+/// Bytes read, hashed and handed to the connection at a time.
+const PIECE_SIZE: usize = 1024 * 1024;
+
 /// Options of the `upload_blob*` methods.
 #[derive(Clone, Debug)]
 pub struct UploadBlobOptions {
-    /// Bytes per `PATCH` request (default [`DEFAULT_CHUNK_SIZE`]); blobs no larger than this go
-    /// in a single request. Two chunks at most are held in memory. Must not be 0.
+    /// The most bytes per `PATCH` request; must not be 0. By default a file or buffer goes in
+    /// one request and a stream in requests of [`DEFAULT_CHUNK_SIZE`]. A stream holds the bytes
+    /// of one request in memory (to resend them after a failure); files and buffers are read
+    /// again instead. Blobs up to [`SINGLE_REQUEST_MAX_SIZE`] (or this size, if smaller) go
+    /// in a single request.
     pub chunk_size: Option<usize>,
     /// Skip the transfer when the repository already has the blob (default `true`). Files and
     /// byte buffers are hashed first and checked with a `HEAD`; a stream is checked only when
-    /// it fits in one chunk (its digest is known only after reading it all). Blobs smaller than
-    /// [`EXISTENCE_CHECK_MIN_SIZE`] are always sent.
+    /// it fits in a single request (its digest is known only after reading it all). Blobs
+    /// smaller than [`EXISTENCE_CHECK_MIN_SIZE`] are always sent.
     pub skip_existing: bool,
-    /// How many times a failed chunk (or the whole upload, when the registry lost the session
-    /// and the source can be read again) is retried (default 3).
+    /// How many times a failed request is resumed without progress in between (and how many
+    /// times the whole upload starts again when the registry lost the session and the source
+    /// can be read again); default 3.
     pub max_retries: u32,
-    /// Called with `(bytes uploaded, total if known)` after each chunk.
+    /// Called with `(bytes uploaded, total if known)` as the upload goes on.
     pub progress: Option<ProgressCallback>,
 }
 
@@ -75,46 +96,151 @@ pub struct UploadBlobResult {
     pub skipped: bool,
 }
 
-/// Where the bytes come from.
+/// Where the bytes come from, with a position that can go back to any byte not yet confirmed.
 enum Source<R> {
-    /// Any reader: read once, cannot be rewound.
-    Reader(R),
-    /// A file: can be rewound.
-    File(tokio::fs::File),
-    /// A buffer: can be rewound.
-    Bytes { data: Bytes, pos: usize },
+    /// Any reader: read once. The bytes from `kept_start` on are kept so that they can be read
+    /// again; [`Source::forget_before`] drops what the registry has confirmed.
+    Reader {
+        reader: R,
+        kept: VecDeque<Bytes>,
+        kept_start: u64,
+        pos: u64,
+        eof: bool,
+    },
+    /// A file of known size: read again by seeking.
+    File {
+        file: tokio::fs::File,
+        size: u64,
+        pos: u64,
+    },
+    /// A buffer.
+    Bytes { data: Bytes, pos: u64 },
 }
 
 impl<R: AsyncRead + Unpin> Source<R> {
-    /// Reads up to `max` bytes; fewer only at the end.
-    async fn read_chunk(&mut self, max: usize) -> azure_core::Result<Bytes> {
-        let io = |e: std::io::Error| azure_core::Error::new(ErrorKind::Io, e);
-        match self {
-            Self::Bytes { data, pos } => {
-                let end = (*pos + max).min(data.len());
-                let chunk = data.slice(*pos..end);
-                *pos = end;
-                Ok(chunk)
-            }
-            Self::Reader(r) => fill(r, max).await.map_err(io),
-            Self::File(f) => fill(f, max).await.map_err(io),
+    fn reader(reader: R) -> Self {
+        Self::Reader {
+            reader,
+            kept: VecDeque::new(),
+            kept_start: 0,
+            pos: 0,
+            eof: false,
         }
     }
 
-    /// Goes back to the start, if the source allows it.
-    async fn rewind(&mut self) -> azure_core::Result<bool> {
+    /// The total size, when known before reading.
+    fn len(&self) -> Option<u64> {
         match self {
-            Self::Bytes { pos, .. } => {
-                *pos = 0;
+            Self::Reader { .. } => None,
+            Self::File { size, .. } => Some(*size),
+            Self::Bytes { data, .. } => Some(data.len() as u64),
+        }
+    }
+
+    /// Reads up to `max` bytes (at least 1); an empty piece only at the end.
+    async fn read_piece(&mut self, max: usize) -> std::io::Result<Bytes> {
+        match self {
+            Self::Bytes { data, pos } => {
+                let start = (*pos as usize).min(data.len());
+                let end = start.saturating_add(max).min(data.len());
+                *pos = end as u64;
+                Ok(data.slice(start..end))
+            }
+            Self::File { file, size, pos } => {
+                let want = (*size - *pos).min(max as u64) as usize;
+                if want == 0 {
+                    return Ok(Bytes::new());
+                }
+                let piece = fill(file, want).await?;
+                if piece.len() < want {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the file became shorter while it was uploaded",
+                    ));
+                }
+                *pos += piece.len() as u64;
+                Ok(piece)
+            }
+            Self::Reader {
+                reader,
+                kept,
+                kept_start,
+                pos,
+                eof,
+            } => {
+                // Bytes kept from an earlier read come first.
+                let mut start = *kept_start;
+                for piece in kept.iter() {
+                    let end = start + piece.len() as u64;
+                    if *pos < end {
+                        let from = (*pos - start) as usize;
+                        let to = piece.len().min(from.saturating_add(max));
+                        *pos += (to - from) as u64;
+                        return Ok(piece.slice(from..to));
+                    }
+                    start = end;
+                }
+                if *eof {
+                    return Ok(Bytes::new());
+                }
+                let piece = fill(reader, max).await?;
+                if piece.len() < max {
+                    *eof = true;
+                }
+                if !piece.is_empty() {
+                    *pos += piece.len() as u64;
+                    kept.push_back(piece.clone());
+                }
+                Ok(piece)
+            }
+        }
+    }
+
+    /// Goes to byte `to`; `false` when a stream no longer has that byte.
+    async fn seek(&mut self, to: u64) -> std::io::Result<bool> {
+        match self {
+            Self::Bytes { data, pos } => {
+                *pos = to.min(data.len() as u64);
+                Ok(to <= data.len() as u64)
+            }
+            Self::File { file, size, pos } => {
+                if to > *size {
+                    return Ok(false);
+                }
+                file.seek(SeekFrom::Start(to)).await?;
+                *pos = to;
                 Ok(true)
             }
-            Self::File(f) => {
-                f.seek(SeekFrom::Start(0))
-                    .await
-                    .map_err(|e| azure_core::Error::new(ErrorKind::Io, e))?;
+            Self::Reader {
+                kept,
+                kept_start,
+                pos,
+                ..
+            } => {
+                let kept_end = *kept_start + kept.iter().map(|p| p.len() as u64).sum::<u64>();
+                if to < *kept_start || to > kept_end {
+                    return Ok(false);
+                }
+                *pos = to;
                 Ok(true)
             }
-            Self::Reader(_) => Ok(false),
+        }
+    }
+
+    /// Drops kept stream bytes before `at` (the registry has them).
+    fn forget_before(&mut self, at: u64) {
+        if let Self::Reader {
+            kept, kept_start, ..
+        } = self
+        {
+            while let Some(front) = kept.front() {
+                let end = *kept_start + front.len() as u64;
+                if end > at {
+                    break;
+                }
+                *kept_start = end;
+                kept.pop_front();
+            }
         }
     }
 }
@@ -130,18 +256,43 @@ async fn fill<R: AsyncRead + Unpin>(reader: &mut R, max: usize) -> std::io::Resu
     Ok(buf.freeze())
 }
 
-/// Why a chunked attempt failed.
+fn io_error(e: std::io::Error) -> azure_core::Error {
+    azure_core::Error::new(ErrorKind::Io, e)
+}
+
+/// Why a streamed attempt failed.
 enum Failure {
-    /// The upload cannot go on (bad answer, retries exhausted).
+    /// The upload cannot go on (bad answer, retries exhausted, the source failed).
     Fatal(azure_core::Error),
     /// The registry lost the session or the confirmed bytes: start again if the source allows.
     SessionLost(azure_core::Error),
 }
 
-/// An open upload session.
-struct Session {
-    /// The latest `Location`, verbatim.
-    location: String,
+/// Progress reports that never go backwards (bytes resent after a failure are not counted
+/// twice).
+struct Progress<'a> {
+    callback: &'a Option<ProgressCallback>,
+    total: Option<u64>,
+    reported: Option<u64>,
+}
+
+impl<'a> Progress<'a> {
+    fn new(callback: &'a Option<ProgressCallback>, total: Option<u64>) -> Self {
+        Self {
+            callback,
+            total,
+            reported: None,
+        }
+    }
+
+    fn at(&mut self, done: u64) {
+        if let Some(callback) = self.callback {
+            if self.reported.is_none_or(|r| done > r) {
+                self.reported = Some(done);
+                callback.report(done, self.total);
+            }
+        }
+    }
 }
 
 fn backoff(attempt: u32) -> Duration {
@@ -169,10 +320,11 @@ fn received_from_range(value: Option<&str>) -> Option<u64> {
 
 impl ContainerRegistryContentClient {
     /// Uploads a blob from any reader, computing its sha256 as it streams, and returns its
-    /// digest and size. Small blobs go in one request, large ones in chunks of
-    /// [`UploadBlobOptions::chunk_size`]. A failed chunk is re-sent from the registry's
-    /// reported range (the chunk is still in memory). When the stream fits in one chunk and the
-    /// registry already has the blob, nothing is sent.
+    /// digest and size. Small blobs go in one request; larger ones are streamed in `PATCH`
+    /// requests of at most [`UploadBlobOptions::chunk_size`], each kept in memory until the
+    /// registry confirms it, so a failed request is resumed from the registry's reported range.
+    /// When the stream fits in a single request and the registry already has the blob, nothing
+    /// is sent.
     pub async fn upload_blob<R>(
         &self,
         reader: R,
@@ -182,8 +334,8 @@ impl ContainerRegistryContentClient {
         R: AsyncRead + Send + Unpin,
     {
         let options = options.unwrap_or_default();
-        let chunk_size = chunk_size(&options)?;
-        self.upload_source(Source::Reader(reader), None, None, chunk_size, &options)
+        let chunk_size = chunk_size(&options, DEFAULT_CHUNK_SIZE as u64)?;
+        self.upload_source(Source::reader(reader), None, chunk_size, &options)
             .await
     }
 
@@ -195,16 +347,14 @@ impl ContainerRegistryContentClient {
         options: Option<UploadBlobOptions>,
     ) -> azure_core::Result<UploadBlobResult> {
         let options = options.unwrap_or_default();
-        let chunk_size = chunk_size(&options)?;
+        let chunk_size = chunk_size(&options, u64::MAX)?;
         let data: Bytes = data.into();
-        let size = data.len() as u64;
         let known = options
             .skip_existing
             .then(|| crate::reference::sha256_digest(&data));
         self.upload_source(
             Source::<tokio::io::Empty>::Bytes { data, pos: 0 },
             known,
-            Some(size),
             chunk_size,
             &options,
         )
@@ -212,16 +362,16 @@ impl ContainerRegistryContentClient {
     }
 
     /// Uploads a blob from a file. With [`UploadBlobOptions::skip_existing`] (the default) the
-    /// file is hashed first and not sent when the registry has it. A chunk that fails is
-    /// re-sent from the registry's range; if the registry lost the session, the file is read
-    /// again from the start.
+    /// file is hashed first and not sent when the registry has it. A request that fails is
+    /// resumed from the registry's range by reading the file again from there; if the registry
+    /// lost the session, the file is sent again from the start.
     pub async fn upload_blob_from_file(
         &self,
         path: impl AsRef<Path>,
         options: Option<UploadBlobOptions>,
     ) -> azure_core::Result<UploadBlobResult> {
         let options = options.unwrap_or_default();
-        let chunk_size = chunk_size(&options)?;
+        let chunk_size = chunk_size(&options, u64::MAX)?;
         let path = path.as_ref();
         let io = |e: std::io::Error| {
             azure_core::Error::with_message(ErrorKind::Io, format!("{}: {e}", path.display()))
@@ -230,7 +380,7 @@ impl ContainerRegistryContentClient {
         let size = file.metadata().await.map_err(io)?.len();
         let known = if options.skip_existing {
             let mut hasher = Hasher::sha256();
-            let mut buf = vec![0u8; 1024 * 1024];
+            let mut buf = vec![0u8; PIECE_SIZE];
             loop {
                 let n = file.read(&mut buf).await.map_err(io)?;
                 if n == 0 {
@@ -244,9 +394,8 @@ impl ContainerRegistryContentClient {
             None
         };
         self.upload_source(
-            Source::<tokio::io::Empty>::File(file),
+            Source::<tokio::io::Empty>::File { file, size, pos: 0 },
             known,
-            Some(size),
             chunk_size,
             &options,
         )
@@ -257,16 +406,18 @@ impl ContainerRegistryContentClient {
         &self,
         mut source: Source<R>,
         known_digest: Option<String>,
-        total: Option<u64>,
-        chunk_size: usize,
+        chunk_size: u64,
         options: &UploadBlobOptions,
     ) -> azure_core::Result<UploadBlobResult> {
+        let single_max = chunk_size.min(SINGLE_REQUEST_MAX_SIZE as u64);
+        let total = source.len();
+        let mut progress = Progress::new(&options.progress, total);
         // A large blob whose digest is known is checked before anything is read; a small one
         // is checked in `upload_single`, alongside opening the upload session.
-        let checked_up_front = matches!(total, Some(size) if size > chunk_size as u64);
-        if let (Some(digest), Some(size), true) = (&known_digest, total, checked_up_front) {
+        let fits_one_request = matches!(total, Some(size) if size <= single_max);
+        if let (Some(digest), Some(size), false) = (&known_digest, total, fits_one_request) {
             if options.skip_existing && self.blob_exists(digest).await? {
-                report(&options.progress, size, Some(size));
+                progress.at(size);
                 return Ok(UploadBlobResult {
                     digest: digest.clone(),
                     size,
@@ -274,23 +425,23 @@ impl ContainerRegistryContentClient {
                 });
             }
         }
-        let first = source.read_chunk(chunk_size).await?;
-        let second = if first.len() < chunk_size {
-            Bytes::new()
+        let whole = if fits_one_request || total.is_none() {
+            read_whole_if_at_most(&mut source, single_max).await?
         } else {
-            source.read_chunk(chunk_size).await?
+            None
         };
-        let result = if second.is_empty() {
-            let worth_checking = first.len() as u64 >= EXISTENCE_CHECK_MIN_SIZE;
-            self.upload_single(
-                first,
-                options.skip_existing && worth_checking && !checked_up_front,
-                options,
-            )
-            .await?
-        } else {
-            self.upload_chunked(&mut source, first, second, total, chunk_size, options)
-                .await?
+        let result = match whole {
+            Some(data) => {
+                let worth_checking = data.len() as u64 >= EXISTENCE_CHECK_MIN_SIZE;
+                // Not checked above: only larger blobs are.
+                let check = options.skip_existing && worth_checking;
+                self.upload_single(data, check, options.max_retries, &mut progress)
+                    .await?
+            }
+            None => {
+                self.upload_streamed(&mut source, chunk_size, options, &mut progress)
+                    .await?
+            }
         };
         if let Some(expected) = known_digest {
             if expected != result.digest {
@@ -306,7 +457,8 @@ impl ContainerRegistryContentClient {
         &self,
         data: Bytes,
         check_existing: bool,
-        options: &UploadBlobOptions,
+        max_retries: u32,
+        progress: &mut Progress<'_>,
     ) -> azure_core::Result<UploadBlobResult> {
         let size = data.len() as u64;
         let digest = crate::reference::sha256_digest(&data);
@@ -318,7 +470,7 @@ impl ContainerRegistryContentClient {
                 if let Ok(session) = session {
                     self.cancel_in_background(session);
                 }
-                report(&options.progress, size, Some(size));
+                progress.at(size);
                 return Ok(UploadBlobResult {
                     digest,
                     size,
@@ -345,7 +497,7 @@ impl ContainerRegistryContentClient {
                     if self.blob_exists(&digest).await.unwrap_or(false) {
                         break;
                     }
-                    if attempt >= options.max_retries || !is_retryable(&e) {
+                    if attempt >= max_retries || !is_retryable(&e) {
                         return Err(e);
                     }
                     attempt += 1;
@@ -353,7 +505,7 @@ impl ContainerRegistryContentClient {
                 }
             }
         }
-        report(&options.progress, size, Some(size));
+        progress.at(size);
         Ok(UploadBlobResult {
             digest,
             size,
@@ -361,26 +513,25 @@ impl ContainerRegistryContentClient {
         })
     }
 
-    async fn upload_chunked<R: AsyncRead + Send + Unpin>(
+    /// Streamed upload sessions until one commits; a lost session starts again from the first
+    /// byte when the source still has it.
+    async fn upload_streamed<R: AsyncRead + Send + Unpin>(
         &self,
         source: &mut Source<R>,
-        first: Bytes,
-        second: Bytes,
-        total: Option<u64>,
-        chunk_size: usize,
+        chunk_size: u64,
         options: &UploadBlobOptions,
+        progress: &mut Progress<'_>,
     ) -> azure_core::Result<UploadBlobResult> {
         let mut restarts = 0;
-        let mut read_ahead = Some((first, second));
         loop {
             match self
-                .chunked_attempt(source, read_ahead.take(), total, chunk_size, options)
+                .streamed_attempt(source, chunk_size, options.max_retries, progress)
                 .await
             {
                 Ok(result) => return Ok(result),
                 Err(Failure::Fatal(e)) => return Err(e),
                 Err(Failure::SessionLost(e)) => {
-                    if restarts >= options.max_retries || !source.rewind().await? {
+                    if restarts >= options.max_retries || !source.seek(0).await.map_err(io_error)? {
                         return Err(e);
                     }
                     restarts += 1;
@@ -391,59 +542,137 @@ impl ContainerRegistryContentClient {
         }
     }
 
-    /// One upload session from the start of the source to the commit.
-    async fn chunked_attempt<R: AsyncRead + Send + Unpin>(
+    /// One upload session from the first byte to the commit.
+    async fn streamed_attempt<R: AsyncRead + Send + Unpin>(
         &self,
         source: &mut Source<R>,
-        read_ahead: Option<(Bytes, Bytes)>,
-        total: Option<u64>,
-        chunk_size: usize,
-        options: &UploadBlobOptions,
+        chunk_size: u64,
+        max_retries: u32,
+        progress: &mut Progress<'_>,
     ) -> Result<UploadBlobResult, Failure> {
-        let (mut current, mut next) = match read_ahead {
-            Some((a, b)) => (a, Some(b)),
-            None => (
-                source
-                    .read_chunk(chunk_size)
-                    .await
-                    .map_err(Failure::Fatal)?,
-                None,
-            ),
-        };
+        let fatal_io = |e: std::io::Error| Failure::Fatal(io_error(e));
+        let total = source.len();
         let mut session = self.start_upload().await.map_err(Failure::Fatal)?;
         let mut hasher = Hasher::sha256();
+        // Bytes the registry has confirmed; the source is there at the start of each request.
         let mut offset = 0u64;
-        while !current.is_empty() {
-            // While a chunk is on the wire, it is hashed on a blocking thread and the next one
-            // is read: hashing and reading never hold up the network. The chunk is hashed once;
-            // its hash only counts if the registry confirms the whole chunk (else the attempt
-            // fails and a new one starts with a new hash).
-            let to_hash = current.clone();
-            let hashing = tokio::task::spawn_blocking(move || {
-                hasher.update(&to_hash);
-                hasher
-            });
-            let upcoming = next.take();
-            let read_next = async {
-                match upcoming {
-                    Some(chunk) => Ok(chunk),
-                    None => source.read_chunk(chunk_size).await,
+        let mut failures = 0u32;
+        loop {
+            source.forget_before(offset);
+            let at_start = hasher.clone();
+            let len = match total {
+                Some(total) => chunk_size.min(total - offset),
+                None => chunk_size,
+            };
+            let first = source.read_piece(piece_len(len)).await.map_err(fatal_io)?;
+            if first.is_empty() {
+                break;
+            }
+            let exact = total.map(|_| len);
+            let (sent, answer) = self
+                .send_request_body(
+                    &session.location,
+                    first,
+                    offset,
+                    len,
+                    exact,
+                    source,
+                    &mut hasher,
+                    progress,
+                )
+                .await?;
+            // How much of the blob the registry has now, when this request did not go through.
+            let outcome = match answer {
+                Ok(response) if response.status().as_u16() == 202 => {
+                    let headers = response.headers();
+                    let location = header(headers, LOCATION.as_str()).filter(|l| !l.is_empty());
+                    let Some(location) = location else {
+                        return Err(Failure::Fatal(missing_header(
+                            "Location",
+                            "sending a chunk",
+                        )));
+                    };
+                    session.location = location.to_string();
+                    match received_from_range(header(headers, "range")) {
+                        Some(received) if received > offset + sent => {
+                            return Err(Failure::Fatal(protocol_error(format!(
+                                "the registry reports {received} bytes received, but only {} were sent",
+                                offset + sent
+                            ))));
+                        }
+                        // Took part of it: send the rest.
+                        Some(received) if received > offset && received < offset + sent => {
+                            Ok(received)
+                        }
+                        Some(received) if received < offset + sent => {
+                            Err(azure_core::Error::with_message(
+                                ErrorKind::Io,
+                                format!("the registry kept {received} of {} bytes", offset + sent),
+                            ))
+                        }
+                        _ => {
+                            offset += sent;
+                            failures = 0;
+                            continue;
+                        }
+                    }
+                }
+                Ok(response) => Err(response_error(response).await),
+                Err(e) => Err(e),
+            };
+            let received = match outcome {
+                Ok(received) => received,
+                Err(error) => {
+                    if failures >= max_retries {
+                        return Err(Failure::Fatal(error));
+                    }
+                    failures += 1;
+                    tracing::debug!(error = %error, attempt = failures, offset, "upload request failed; asking the registry for the upload's progress");
+                    tokio::time::sleep(backoff(failures)).await;
+                    self.upload_progress(&mut session).await?
                 }
             };
-            let (sent, read) = tokio::join!(
-                self.send_chunk(&mut session, &current, offset, options.max_retries),
-                read_next
-            );
-            hasher = hashing.await.map_err(|e| {
-                Failure::Fatal(azure_core::Error::with_message(
-                    ErrorKind::Other,
-                    format!("hashing a chunk failed: {e}"),
-                ))
-            })?;
-            sent?;
-            offset += current.len() as u64;
-            report(&options.progress, offset, total);
-            current = read.map_err(Failure::Fatal)?;
+            if received < offset || received > offset + sent {
+                // Bytes confirmed earlier are gone (or more arrived than sent): this session
+                // cannot be continued.
+                return Err(Failure::SessionLost(protocol_error(format!(
+                    "the registry reports {received} bytes received; expected between {offset} and {}",
+                    offset + sent
+                ))));
+            }
+            if received > offset {
+                // Progress: only failures in a row without any count against the retries.
+                failures = 0;
+            }
+            // Back to the request's start, and hash again what the registry has.
+            if !source.seek(offset).await.map_err(fatal_io)? {
+                return Err(Failure::Fatal(protocol_error(format!(
+                    "the stream no longer has byte {offset}"
+                ))));
+            }
+            hasher = at_start;
+            let mut remaining = received - offset;
+            while remaining > 0 {
+                let piece = source
+                    .read_piece(piece_len(remaining))
+                    .await
+                    .map_err(fatal_io)?;
+                if piece.is_empty() {
+                    return Err(Failure::Fatal(io_error(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the source ended early when read again",
+                    ))));
+                }
+                hasher.update(&piece);
+                remaining -= piece.len() as u64;
+            }
+            offset = received;
+        }
+        if total.is_some_and(|t| t != offset) {
+            return Err(Failure::Fatal(io_error(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the source ended before its size",
+            ))));
         }
         let digest = hasher.finish();
         if let Err(e) = self.complete(&session, &digest, Bytes::new()).await {
@@ -460,11 +689,117 @@ impl ContainerRegistryContentClient {
                 );
             }
         }
+        progress.at(offset);
         Ok(UploadBlobResult {
             digest,
             size: offset,
             skipped: false,
         })
+    }
+
+    /// `GET <Location>`: how many bytes the registry has (its `Range`).
+    async fn upload_progress(&self, session: &mut Session) -> Result<u64, Failure> {
+        let status = match self
+            .pipeline
+            .rest()
+            .get_upload_status(&session.location)
+            .await
+        {
+            Ok(status) => status,
+            Err(e) => return Err(Failure::SessionLost(rest_error(e))),
+        };
+        if let Some(location) =
+            header(status.headers(), LOCATION.as_str()).filter(|l| !l.is_empty())
+        {
+            session.location = location.to_string();
+        }
+        received_from_range(header(status.headers(), "range")).ok_or_else(|| {
+            Failure::SessionLost(missing_header("Range", "reading the upload's progress"))
+        })
+    }
+
+    /// One `PATCH <Location>` whose body is read from `source` (starting with `first`) and
+    /// hashed as it goes out: up to `len` bytes, exactly `len` with `Content-Range` when
+    /// `exact` is given. Returns how many bytes were handed to the connection and the answer.
+    ///
+    /// The generated `upload_chunk` cannot be used: the spec's PATCH has no `Content-Range`
+    /// parameter and takes a whole body, so this request is built here on the verbatim
+    /// `Location` and sent through the same pipeline (authentication, tracing). A streamed
+    /// body is sent once: failures are handled by the caller, which resumes from the
+    /// registry's range.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_request_body<R: AsyncRead + Unpin>(
+        &self,
+        location: &str,
+        first: Bytes,
+        start: u64,
+        len: u64,
+        exact: Option<u64>,
+        source: &mut Source<R>,
+        hasher: &mut Hasher,
+        progress: &mut Progress<'_>,
+    ) -> Result<(u64, azure_core::Result<reqwest::Response>), Failure> {
+        let url = self.pipeline.resolve(location).map_err(Failure::Fatal)?;
+        let (mut pieces, body) = futures::channel::mpsc::channel::<std::io::Result<Bytes>>(1);
+        let mut request = self
+            .pipeline
+            .http()
+            .patch(url)
+            .header(CONTENT_TYPE, "application/octet-stream");
+        if let Some(exact) = exact {
+            request = request
+                .header(CONTENT_RANGE, format!("{start}-{}", start + exact - 1))
+                .header(CONTENT_LENGTH, exact);
+        }
+        let request = request
+            .body(reqwest::Body::wrap_stream(body))
+            .build()
+            .map_err(|e| Failure::Fatal(transport_error(e)))?;
+        let send = self.pipeline.send(request, "upload_chunk");
+        let produce = async {
+            let mut handed = 0u64;
+            let mut piece = first;
+            loop {
+                hasher.update(&piece);
+                let n = piece.len() as u64;
+                if pieces.send(Ok(piece)).await.is_err() {
+                    // The request ended early (its answer says why).
+                    break;
+                }
+                handed += n;
+                progress.at(start + handed);
+                if handed >= len {
+                    break;
+                }
+                piece = match source.read_piece(piece_len(len - handed)).await {
+                    Ok(piece) if piece.is_empty() && exact.is_some() => {
+                        let e = std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            "the source ended before its size",
+                        );
+                        let _ = pieces
+                            .send(Err(std::io::Error::other("source ended")))
+                            .await;
+                        return Err(e);
+                    }
+                    Ok(piece) if piece.is_empty() => break,
+                    Ok(piece) => piece,
+                    Err(e) => {
+                        // Abort the body, so that the registry does not take a short request
+                        // as complete.
+                        let _ = pieces
+                            .send(Err(std::io::Error::other("source failed")))
+                            .await;
+                        return Err(e);
+                    }
+                };
+            }
+            drop(pieces);
+            Ok(handed)
+        };
+        let (answer, handed) = tokio::join!(send, produce);
+        let handed = handed.map_err(|e| Failure::Fatal(io_error(e)))?;
+        Ok((handed, answer))
     }
 
     /// Cancels an upload session that is no longer needed, without waiting for the answer (a
@@ -520,123 +855,69 @@ impl ContainerRegistryContentClient {
         }
         Ok(())
     }
-
-    /// Sends one chunk that starts at `start`; on failure asks the registry how much it has
-    /// (`GET <Location>` → `Range`) and sends the rest of the chunk from there.
-    async fn send_chunk(
-        &self,
-        session: &mut Session,
-        chunk: &Bytes,
-        start: u64,
-        max_retries: u32,
-    ) -> Result<(), Failure> {
-        let len = chunk.len() as u64;
-        let mut sent = 0u64; // bytes of this chunk the registry has confirmed
-        let mut attempt = 0u32;
-        loop {
-            let body = chunk.slice(sent as usize..);
-            let error = match self.patch(&session.location, body, start + sent).await {
-                Ok(response) if response.status().as_u16() == 202 => {
-                    let headers = response.headers();
-                    let location = header(headers, LOCATION.as_str()).filter(|l| !l.is_empty());
-                    let Some(location) = location else {
-                        return Err(Failure::Fatal(missing_header(
-                            "Location",
-                            "sending a chunk",
-                        )));
-                    };
-                    session.location = location.to_string();
-                    match received_from_range(header(headers, "range")) {
-                        Some(received) if received > start + len => {
-                            return Err(Failure::Fatal(protocol_error(format!(
-                                "the registry reports {received} bytes received, but only {} were sent",
-                                start + len
-                            ))));
-                        }
-                        Some(received) if received < start + len => {
-                            // Took less than sent: send the rest.
-                            azure_core::Error::with_message(
-                                ErrorKind::Io,
-                                format!("the registry kept {received} of {} bytes", start + len),
-                            )
-                        }
-                        _ => return Ok(()),
-                    }
-                }
-                Ok(response) => response_error(response).await,
-                Err(e) => e,
-            };
-            if attempt >= max_retries {
-                return Err(Failure::Fatal(error));
-            }
-            attempt += 1;
-            tracing::debug!(error = %error, attempt, start, "chunk failed; asking the registry for the upload's progress");
-            tokio::time::sleep(backoff(attempt)).await;
-            let status = match self
-                .pipeline
-                .rest()
-                .get_upload_status(&session.location)
-                .await
-            {
-                Ok(status) => status,
-                Err(e) => return Err(Failure::SessionLost(rest_error(e))),
-            };
-            if let Some(location) =
-                header(status.headers(), LOCATION.as_str()).filter(|l| !l.is_empty())
-            {
-                session.location = location.to_string();
-            }
-            let Some(received) = received_from_range(header(status.headers(), "range")) else {
-                return Err(Failure::SessionLost(missing_header(
-                    "Range",
-                    "reading the upload's progress",
-                )));
-            };
-            if received < start || received > start + len {
-                // Bytes confirmed earlier are gone (or more arrived than sent): this session
-                // cannot be continued from the chunk in memory.
-                return Err(Failure::SessionLost(protocol_error(format!(
-                    "the registry reports {received} bytes received; expected between {start} and {}",
-                    start + len
-                ))));
-            }
-            sent = received - start;
-            if sent == len {
-                return Ok(());
-            }
-        }
-    }
-
-    /// `PATCH <Location>` with `Content-Range`. The generated `upload_chunk` cannot be used: the
-    /// spec's PATCH has no `Content-Range` parameter and progenitor builds the whole request, so
-    /// this request is built here on the verbatim `Location` and sent through the same
-    /// pipeline (authentication, retries, tracing).
-    async fn patch(
-        &self,
-        location: &str,
-        body: Bytes,
-        start: u64,
-    ) -> azure_core::Result<reqwest::Response> {
-        let url = self.pipeline.resolve(location)?;
-        let end = start + body.len() as u64 - 1;
-        let request = self
-            .pipeline
-            .http()
-            .patch(url)
-            .header(CONTENT_TYPE, "application/octet-stream")
-            .header(CONTENT_RANGE, format!("{start}-{end}"))
-            .body(body)
-            .build()
-            .map_err(transport_error)?;
-        self.pipeline.send(request, "upload_chunk").await
-    }
 }
 
-fn chunk_size(options: &UploadBlobOptions) -> azure_core::Result<usize> {
+/// An open upload session.
+struct Session {
+    /// The latest `Location`, verbatim.
+    location: String,
+}
+
+/// The size of the next piece when `remaining` bytes are wanted.
+fn piece_len(remaining: u64) -> usize {
+    remaining.min(PIECE_SIZE as u64) as usize
+}
+
+/// Reads the source to its end if it has at most `max` bytes and returns them; otherwise goes
+/// back to the first byte and returns `None`.
+async fn read_whole_if_at_most<R: AsyncRead + Unpin>(
+    source: &mut Source<R>,
+    max: u64,
+) -> azure_core::Result<Option<Bytes>> {
+    if let Source::Bytes { data, .. } = source {
+        return Ok((data.len() as u64 <= max).then(|| data.clone()));
+    }
+    let mut pieces = Vec::new();
+    let mut read = 0u64;
+    loop {
+        // One byte more than `max` tells whether there is more.
+        let piece = source
+            .read_piece(piece_len(max + 1 - read))
+            .await
+            .map_err(io_error)?;
+        if piece.is_empty() {
+            break;
+        }
+        read += piece.len() as u64;
+        pieces.push(piece);
+        if read > max {
+            if !source.seek(0).await.map_err(io_error)? {
+                return Err(protocol_error(
+                    "the stream cannot go back to its start".into(),
+                ));
+            }
+            return Ok(None);
+        }
+    }
+    Ok(Some(match pieces.len() {
+        0 => Bytes::new(),
+        1 => pieces.remove(0),
+        _ => {
+            let mut whole = BytesMut::with_capacity(read as usize);
+            for piece in pieces {
+                whole.extend_from_slice(&piece);
+            }
+            whole.freeze()
+        }
+    }))
+}
+
+/// The chunk size asked for, or `default`.
+fn chunk_size(options: &UploadBlobOptions, default: u64) -> azure_core::Result<u64> {
     match options.chunk_size {
         Some(0) => Err(invalid_argument("chunk_size", "must be at least 1 byte")),
-        Some(n) => Ok(n),
-        None => Ok(DEFAULT_CHUNK_SIZE),
+        Some(n) => Ok(n as u64),
+        None => Ok(default),
     }
 }
 
@@ -677,13 +958,85 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn chunks_fill_up() {
+    async fn a_stream_keeps_what_is_not_confirmed() {
         let data: Vec<u8> = (0..10u8).collect();
-        let mut s = Source::Reader(&data[..]);
-        assert_eq!(s.read_chunk(4).await.unwrap().len(), 4);
-        assert_eq!(s.read_chunk(4).await.unwrap().len(), 4);
-        assert_eq!(s.read_chunk(4).await.unwrap().len(), 2);
-        assert!(s.read_chunk(4).await.unwrap().is_empty());
-        assert!(!s.rewind().await.unwrap());
+        let mut s = Source::reader(&data[..]);
+        assert_eq!(s.len(), None);
+        assert_eq!(&s.read_piece(4).await.unwrap()[..], &[0, 1, 2, 3]);
+        assert_eq!(&s.read_piece(4).await.unwrap()[..], &[4, 5, 6, 7]);
+        // Back into the kept bytes, across pieces.
+        assert!(s.seek(2).await.unwrap());
+        assert_eq!(&s.read_piece(4).await.unwrap()[..], &[2, 3]);
+        assert_eq!(&s.read_piece(1).await.unwrap()[..], &[4]);
+        assert_eq!(&s.read_piece(8).await.unwrap()[..], &[5, 6, 7]);
+        assert_eq!(&s.read_piece(4).await.unwrap()[..], &[8, 9]);
+        assert!(s.read_piece(4).await.unwrap().is_empty());
+        // Confirmed bytes are dropped; only whole pieces go.
+        s.forget_before(5);
+        assert!(!s.seek(3).await.unwrap());
+        assert!(s.seek(4).await.unwrap());
+        assert_eq!(&s.read_piece(2).await.unwrap()[..], &[4, 5]);
+        assert!(!s.seek(11).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_buffer_reads_again_from_anywhere() {
+        let mut s = Source::<tokio::io::Empty>::Bytes {
+            data: Bytes::from_static(b"abcdef"),
+            pos: 0,
+        };
+        assert_eq!(s.len(), Some(6));
+        assert_eq!(&s.read_piece(4).await.unwrap()[..], b"abcd");
+        assert!(s.seek(1).await.unwrap());
+        assert_eq!(&s.read_piece(9).await.unwrap()[..], b"bcdef");
+        assert!(s.read_piece(9).await.unwrap().is_empty());
+        assert!(!s.seek(7).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_file_that_shrinks_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"0123").unwrap();
+        let file = tokio::fs::File::open(&path).await.unwrap();
+        // Its size was taken as 6 bytes, but it has 4.
+        let mut s = Source::<tokio::io::Empty>::File {
+            file,
+            size: 6,
+            pos: 0,
+        };
+        let e = s.read_piece(6).await.unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof);
+    }
+
+    #[tokio::test]
+    async fn whole_only_when_small() {
+        let data: Vec<u8> = (0..10u8).collect();
+        let mut s = Source::reader(&data[..]);
+        assert!(read_whole_if_at_most(&mut s, 9).await.unwrap().is_none());
+        // Back at the start, nothing lost.
+        assert_eq!(&s.read_piece(10).await.unwrap()[..], &data[..]);
+        let mut s = Source::reader(&data[..]);
+        assert_eq!(
+            read_whole_if_at_most(&mut s, 10).await.unwrap().as_deref(),
+            Some(&data[..])
+        );
+    }
+
+    #[test]
+    fn progress_never_goes_back() {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen2 = seen.clone();
+        let callback = Some(ProgressCallback::new(move |done, total| {
+            seen2.lock().unwrap().push((done, total))
+        }));
+        let mut p = Progress::new(&callback, Some(9));
+        for done in [0, 4, 2, 4, 9] {
+            p.at(done);
+        }
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [(0, Some(9)), (4, Some(9)), (9, Some(9))]
+        );
     }
 }
