@@ -52,6 +52,9 @@ pub const EXISTENCE_CHECK_MIN_SIZE: u64 = 64 * 1024;
 /// Bytes read, hashed and handed to the connection at a time.
 const PIECE_SIZE: usize = 1024 * 1024;
 
+/// The most piece buffers a stream keeps for reuse.
+const MAX_SPARE_BUFFERS: usize = 64;
+
 /// Options of the `upload_blob*` methods.
 #[derive(Clone, Debug)]
 pub struct UploadBlobOptions {
@@ -106,6 +109,9 @@ enum Source<R> {
         kept_start: u64,
         pos: u64,
         eof: bool,
+        /// Buffers of confirmed pieces, reused for the next reads (fresh allocations would be
+        /// returned to the system and faulted in again for every request).
+        spare: Vec<BytesMut>,
     },
     /// A file of known size: read again by seeking.
     File {
@@ -125,6 +131,7 @@ impl<R: AsyncRead + Unpin> Source<R> {
             kept_start: 0,
             pos: 0,
             eof: false,
+            spare: Vec::new(),
         }
     }
 
@@ -151,7 +158,7 @@ impl<R: AsyncRead + Unpin> Source<R> {
                 if want == 0 {
                     return Ok(Bytes::new());
                 }
-                let piece = fill(file, want).await?;
+                let piece = fill(file, BytesMut::new(), want).await?;
                 if piece.len() < want {
                     return Err(std::io::Error::new(
                         std::io::ErrorKind::UnexpectedEof,
@@ -167,6 +174,7 @@ impl<R: AsyncRead + Unpin> Source<R> {
                 kept_start,
                 pos,
                 eof,
+                spare,
             } => {
                 // Bytes kept from an earlier read come first.
                 let mut start = *kept_start;
@@ -183,7 +191,8 @@ impl<R: AsyncRead + Unpin> Source<R> {
                 if *eof {
                     return Ok(Bytes::new());
                 }
-                let piece = fill(reader, max).await?;
+                let buffer = spare.pop().unwrap_or_default();
+                let piece = fill(reader, buffer, max).await?;
                 if piece.len() < max {
                     *eof = true;
                 }
@@ -230,7 +239,10 @@ impl<R: AsyncRead + Unpin> Source<R> {
     /// Drops kept stream bytes before `at` (the registry has them).
     fn forget_before(&mut self, at: u64) {
         if let Self::Reader {
-            kept, kept_start, ..
+            kept,
+            kept_start,
+            spare,
+            ..
         } = self
         {
             while let Some(front) = kept.front() {
@@ -239,14 +251,25 @@ impl<R: AsyncRead + Unpin> Source<R> {
                     break;
                 }
                 *kept_start = end;
-                kept.pop_front();
+                if let Some(Ok(mut buffer)) = kept.pop_front().map(Bytes::try_into_mut) {
+                    if spare.len() < MAX_SPARE_BUFFERS {
+                        buffer.clear();
+                        spare.push(buffer);
+                    }
+                }
             }
         }
     }
 }
 
-async fn fill<R: AsyncRead + Unpin>(reader: &mut R, max: usize) -> std::io::Result<Bytes> {
-    let mut buf = BytesMut::with_capacity(max);
+/// Reads up to `max` bytes into `buf` (emptied first); fewer only at the end.
+async fn fill<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    mut buf: BytesMut,
+    max: usize,
+) -> std::io::Result<Bytes> {
+    buf.clear();
+    buf.reserve(max);
     let mut limited = reader.take(max as u64);
     while buf.len() < max {
         if limited.read_buf(&mut buf).await? == 0 {
@@ -557,6 +580,8 @@ impl ContainerRegistryContentClient {
         // Bytes the registry has confirmed; the source is there at the start of each request.
         let mut offset = 0u64;
         let mut failures = 0u32;
+        // The first piece of the next request, read while waiting for the answer to this one.
+        let mut ahead: Option<Bytes> = None;
         loop {
             source.forget_before(offset);
             let at_start = hasher.clone();
@@ -564,18 +589,24 @@ impl ContainerRegistryContentClient {
                 Some(total) => chunk_size.min(total - offset),
                 None => chunk_size,
             };
-            let first = source.read_piece(piece_len(len)).await.map_err(fatal_io)?;
+            let first = match ahead.take() {
+                Some(piece) => piece,
+                None => source.read_piece(piece_len(len)).await.map_err(fatal_io)?,
+            };
             if first.is_empty() {
                 break;
             }
             let exact = total.map(|_| len);
-            let (sent, answer) = self
+            let next_len = match total {
+                Some(total) => chunk_size.min(total - offset - len),
+                None => chunk_size,
+            };
+            let (sent, read_ahead, answer) = self
                 .send_request_body(
                     &session.location,
                     first,
                     offset,
-                    len,
-                    exact,
+                    (len, exact, next_len),
                     source,
                     &mut hasher,
                     progress,
@@ -613,6 +644,7 @@ impl ContainerRegistryContentClient {
                         _ => {
                             offset += sent;
                             failures = 0;
+                            ahead = read_ahead;
                             continue;
                         }
                     }
@@ -720,25 +752,25 @@ impl ContainerRegistryContentClient {
 
     /// One `PATCH <Location>` whose body is read from `source` (starting with `first`) and
     /// hashed as it goes out: up to `len` bytes, exactly `len` with `Content-Range` when
-    /// `exact` is given. Returns how many bytes were handed to the connection and the answer.
+    /// `exact` is given. While the answer is awaited, the first piece of the next request (of
+    /// `next_len` bytes at most) is read. Returns how many bytes were handed to the connection,
+    /// that next piece and the answer.
     ///
     /// The generated `upload_chunk` cannot be used: the spec's PATCH has no `Content-Range`
     /// parameter and takes a whole body, so this request is built here on the verbatim
     /// `Location` and sent through the same pipeline (authentication, tracing). A streamed
     /// body is sent once: failures are handled by the caller, which resumes from the
     /// registry's range.
-    #[allow(clippy::too_many_arguments)]
     async fn send_request_body<R: AsyncRead + Unpin>(
         &self,
         location: &str,
         first: Bytes,
         start: u64,
-        len: u64,
-        exact: Option<u64>,
+        (len, exact, next_len): (u64, Option<u64>, u64),
         source: &mut Source<R>,
         hasher: &mut Hasher,
         progress: &mut Progress<'_>,
-    ) -> Result<(u64, azure_core::Result<reqwest::Response>), Failure> {
+    ) -> Result<(u64, Option<Bytes>, azure_core::Result<reqwest::Response>), Failure> {
         let url = self.pipeline.resolve(location).map_err(Failure::Fatal)?;
         let (mut pieces, body) = futures::channel::mpsc::channel::<std::io::Result<Bytes>>(1);
         let mut request = self
@@ -794,12 +826,18 @@ impl ContainerRegistryContentClient {
                     }
                 };
             }
+            // The body is complete; the registry answers while the next piece is read.
             drop(pieces);
-            Ok(handed)
+            let ahead = if handed >= len && next_len > 0 {
+                Some(source.read_piece(piece_len(next_len)).await?)
+            } else {
+                None
+            };
+            Ok((handed, ahead))
         };
-        let (answer, handed) = tokio::join!(send, produce);
-        let handed = handed.map_err(|e| Failure::Fatal(io_error(e)))?;
-        Ok((handed, answer))
+        let (answer, produced) = tokio::join!(send, produce);
+        let (handed, ahead) = produced.map_err(|e| Failure::Fatal(io_error(e)))?;
+        Ok((handed, ahead, answer))
     }
 
     /// Cancels an upload session that is no longer needed, without waiting for the answer (a
