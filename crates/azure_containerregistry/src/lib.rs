@@ -42,7 +42,7 @@ pub use content::{
     Manifest, ManifestKind, OciDescriptor, OciImageIndex, OciImageManifest, Platform,
     ProgressCallback, ReferrersPage, SetManifestOptions, SetManifestResult, UploadBlobOptions,
     UploadBlobResult, DEFAULT_CHUNK_SIZE, EXISTENCE_CHECK_MIN_SIZE, MAX_MANIFEST_SIZE,
-    SINGLE_REQUEST_MAX_SIZE,
+    PREHASH_OVERLAP_MIN_SIZE, SINGLE_REQUEST_MAX_SIZE,
 };
 pub use models::{
     ArtifactArchitecture, ArtifactManifestOrder, ArtifactManifestPlatform,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use acr_test_support::{random_bytes_seeded, sha256_digest, FaultProxy};
 use azure_containerregistry::{
     DownloadBlobOptions, InvalidArgument, ProgressCallback, UploadBlobOptions,
+    PREHASH_OVERLAP_MIN_SIZE,
 };
 use content_support::{backends, bounded, client};
 use futures::StreamExt;
@@ -220,6 +221,68 @@ async fn upload_from_file_and_skip_existing() {
             assert!(!tiny_again.skipped);
             let methods: Vec<_> = proxy.requests().iter().map(|r| r.method.clone()).collect();
             assert_eq!(methods, ["POST", "PUT"], "{}", backend.name());
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn a_large_file_uploads_while_it_is_hashed() {
+    for backend in backends("a_large_file_uploads_while_it_is_hashed").await {
+        bounded(async {
+            let proxy = FaultProxy::start(&backend.endpoint()).await.unwrap();
+            let content = client(&proxy.endpoint(), "blobs-overlap");
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("layer.bin");
+            let data = random_bytes_seeded(PREHASH_OVERLAP_MIN_SIZE as usize + 5, 7);
+            std::fs::write(&path, &data).unwrap();
+
+            // Not in the registry: sent in one request, committed with the digest of the
+            // hashing pass that ran alongside, and checked by the registry against the bytes.
+            let first = content.upload_blob_from_file(&path, None).await.unwrap();
+            assert_eq!(first.digest, sha256_digest(&data), "{}", backend.name());
+            assert!(!first.skipped);
+            let requests = proxy.requests();
+            let methods: Vec<_> = requests.iter().map(|r| r.method.as_str()).collect();
+            assert!(methods.contains(&"HEAD"), "{methods:?}");
+            assert_eq!(
+                methods.iter().filter(|m| **m == "PATCH").count(),
+                1,
+                "{methods:?}"
+            );
+            let back = content
+                .download_blob(&first.digest, None)
+                .await
+                .unwrap()
+                .collect_bytes()
+                .await
+                .unwrap();
+            assert!(back == data);
+
+            // In the registry: skipped once the digest is known; a session the upload had
+            // opened by then is cancelled.
+            proxy.clear_requests();
+            let second = content.upload_blob_from_file(&path, None).await.unwrap();
+            assert!(second.skipped, "{}", backend.name());
+            assert_eq!(second.digest, first.digest);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                let methods: Vec<_> = proxy.requests().iter().map(|r| r.method.clone()).collect();
+                assert!(!methods.contains(&"PUT".to_string()), "{methods:?}");
+                let opened = methods.iter().any(|m| m == "POST");
+                let cancelled = methods.iter().any(|m| m == "DELETE");
+                if !opened || cancelled {
+                    eprintln!("{}: second upload: {methods:?}", backend.name());
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{}: the session was not cancelled: {methods:?}",
+                    backend.name()
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            content.delete_blob(&first.digest, None).await.unwrap();
         })
         .await;
     }

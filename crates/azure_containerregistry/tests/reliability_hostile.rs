@@ -850,6 +850,7 @@ async fn a_registry_that_keeps_part_of_each_request() {
                     "GET" => Reply::new(204)
                         .header("Location", location)
                         .header("Range", &range(stored.len())),
+                    "HEAD" => Reply::new(404),
                     "PUT" => {
                         stored.extend_from_slice(&request.body);
                         let actual = sha256(&stored);
@@ -885,7 +886,12 @@ async fn a_registry_that_keeps_part_of_each_request() {
             chunk_size: Some(3000),
             ..chunked.clone()
         };
-        for label in ["buffer", "stream", "file"] {
+        // Hashed first: the commit uses that digest, and nothing is hashed again on resuming.
+        let hashed_first = UploadBlobOptions {
+            skip_existing: true,
+            ..larger.clone()
+        };
+        for label in ["buffer", "stream", "file", "file hashed first"] {
             server.clear();
             let result = match label {
                 "buffer" => {
@@ -894,7 +900,12 @@ async fn a_registry_that_keeps_part_of_each_request() {
                         .await
                 }
                 "stream" => content.upload_blob(&data[..], Some(chunked.clone())).await,
-                _ => content.upload_blob_from_file(&path, Some(larger.clone())).await,
+                "file" => content.upload_blob_from_file(&path, Some(larger.clone())).await,
+                _ => {
+                    content
+                        .upload_blob_from_file(&path, Some(hashed_first.clone()))
+                        .await
+                }
             }
             .unwrap_or_else(|e| panic!("{label}: {e}"));
             assert_eq!(result.digest, sha256(&data), "{label}");

@@ -30,7 +30,7 @@ pub use progress::ProgressCallback;
 pub use referrers::{ListReferrersOptions, ReferrersPage};
 pub use upload::{
     UploadBlobOptions, UploadBlobResult, DEFAULT_CHUNK_SIZE, EXISTENCE_CHECK_MIN_SIZE,
-    SINGLE_REQUEST_MAX_SIZE,
+    PREHASH_OVERLAP_MIN_SIZE, SINGLE_REQUEST_MAX_SIZE,
 };
 
 /// Reads and writes the content of one repository: blobs (layers, configs) and manifests.

@@ -49,6 +49,10 @@ pub const SINGLE_REQUEST_MAX_SIZE: usize = 4 * 1024 * 1024;
 /// a round trip, as much as sending them, and the registry keeps one copy anyway.
 pub const EXISTENCE_CHECK_MIN_SIZE: u64 = 64 * 1024;
 
+/// Files and buffers at least this large (64 MiB) start uploading while they are hashed for the
+/// existence check; smaller ones are hashed first (it takes a few milliseconds).
+pub const PREHASH_OVERLAP_MIN_SIZE: u64 = 64 * 1024 * 1024;
+
 /// Bytes read, hashed and handed to the connection at a time.
 const PIECE_SIZE: usize = 1024 * 1024;
 
@@ -65,9 +69,11 @@ pub struct UploadBlobOptions {
     /// in a single request.
     pub chunk_size: Option<usize>,
     /// Skip the transfer when the repository already has the blob (default `true`). Files and
-    /// byte buffers are hashed first and checked with a `HEAD`; a stream is checked only when
-    /// it fits in a single request (its digest is known only after reading it all). Blobs
-    /// smaller than [`EXISTENCE_CHECK_MIN_SIZE`] are always sent.
+    /// byte buffers are hashed on a blocking thread and checked with a `HEAD` (from
+    /// [`PREHASH_OVERLAP_MIN_SIZE`] on, while the upload starts: it stops once the registry
+    /// turns out to have the blob); a stream is checked only when it fits in a single request
+    /// (its digest is known only after reading it all). Blobs smaller than
+    /// [`EXISTENCE_CHECK_MIN_SIZE`] are always sent.
     pub skip_existing: bool,
     /// How many times a failed request is resumed without progress in between (and how many
     /// times the whole upload starts again when the registry lost the session and the source
@@ -91,7 +97,9 @@ impl Default for UploadBlobOptions {
 /// The result of an upload.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UploadBlobResult {
-    /// The blob's digest (`sha256:…`), as computed while sending and confirmed by the registry.
+    /// The blob's digest (`sha256:…`), computed from the source (while sending it, or before
+    /// for files and buffers with [`UploadBlobOptions::skip_existing`]) and confirmed by the
+    /// registry, which checks the bytes it received against it.
     pub digest: String,
     /// The blob's size in bytes.
     pub size: u64,
@@ -362,8 +370,9 @@ impl ContainerRegistryContentClient {
             .await
     }
 
-    /// Uploads a blob from a buffer. The digest is computed first, so an existing blob is
-    /// skipped without sending it.
+    /// Uploads a blob from a buffer. With [`UploadBlobOptions::skip_existing`] (the default)
+    /// the digest is computed first (for a large buffer on a blocking thread, while the upload
+    /// starts) and an existing blob is not sent, or no further.
     pub async fn upload_blob_bytes(
         &self,
         data: impl Into<Bytes>,
@@ -372,12 +381,10 @@ impl ContainerRegistryContentClient {
         let options = options.unwrap_or_default();
         let chunk_size = chunk_size(&options, u64::MAX)?;
         let data: Bytes = data.into();
-        let known = options
-            .skip_existing
-            .then(|| crate::reference::sha256_digest(&data));
+        let prehash = options.skip_existing.then(|| PreHash::Bytes(data.clone()));
         self.upload_source(
             Source::<tokio::io::Empty>::Bytes { data, pos: 0 },
-            known,
+            prehash,
             chunk_size,
             &options,
         )
@@ -385,9 +392,11 @@ impl ContainerRegistryContentClient {
     }
 
     /// Uploads a blob from a file. With [`UploadBlobOptions::skip_existing`] (the default) the
-    /// file is hashed first and not sent when the registry has it. A request that fails is
-    /// resumed from the registry's range by reading the file again from there; if the registry
-    /// lost the session, the file is sent again from the start.
+    /// file is hashed on a blocking thread and the registry asked whether it has the blob; an
+    /// existing blob is not sent (a file of [`PREHASH_OVERLAP_MIN_SIZE`] or more starts
+    /// uploading while it is hashed, and stops when the registry turns out to have it). A
+    /// request that fails is resumed from the registry's range by reading the file again from
+    /// there; if the registry lost the session, the file is sent again from the start.
     pub async fn upload_blob_from_file(
         &self,
         path: impl AsRef<Path>,
@@ -399,26 +408,14 @@ impl ContainerRegistryContentClient {
         let io = |e: std::io::Error| {
             azure_core::Error::with_message(ErrorKind::Io, format!("{}: {e}", path.display()))
         };
-        let mut file = tokio::fs::File::open(path).await.map_err(io)?;
+        let file = tokio::fs::File::open(path).await.map_err(io)?;
         let size = file.metadata().await.map_err(io)?.len();
-        let known = if options.skip_existing {
-            let mut hasher = Hasher::sha256();
-            let mut buf = vec![0u8; PIECE_SIZE];
-            loop {
-                let n = file.read(&mut buf).await.map_err(io)?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&buf[..n]);
-            }
-            file.seek(SeekFrom::Start(0)).await.map_err(io)?;
-            Some(hasher.finish())
-        } else {
-            None
-        };
+        let prehash = options
+            .skip_existing
+            .then(|| PreHash::File(path.to_path_buf()));
         self.upload_source(
             Source::<tokio::io::Empty>::File { file, size, pos: 0 },
-            known,
+            prehash,
             chunk_size,
             &options,
         )
@@ -428,51 +425,86 @@ impl ContainerRegistryContentClient {
     async fn upload_source<R: AsyncRead + Send + Unpin>(
         &self,
         mut source: Source<R>,
-        known_digest: Option<String>,
+        prehash: Option<PreHash>,
         chunk_size: u64,
         options: &UploadBlobOptions,
     ) -> azure_core::Result<UploadBlobResult> {
         let single_max = chunk_size.min(SINGLE_REQUEST_MAX_SIZE as u64);
         let total = source.len();
         let mut progress = Progress::new(&options.progress, total);
-        // A large blob whose digest is known is checked before anything is read; a small one
-        // is checked in `upload_single`, alongside opening the upload session.
         let fits_one_request = matches!(total, Some(size) if size <= single_max);
-        if let (Some(digest), Some(size), false) = (&known_digest, total, fits_one_request) {
-            if options.skip_existing && self.blob_exists(digest).await? {
-                progress.at(size);
-                return Ok(UploadBlobResult {
-                    digest: digest.clone(),
-                    size,
-                    skipped: true,
-                });
-            }
-        }
         let whole = if fits_one_request || total.is_none() {
             read_whole_if_at_most(&mut source, single_max).await?
         } else {
             None
         };
-        let result = match whole {
-            Some(data) => {
-                let worth_checking = data.len() as u64 >= EXISTENCE_CHECK_MIN_SIZE;
-                // Not checked above: only larger blobs are.
-                let check = options.skip_existing && worth_checking;
-                self.upload_single(data, check, options.max_retries, &mut progress)
-                    .await?
+        if let Some(data) = whole {
+            // A small blob is hashed here and checked alongside opening the session.
+            let worth_checking = data.len() as u64 >= EXISTENCE_CHECK_MIN_SIZE;
+            let check = options.skip_existing && worth_checking;
+            return self
+                .upload_single(data, check, options.max_retries, &mut progress)
+                .await;
+        }
+        let (Some(prehash), Some(size)) = (prehash, total) else {
+            return self
+                .upload_streamed(&mut source, chunk_size, options, &mut progress, None)
+                .await;
+        };
+        let digest = prehash.spawn();
+        if size < PREHASH_OVERLAP_MIN_SIZE {
+            // Hashing first costs little next to sending.
+            let known = digest.clone().await.map_err(hash_error)?;
+            if self.blob_exists(&known).await? {
+                progress.at(size);
+                return Ok(skipped(known, size));
             }
-            None => {
-                self.upload_streamed(&mut source, chunk_size, options, &mut progress)
-                    .await?
+            return self
+                .upload_streamed(
+                    &mut source,
+                    chunk_size,
+                    options,
+                    &mut progress,
+                    Some(&digest),
+                )
+                .await;
+        }
+        // Large: the upload starts while the blob is hashed; once the digest is known the
+        // registry is asked whether it has the blob, and if it does the upload stops.
+        let session = std::sync::Mutex::new(None::<String>);
+        let check = async {
+            let known = digest.clone().await.map_err(hash_error)?;
+            match self.blob_exists(&known).await {
+                Ok(true) => Ok(known),
+                Ok(false) => std::future::pending().await,
+                Err(e) => {
+                    // Only an optimisation: the upload goes on.
+                    tracing::debug!(error = %e, "checking whether the registry has the blob failed");
+                    std::future::pending().await
+                }
             }
         };
-        if let Some(expected) = known_digest {
-            if expected != result.digest {
-                // The source changed between hashing and sending.
-                return Err(digest_mismatch(expected, result.digest));
+        let outcome: azure_core::Result<String> = {
+            let upload = self.upload_streamed_in(
+                &mut source,
+                chunk_size,
+                options,
+                &mut progress,
+                Some(&digest),
+                Some(&session),
+            );
+            tokio::select! {
+                result = upload => return result,
+                exists = check => exists,
             }
+        };
+        let known = outcome?;
+        let opened = session.lock().map(|mut s| s.take()).unwrap_or(None);
+        if let Some(location) = opened {
+            self.cancel_in_background(Session { location });
         }
-        Ok(result)
+        progress.at(size);
+        Ok(skipped(known, size))
     }
 
     /// POST, then PUT with the whole blob as body.
@@ -537,18 +569,42 @@ impl ContainerRegistryContentClient {
     }
 
     /// Streamed upload sessions until one commits; a lost session starts again from the first
-    /// byte when the source still has it.
+    /// byte when the source still has it. With `expected`, the digest comes from there instead
+    /// of hashing the bytes sent (the registry checks them against it).
     async fn upload_streamed<R: AsyncRead + Send + Unpin>(
         &self,
         source: &mut Source<R>,
         chunk_size: u64,
         options: &UploadBlobOptions,
         progress: &mut Progress<'_>,
+        expected: Option<&SharedDigest>,
+    ) -> azure_core::Result<UploadBlobResult> {
+        self.upload_streamed_in(source, chunk_size, options, progress, expected, None)
+            .await
+    }
+
+    /// [`Self::upload_streamed`], noting each session's first `Location` in `opened` (so that
+    /// an upload stopped from outside can be cancelled).
+    async fn upload_streamed_in<R: AsyncRead + Send + Unpin>(
+        &self,
+        source: &mut Source<R>,
+        chunk_size: u64,
+        options: &UploadBlobOptions,
+        progress: &mut Progress<'_>,
+        expected: Option<&SharedDigest>,
+        opened: Option<&std::sync::Mutex<Option<String>>>,
     ) -> azure_core::Result<UploadBlobResult> {
         let mut restarts = 0;
         loop {
             match self
-                .streamed_attempt(source, chunk_size, options.max_retries, progress)
+                .streamed_attempt(
+                    source,
+                    chunk_size,
+                    options.max_retries,
+                    progress,
+                    expected,
+                    opened,
+                )
                 .await
             {
                 Ok(result) => return Ok(result),
@@ -572,11 +628,17 @@ impl ContainerRegistryContentClient {
         chunk_size: u64,
         max_retries: u32,
         progress: &mut Progress<'_>,
+        expected: Option<&SharedDigest>,
+        opened: Option<&std::sync::Mutex<Option<String>>>,
     ) -> Result<UploadBlobResult, Failure> {
         let fatal_io = |e: std::io::Error| Failure::Fatal(io_error(e));
         let total = source.len();
         let mut session = self.start_upload().await.map_err(Failure::Fatal)?;
-        let mut hasher = Hasher::sha256();
+        if let Some(Ok(mut opened)) = opened.map(|o| o.lock()) {
+            *opened = Some(session.location.clone());
+        }
+        // No hashing here when the digest comes from elsewhere.
+        let mut hasher = expected.is_none().then(Hasher::sha256);
         // Bytes the registry has confirmed; the source is there at the start of each request.
         let mut offset = 0u64;
         let mut failures = 0u32;
@@ -596,7 +658,6 @@ impl ContainerRegistryContentClient {
             if first.is_empty() {
                 break;
             }
-            let exact = total.map(|_| len);
             let next_len = match total {
                 Some(total) => chunk_size.min(total - offset - len),
                 None => chunk_size,
@@ -605,10 +666,14 @@ impl ContainerRegistryContentClient {
                 .send_request_body(
                     &session.location,
                     first,
-                    offset,
-                    (len, exact, next_len),
+                    RequestSpan {
+                        start: offset,
+                        len,
+                        exact: total.is_some(),
+                        next_len,
+                    },
                     source,
-                    &mut hasher,
+                    hasher.as_mut(),
                     progress,
                 )
                 .await?;
@@ -683,7 +748,17 @@ impl ContainerRegistryContentClient {
                 ))));
             }
             hasher = at_start;
-            let mut remaining = received - offset;
+            let mut remaining = if hasher.is_some() {
+                received - offset
+            } else {
+                // Nothing to hash: just go there.
+                if !source.seek(received).await.map_err(fatal_io)? {
+                    return Err(Failure::Fatal(protocol_error(format!(
+                        "the stream no longer has byte {received}"
+                    ))));
+                }
+                0
+            };
             while remaining > 0 {
                 let piece = source
                     .read_piece(piece_len(remaining))
@@ -695,7 +770,9 @@ impl ContainerRegistryContentClient {
                         "the source ended early when read again",
                     ))));
                 }
-                hasher.update(&piece);
+                if let Some(hasher) = hasher.as_mut() {
+                    hasher.update(&piece);
+                }
                 remaining -= piece.len() as u64;
             }
             offset = received;
@@ -706,7 +783,18 @@ impl ContainerRegistryContentClient {
                 "the source ended before its size",
             ))));
         }
-        let digest = hasher.finish();
+        let digest = match (hasher, expected) {
+            (Some(hasher), _) => hasher.finish(),
+            (None, Some(expected)) => expected
+                .clone()
+                .await
+                .map_err(|e| Failure::Fatal(hash_error(e)))?,
+            (None, None) => {
+                return Err(Failure::Fatal(protocol_error(
+                    "no digest for the upload".into(),
+                )))
+            }
+        };
         if let Err(e) = self.complete(&session, &digest, Bytes::new()).await {
             if is_digest_mismatch(&e) {
                 return Err(Failure::Fatal(e));
@@ -751,8 +839,7 @@ impl ContainerRegistryContentClient {
     }
 
     /// One `PATCH <Location>` whose body is read from `source` (starting with `first`) and
-    /// hashed as it goes out: up to `len` bytes, exactly `len` with `Content-Range` when
-    /// `exact` is given. While the answer is awaited, the first piece of the next request (of
+    /// hashed as it goes out (when a hasher is given): the bytes of `span`. While the answer is awaited, the first piece of the next request (of
     /// `next_len` bytes at most) is read. Returns how many bytes were handed to the connection,
     /// that next piece and the answer.
     ///
@@ -765,10 +852,9 @@ impl ContainerRegistryContentClient {
         &self,
         location: &str,
         first: Bytes,
-        start: u64,
-        (len, exact, next_len): (u64, Option<u64>, u64),
+        span: RequestSpan,
         source: &mut Source<R>,
-        hasher: &mut Hasher,
+        mut hasher: Option<&mut Hasher>,
         progress: &mut Progress<'_>,
     ) -> Result<(u64, Option<Bytes>, azure_core::Result<reqwest::Response>), Failure> {
         let url = self.pipeline.resolve(location).map_err(Failure::Fatal)?;
@@ -778,10 +864,16 @@ impl ContainerRegistryContentClient {
             .http()
             .patch(url)
             .header(CONTENT_TYPE, "application/octet-stream");
-        if let Some(exact) = exact {
+        let RequestSpan {
+            start,
+            len,
+            exact,
+            next_len,
+        } = span;
+        if exact {
             request = request
-                .header(CONTENT_RANGE, format!("{start}-{}", start + exact - 1))
-                .header(CONTENT_LENGTH, exact);
+                .header(CONTENT_RANGE, format!("{start}-{}", start + len - 1))
+                .header(CONTENT_LENGTH, len);
         }
         let request = request
             .body(reqwest::Body::wrap_stream(body))
@@ -792,7 +884,9 @@ impl ContainerRegistryContentClient {
             let mut handed = 0u64;
             let mut piece = first;
             loop {
-                hasher.update(&piece);
+                if let Some(hasher) = hasher.as_mut() {
+                    hasher.update(&piece);
+                }
                 let n = piece.len() as u64;
                 if pieces.send(Ok(piece)).await.is_err() {
                     // The request ended early (its answer says why).
@@ -804,7 +898,7 @@ impl ContainerRegistryContentClient {
                     break;
                 }
                 piece = match source.read_piece(piece_len(len - handed)).await {
-                    Ok(piece) if piece.is_empty() && exact.is_some() => {
+                    Ok(piece) if piece.is_empty() && exact => {
                         let e = std::io::Error::new(
                             std::io::ErrorKind::UnexpectedEof,
                             "the source ended before its size",
@@ -899,6 +993,73 @@ impl ContainerRegistryContentClient {
 struct Session {
     /// The latest `Location`, verbatim.
     location: String,
+}
+
+/// The bytes one `PATCH` carries.
+struct RequestSpan {
+    /// The offset of its first byte in the blob.
+    start: u64,
+    /// How many bytes it carries (at most, unless `exact`).
+    len: u64,
+    /// Whether the source is known to have `len` bytes there (then `Content-Range` and
+    /// `Content-Length` are sent).
+    exact: bool,
+    /// The size of the request after it, for reading its first piece ahead.
+    next_len: u64,
+}
+
+/// What to hash before (or while) sending, to ask the registry whether it has the blob.
+enum PreHash {
+    /// A file, read again on a blocking thread.
+    File(std::path::PathBuf),
+    /// A buffer.
+    Bytes(Bytes),
+}
+
+/// A digest being computed on a blocking thread, awaited by both the existence check and the
+/// commit.
+type SharedDigest =
+    futures::future::Shared<futures::future::BoxFuture<'static, Result<String, String>>>;
+
+impl PreHash {
+    /// Starts hashing on a blocking thread.
+    fn spawn(self) -> SharedDigest {
+        use futures::FutureExt as _;
+        let task = tokio::task::spawn_blocking(move || match self {
+            Self::Bytes(data) => Ok(crate::reference::sha256_digest(&data)),
+            Self::File(path) => hash_file(&path).map_err(|e| format!("{}: {e}", path.display())),
+        });
+        async move { task.await.map_err(|e| format!("hashing failed: {e}"))? }
+            .boxed()
+            .shared()
+    }
+}
+
+/// The sha256 digest of a file's content.
+fn hash_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Hasher::sha256();
+    let mut buf = vec![0u8; PIECE_SIZE];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(hasher.finish());
+        }
+        hasher.update(&buf[..n]);
+    }
+}
+
+fn hash_error(message: String) -> azure_core::Error {
+    azure_core::Error::with_message(ErrorKind::Io, message)
+}
+
+fn skipped(digest: String, size: u64) -> UploadBlobResult {
+    UploadBlobResult {
+        digest,
+        size,
+        skipped: true,
+    }
 }
 
 /// The size of the next piece when `remaining` bytes are wanted.
