@@ -1023,32 +1023,51 @@ async fn diag_patch(ctx: &Ctx, repo: &str, overlap: bool) -> Result<Measured> {
 
 async fn diag_patch_stream(ctx: &Ctx, repo: &str) -> Result<Measured> {
     use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    // Diagnostics only: PATCHes of this many MiB instead of one (what a registry's cost per
+    // request is, apart from any client).
+    let segment = match std::env::var("ACR_BENCH_DIAG_SEGMENT_MIB") {
+        Ok(mib) => mib.parse::<u64>().context("ACR_BENCH_DIAG_SEGMENT_MIB")? << 20,
+        Err(_) => ctx.size,
+    };
     let c = http()?;
     let t0 = Instant::now();
-    let file = tokio::fs::File::open(&ctx.blob).await?;
-    let loc = raw_start_upload(&c, &ctx.registry, repo).await?;
+    let mut loc = raw_start_upload(&c, &ctx.registry, repo).await?;
     let hasher = Arc::new(Mutex::new(Sha256::new()));
-    let h2 = Arc::clone(&hasher);
-    let body = tokio_util::io::ReaderStream::with_capacity(file, IO_CHUNK).inspect(move |chunk| {
-        if let (Ok(chunk), Ok(mut h)) = (chunk, h2.lock()) {
-            h.update(chunk);
+    let mut offset = 0u64;
+    // Bounded: one iteration per segment.
+    for _ in 0..=ctx.size / segment.max(1) {
+        if offset >= ctx.size {
+            break;
         }
-    });
-    let r = c
-        .patch(&loc)
-        .header(CONTENT_TYPE, "application/octet-stream")
-        .header(CONTENT_LENGTH, ctx.size)
-        .body(reqwest::Body::wrap_stream(body))
-        .send()
-        .await?;
-    ensure!(r.status().as_u16() == 202, "PATCH: {}", r.status());
-    let loc = absolute(
-        &ctx.registry,
-        r.headers()
-            .get(LOCATION)
-            .context("PATCH: no Location")?
-            .to_str()?,
-    );
+        let len = segment.min(ctx.size - offset);
+        let mut file = tokio::fs::File::open(&ctx.blob).await?;
+        file.seek(std::io::SeekFrom::Start(offset)).await?;
+        let h2 = Arc::clone(&hasher);
+        let body = tokio_util::io::ReaderStream::with_capacity(file.take(len), IO_CHUNK).inspect(
+            move |chunk| {
+                if let (Ok(chunk), Ok(mut h)) = (chunk, h2.lock()) {
+                    h.update(chunk);
+                }
+            },
+        );
+        let r = c
+            .patch(&loc)
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .header(CONTENT_LENGTH, len)
+            .body(reqwest::Body::wrap_stream(body))
+            .send()
+            .await?;
+        ensure!(r.status().as_u16() == 202, "PATCH: {}", r.status());
+        loc = absolute(
+            &ctx.registry,
+            r.headers()
+                .get(LOCATION)
+                .context("PATCH: no Location")?
+                .to_str()?,
+        );
+        offset += len;
+    }
     let digest = {
         let h = hasher
             .lock()
