@@ -467,7 +467,25 @@ fn run_case_process(def: &CaseDef, ctx: &Ctx, work: &Path) -> Result<CaseResult>
     let exe = std::env::current_exe()?;
     let out_path = work.join(format!("{}.out", def.name));
     let out = std::fs::File::create(&out_path)?;
-    let mut child = Command::new(exe)
+    // Profiling (diagnostics only): ACR_BENCH_PERF_DIR=<dir> records each case process with
+    // `perf record -g` into <dir>/<case>.<pid>.data; its CPU time then includes perf's.
+    let mut command = match std::env::var_os("ACR_BENCH_PERF_DIR") {
+        Some(dir) => {
+            let mut perf = Command::new("perf");
+            perf.arg("record")
+                .arg("-F")
+                .arg("999")
+                .arg("-g")
+                .arg("-q")
+                .arg("-o")
+                .arg(Path::new(&dir).join(format!("{}.{}.data", def.name, std::process::id())))
+                .arg("--")
+                .arg(exe);
+            perf
+        }
+        None => Command::new(exe),
+    };
+    let mut child = command
         .arg("--case")
         .arg(def.name)
         .arg(serde_json::to_string(ctx)?)

@@ -481,8 +481,9 @@ fn protocol_error(message: String) -> azure_core::Error {
     azure_core::Error::with_message(ErrorKind::DataConversion, message)
 }
 
-/// Hashes a raw byte stream in order, holds back the latest chunk, and at the end yields it
-/// only if the digest (and size, when known) match; else a `DigestMismatch` error.
+/// Hashes a raw byte stream in order, holds back the last chunk (the one that completes a blob
+/// of known size, else the latest each time), and at the end yields it only if the digest (and
+/// size, when known) match; else a `DigestMismatch` error.
 fn verified(
     raw: BoxStream<'static, azure_core::Result<Bytes>>,
     digest: &str,
@@ -517,8 +518,22 @@ fn verified(
                     }
                     st.received += chunk.len() as u64;
                     report(&st.progress, st.received, st.size);
-                    if let Some(previous) = st.held.replace(chunk) {
-                        return Some((Ok(previous), Some(st)));
+                    match st.size {
+                        Some(size) if st.held.is_some() || st.received > size => {
+                            let e = protocol_error(format!(
+                                "the registry sent more than the blob's {size} bytes"
+                            ));
+                            return Some((Err(e), None));
+                        }
+                        // Not the last chunk of a blob of known size: out at once (holding
+                        // each chunk back would keep the connection from reusing its buffer).
+                        Some(size) if st.received < size => return Some((Ok(chunk), Some(st))),
+                        Some(_) => st.held = Some(chunk),
+                        None => {
+                            if let Some(previous) = st.held.replace(chunk) {
+                                return Some((Ok(previous), Some(st)));
+                            }
+                        }
                     }
                 }
                 Some(Err(e)) => return Some((Err(e), None)),
@@ -600,5 +615,49 @@ mod tests {
         let mismatch = err.downcast_ref::<crate::DigestMismatch>().unwrap();
         assert_eq!(mismatch.expected, good);
         assert!(s.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn with_a_known_size_only_the_last_chunk_waits() {
+        let good = crate::reference::sha256_digest(b"hello");
+        let chunks = |tail: &'static [u8]| -> Vec<azure_core::Result<Bytes>> {
+            vec![
+                Ok(Bytes::from_static(b"he")),
+                Ok(Bytes::from_static(b"l")),
+                Ok(Bytes::from_static(tail)),
+            ]
+        };
+        // Wrong last bytes: everything before comes out, the last chunk never does.
+        let mut s = verified(
+            futures::stream::iter(chunks(b"lp")).boxed(),
+            &good,
+            Some(5),
+            None,
+        );
+        assert_eq!(s.next().await.unwrap().unwrap(), Bytes::from_static(b"he"));
+        assert_eq!(s.next().await.unwrap().unwrap(), Bytes::from_static(b"l"));
+        let err = s.next().await.unwrap().unwrap_err();
+        assert!(err.downcast_ref::<crate::DigestMismatch>().is_some());
+        assert!(s.next().await.is_none());
+        // More than the size: an error, and the chunk that completed the size is not given.
+        let mut more = chunks(b"lo");
+        more.push(Ok(Bytes::from_static(b"!")));
+        let mut s = verified(futures::stream::iter(more).boxed(), &good, Some(5), None);
+        assert_eq!(s.next().await.unwrap().unwrap(), Bytes::from_static(b"he"));
+        assert_eq!(s.next().await.unwrap().unwrap(), Bytes::from_static(b"l"));
+        let err = s.next().await.unwrap().unwrap_err();
+        assert!(err.to_string().contains("more than"), "{err}");
+        assert!(s.next().await.is_none());
+        // Right: all of it.
+        let s = verified(
+            futures::stream::iter(chunks(b"lo")).boxed(),
+            &good,
+            Some(5),
+            None,
+        );
+        assert_eq!(
+            s.collect_bytes().await.unwrap(),
+            Bytes::from_static(b"hello")
+        );
     }
 }
