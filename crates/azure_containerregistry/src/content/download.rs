@@ -9,12 +9,15 @@ use std::task::{Context, Poll};
 use azure_core::error::ErrorKind;
 use bytes::Bytes;
 use futures::stream::{BoxStream, Stream, StreamExt};
-use tokio::io::AsyncWriteExt;
 
+use super::file_writer::FileWriter;
 use super::progress::{report, ProgressCallback};
 use super::{header, ContainerRegistryContentClient, Hasher};
 use crate::error::{digest_mismatch, invalid_argument, rest_error, transport_error};
 use crate::reference::validate_digest;
+
+/// Bytes per write of a download to a file (4 MiB; two such buffers are in memory).
+const FILE_WRITE_SIZE: usize = 4 * 1024 * 1024;
 
 /// The default size of each range of a parallel download (8 MiB).
 const DEFAULT_RANGE_SIZE: usize = 8 * 1024 * 1024;
@@ -191,21 +194,31 @@ impl ContainerRegistryContentClient {
         let mut guard = TempFile {
             path: Some(temp.clone()),
         };
-        let mut file = tokio::fs::OpenOptions::new()
+        let file = tokio::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&temp)
             .await
-            .map_err(|e| io(e, &temp))?;
+            .map_err(|e| io(e, &temp))?
+            .into_std()
+            .await;
+        let mut writer = FileWriter::new(file, FILE_WRITE_SIZE);
         let mut size = 0u64;
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk?;
-            size += chunk.len() as u64;
-            file.write_all(&chunk).await.map_err(|e| io(e, &temp))?;
+        let written: azure_core::Result<()> = async {
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk?;
+                size += chunk.len() as u64;
+                writer.write(&chunk).await.map_err(|e| io(e, &temp))?;
+            }
+            Ok(())
         }
-        file.flush().await.map_err(|e| io(e, &temp))?;
-        file.sync_all().await.map_err(|e| io(e, &temp))?;
-        drop(file);
+        .await;
+        if let Err(e) = written {
+            // Closed before the guard removes it.
+            writer.abandon().await;
+            return Err(e);
+        }
+        writer.finish().await.map_err(|e| io(e, &temp))?;
         tokio::fs::rename(&temp, path)
             .await
             .map_err(|e| io(e, path))?;

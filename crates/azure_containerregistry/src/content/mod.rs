@@ -2,6 +2,7 @@
 //! byte checked against its digest.
 
 mod download;
+mod file_writer;
 mod manifest_models;
 mod manifests;
 mod progress;
