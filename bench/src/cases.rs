@@ -174,6 +174,14 @@ pub const CASES: &[CaseDef] = &[
         Reg,
     ),
     case(
+        "raw_get_sha256_to_file",
+        "limit",
+        "reqwest GET + sha256, chunks written to a tmpfs file by a separate thread, fsync",
+        MibPerS,
+        "raw_get_sha256_to_file",
+        Reg,
+    ),
+    case(
         "raw_tiny_upload",
         "limit",
         "reqwest 1 KiB POST + PUT, one connection",
@@ -217,7 +225,7 @@ pub const CASES: &[CaseDef] = &[
             case(
                 "upload_blob_from_file",
                 "ours",
-                "upload_blob_from_file (hashes first, HEAD, then sends)",
+                "upload_blob_from_file (sends while a thread hashes the file; HEAD once hashed)",
                 MibPerS,
                 "raw_upload",
                 Reg,
@@ -257,7 +265,7 @@ pub const CASES: &[CaseDef] = &[
             "ours",
             "download_blob_to_file onto tmpfs (write + fsync + rename)",
             MibPerS,
-            "raw_get_sha256",
+            "raw_get_sha256_to_file",
             Reg,
         ),
         0.90,
@@ -373,14 +381,6 @@ pub const DIAG_CASES: &[CaseDef] = &[
         ),
         "bench/diag-stream",
     ),
-    case(
-        "diag_get_to_file_thread",
-        "diag",
-        "reqwest GET + sha256, chunks written to a tmpfs file by a separate thread",
-        MibPerS,
-        "raw_get_sha256",
-        Reg,
-    ),
 ];
 
 /// What a case process reports.
@@ -477,7 +477,7 @@ async fn run_case(name: &str, ctx: &Ctx) -> Result<Measured> {
         "diag_patch_serial" => diag_patch(ctx, up_repo, false).await,
         "diag_patch_overlap" => diag_patch(ctx, up_repo, true).await,
         "diag_patch_stream" => diag_patch_stream(ctx, up_repo).await,
-        "diag_get_to_file_thread" => diag_get_to_file_thread(ctx).await,
+        "raw_get_sha256_to_file" => raw_get_sha256_to_file(ctx).await,
         other => bail!("case {other:?} has no implementation"),
     }
 }
@@ -1085,10 +1085,10 @@ async fn diag_patch_stream(ctx: &Ctx, repo: &str) -> Result<Measured> {
     Ok(m)
 }
 
-async fn diag_get_to_file_thread(ctx: &Ctx) -> Result<Measured> {
+async fn raw_get_sha256_to_file(ctx: &Ctx) -> Result<Measured> {
     use std::io::Write;
     let c = http()?;
-    let out = ctx.work.join(format!("diag-{}.bin", std::process::id()));
+    let out = ctx.work.join(format!("raw-{}.bin", std::process::id()));
     let t0 = Instant::now();
     let mut file = std::fs::File::create(&out)?;
     let (tx, rx) = std::sync::mpsc::sync_channel::<Bytes>(64);

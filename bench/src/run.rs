@@ -30,8 +30,8 @@ usage: acr_bench [--size 1GiB] [--reps 5] [--json out.json] [--quick] [--cases a
                  [--tiny-n 200] [--repos 10000] [--page-size 100] [--out-dir DIR]
   --quick      64 MiB blob, 2 repetitions (unless --size / --reps are given)
   --cases      only these cases (comma-separated names; ratios need their limit case too);
-               also the diagnostic cases diag_patch_serial, diag_patch_overlap, diag_patch_stream,
-               diag_get_to_file_thread
+               also the diagnostic cases diag_patch_serial, diag_patch_overlap, diag_patch_stream
+               (ACR_BENCH_DIAG_SEGMENT_MIB=n: PATCHes of n MiB)
 Results: DIR/results.json and DIR/results.md (DIR defaults to <target>/bench).";
 
 /// Parsed command line.
