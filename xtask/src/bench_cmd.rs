@@ -2,6 +2,8 @@
 //! `docker-registry` when missing (apt-get, as root), then runs the `acr_bench` package in
 //! release mode: limits, this client and oci-client side by side in one interleaved run.
 //! Results: `target/bench/results.json` and `target/bench/results.md` (`--help` for all options).
+//! With `--readme`, the Markdown results also replace the section of README.md between
+//! `<!-- bench:start -->` and `<!-- bench:end -->`.
 
 use std::path::Path;
 use std::process::Command;
@@ -23,6 +25,11 @@ pub fn run(args: &[String]) -> Result<()> {
         .parent()
         .map(Path::to_path_buf)
         .context("xtask has no parent directory")?;
+    let update_readme = args.iter().any(|a| a == "--readme");
+    let args: Vec<String> = args.iter().filter(|a| *a != "--readme").cloned().collect();
+    if update_readme && args.iter().any(|a| a == "--out-dir") {
+        bail!("--readme reads the results from the default directory: drop --out-dir");
+    }
     let help = args.iter().any(|a| a == "-h" || a == "--help");
     if !help {
         ensure_docker_registry()?;
@@ -31,12 +38,54 @@ pub fn run(args: &[String]) -> Result<()> {
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&root)
         .args(["run", "--release", "-p", "acr_bench", "--"])
-        .args(args);
+        .args(&args);
     let status = run_bounded(&mut cmd, BENCH_TIMEOUT, "the benchmark")?;
     if !status.success() {
         bail!("the benchmark failed ({status})");
     }
+    if update_readme && !help {
+        let results = std::fs::read_to_string(root.join("target/bench/results.md"))
+            .context("reading target/bench/results.md")?;
+        let readme_path = root.join("README.md");
+        let readme = std::fs::read_to_string(&readme_path).context("reading README.md")?;
+        std::fs::write(&readme_path, replace_section(&readme, &results)?)
+            .context("writing README.md")?;
+        println!("==> README.md: performance section updated");
+    }
     Ok(())
+}
+
+const START: &str = "<!-- bench:start -->";
+const END: &str = "<!-- bench:end -->";
+
+/// `readme` with the text between the bench markers replaced by `results`.
+fn replace_section(readme: &str, results: &str) -> Result<String> {
+    let (Some(a), Some(b)) = (readme.find(START), readme.find(END)) else {
+        bail!("README.md has no {START} … {END} section");
+    };
+    if b < a {
+        bail!("README.md: {END} comes before {START}");
+    }
+    Ok(format!(
+        "{}{START}\n{}\n{}",
+        &readme[..a],
+        results.trim_end(),
+        &readme[b..]
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_marked_section_changes() {
+        let readme = format!("intro\n{START}\nold table\n{END}\nafter\n");
+        let out = replace_section(&readme, "new table\n").unwrap();
+        assert_eq!(out, format!("intro\n{START}\nnew table\n{END}\nafter\n"));
+        assert!(replace_section("no markers", "x").is_err());
+        assert!(replace_section(&format!("{END}{START}"), "x").is_err());
+    }
 }
 
 fn ensure_docker_registry() -> Result<()> {

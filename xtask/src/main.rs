@@ -23,7 +23,7 @@ commands:
                                   (default: the reference copy in ../shared)
   test [cargo test args]          install test prerequisites and run the whole test suite
   fuzz [--seconds N] [target…]    run the fuzz targets of fuzz/ (stable toolchain), N s each
-  bench [--size 1GiB] [--reps 5] [--json F] [--quick]
+  bench [--size 1GiB] [--reps 5] [--json F] [--quick] [--readme]
                                   benchmark limits, this client and oci-client side by side
 ";
 
