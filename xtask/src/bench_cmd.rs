@@ -74,20 +74,6 @@ fn replace_section(readme: &str, results: &str) -> Result<String> {
     ))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_the_marked_section_changes() {
-        let readme = format!("intro\n{START}\nold table\n{END}\nafter\n");
-        let out = replace_section(&readme, "new table\n").unwrap();
-        assert_eq!(out, format!("intro\n{START}\nnew table\n{END}\nafter\n"));
-        assert!(replace_section("no markers", "x").is_err());
-        assert!(replace_section(&format!("{END}{START}"), "x").is_err());
-    }
-}
-
 fn ensure_docker_registry() -> Result<()> {
     if Path::new(DOCKER_REGISTRY).is_file() {
         return Ok(());
@@ -115,4 +101,18 @@ fn ensure_docker_registry() -> Result<()> {
         bail!("apt-get install docker-registry failed ({status})");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_marked_section_changes() {
+        let readme = format!("intro\n{START}\nold table\n{END}\nafter\n");
+        let out = replace_section(&readme, "new table\n").unwrap();
+        assert_eq!(out, format!("intro\n{START}\nnew table\n{END}\nafter\n"));
+        assert!(replace_section("no markers", "x").is_err());
+        assert!(replace_section(&format!("{END}{START}"), "x").is_err());
+    }
 }
