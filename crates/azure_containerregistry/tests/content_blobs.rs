@@ -292,7 +292,8 @@ async fn a_large_file_uploads_while_it_is_hashed() {
 async fn download_to_file_and_parallel_equals_sequential() {
     for backend in backends("download_to_file_and_parallel_equals_sequential").await {
         bounded(async {
-            let content = client(&backend.endpoint(), "blobs-download");
+            let proxy = FaultProxy::start(&backend.endpoint()).await.unwrap();
+            let content = client(&proxy.endpoint(), "blobs-download");
             let data = random_bytes_seeded(4 * MIB + 7, 5);
             let blob = content.upload_blob_bytes(data.clone(), None).await.unwrap();
 
@@ -325,18 +326,37 @@ async fn download_to_file_and_parallel_equals_sequential() {
                 })),
                 ..Default::default()
             };
+            proxy.clear_requests();
             let mut stream = content
                 .download_blob(&blob.digest, Some(options.clone()))
                 .await
                 .unwrap();
             let mut parallel = Vec::new();
-            let mut chunks = 0;
             while let Some(chunk) = stream.next().await {
                 parallel.extend_from_slice(&chunk.unwrap());
-                chunks += 1;
             }
-            assert_eq!(chunks, 9, "{}: ranged download", backend.name());
             assert!(parallel == sequential && sequential == data);
+            // Nine ranges of 512 KiB (the last one 7 bytes), each asked for once.
+            let mut ranges: Vec<String> = proxy
+                .requests()
+                .iter()
+                .filter(|r| r.method == "GET")
+                .filter_map(|r| r.header("range").map(String::from))
+                .collect();
+            ranges.sort_by_key(|r| {
+                r["bytes=".len()..]
+                    .split('-')
+                    .next()
+                    .and_then(|a| a.parse::<u64>().ok())
+            });
+            let expected: Vec<String> = (0..9u64)
+                .map(|i| {
+                    let a = i * (MIB as u64 / 2);
+                    let b = ((i + 1) * (MIB as u64 / 2)).min(data.len() as u64) - 1;
+                    format!("bytes={a}-{b}")
+                })
+                .collect();
+            assert_eq!(ranges, expected, "{}: ranged download", backend.name());
             assert_eq!(progress.load(Ordering::SeqCst), data.len() as u64);
 
             let path2 = dir.path().join("parallel.bin");

@@ -384,6 +384,8 @@ impl ContainerRegistryContentClient {
         ))
     }
 
+    /// Ranges fetched by up to `concurrency` tasks at once; the first range in order streams
+    /// straight through as its bytes arrive, the ones after it gather theirs meanwhile.
     fn parallel(
         &self,
         digest: &str,
@@ -392,34 +394,72 @@ impl ContainerRegistryContentClient {
         range_size: u64,
         options: &DownloadBlobOptions,
     ) -> DownloadBlobStream {
-        let client = self.clone();
-        let digest_owned = digest.to_string();
-        let max_attempts = options.max_resume_attempts;
-        let ranges = (0..size.div_ceil(range_size))
-            .map(move |i| (i * range_size, ((i + 1) * range_size).min(size) - 1));
-        let raw = futures::stream::iter(ranges)
-            .map(move |(a, b)| {
-                let client = client.clone();
-                let digest = digest_owned.clone();
-                async move { client.fetch_range(&digest, a, b, max_attempts).await }
-            })
-            .buffered(concurrency);
+        type Chunks = tokio::sync::mpsc::UnboundedReceiver<azure_core::Result<Bytes>>;
+        struct State {
+            client: ContainerRegistryContentClient,
+            digest: String,
+            /// Ranges not started yet.
+            waiting: std::collections::VecDeque<(u64, u64)>,
+            /// Ranges started, in blob order.
+            running: std::collections::VecDeque<Chunks>,
+            concurrency: usize,
+            max_attempts: u32,
+        }
+        let state = State {
+            client: self.clone(),
+            digest: digest.to_string(),
+            waiting: (0..size.div_ceil(range_size))
+                .map(|i| (i * range_size, ((i + 1) * range_size).min(size) - 1))
+                .collect(),
+            running: std::collections::VecDeque::new(),
+            concurrency,
+            max_attempts: options.max_resume_attempts,
+        };
+        let raw = futures::stream::unfold(Some(state), |state| async move {
+            let mut st = state?;
+            loop {
+                while st.running.len() < st.concurrency {
+                    let Some((a, b)) = st.waiting.pop_front() else {
+                        break;
+                    };
+                    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                    let client = st.client.clone();
+                    let digest = st.digest.clone();
+                    let max_attempts = st.max_attempts;
+                    // Ends by itself when the stream is dropped (its sends fail).
+                    tokio::spawn(async move {
+                        client.fetch_range(&digest, a, b, max_attempts, &tx).await;
+                    });
+                    st.running.push_back(rx);
+                }
+                let current = st.running.front_mut()?;
+                match current.recv().await {
+                    Some(Ok(chunk)) => return Some((Ok(chunk), Some(st))),
+                    Some(Err(e)) => return Some((Err(e), None)),
+                    None => {
+                        st.running.pop_front();
+                    }
+                }
+            }
+        });
         verified(raw.boxed(), digest, Some(size), options.progress.clone())
     }
 
-    /// Bytes `a..=b` of the blob, resuming within the range after a broken connection.
+    /// Sends bytes `a..=b` of the blob to `out` as they arrive, resuming within the range after
+    /// a broken connection; ends with an error item when the range cannot be had.
     async fn fetch_range(
         &self,
         digest: &str,
         a: u64,
         b: u64,
         max_attempts: u32,
-    ) -> azure_core::Result<Bytes> {
-        let want = (b - a + 1) as usize;
-        let mut buf = bytes::BytesMut::with_capacity(want);
+        out: &tokio::sync::mpsc::UnboundedSender<azure_core::Result<Bytes>>,
+    ) {
+        let want = b - a + 1;
+        let mut received = 0u64;
         let mut attempts = 0;
         loop {
-            let from = a + buf.len() as u64;
+            let from = a + received;
             let range = format!("bytes={from}-{b}");
             let result = async {
                 let response = self
@@ -445,30 +485,40 @@ impl ContainerRegistryContentClient {
                 let mut body = response.into_inner_stream();
                 while let Some(chunk) = body.next().await {
                     let chunk = chunk.map_err(transport_error)?;
-                    if buf.len() + chunk.len() > want {
+                    if received + chunk.len() as u64 > want {
                         return Err(protocol_error(format!(
                             "asked for {range}, the registry sent more"
                         )));
                     }
-                    buf.extend_from_slice(&chunk);
+                    received += chunk.len() as u64;
+                    if out.send(Ok(chunk)).is_err() {
+                        // Nobody reads any more.
+                        return Ok(());
+                    }
                 }
                 Ok(())
             }
             .await;
+            if out.is_closed() {
+                return;
+            }
             match result {
-                Ok(()) if buf.len() == want => return Ok(buf.freeze()),
+                Ok(()) if received == want => return,
                 Ok(()) => {}
-                Err(e) if !is_transport(&e) => return Err(e),
+                Err(e) if !is_transport(&e) => {
+                    let _ = out.send(Err(e));
+                    return;
+                }
                 Err(_) => {}
             }
             if attempts >= max_attempts {
-                return Err(azure_core::Error::with_message(
+                let _ = out.send(Err(azure_core::Error::with_message(
                     ErrorKind::Io,
                     format!(
-                        "bytes {a}-{b}: received {} of {want} bytes after {attempts} resumes",
-                        buf.len()
+                        "bytes {a}-{b}: received {received} of {want} bytes after {attempts} resumes"
                     ),
-                ));
+                )));
+                return;
             }
             attempts += 1;
             tokio::time::sleep(resume_delay(attempts)).await;
