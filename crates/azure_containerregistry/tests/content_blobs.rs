@@ -10,7 +10,7 @@ use azure_containerregistry::{
     DownloadBlobOptions, InvalidArgument, ProgressCallback, UploadBlobOptions,
     PREHASH_OVERLAP_MIN_SIZE,
 };
-use content_support::{backends, bounded, client};
+use content_support::{backends, bounded, client, download_all};
 use futures::StreamExt;
 
 const MIB: usize = 1024 * 1024;
@@ -34,14 +34,7 @@ async fn small_blob_round_trip() {
             // An empty blob works too.
             let empty = content.upload_blob(&b""[..], None).await.unwrap();
             assert_eq!(empty.digest, sha256_digest(b""));
-            assert!(content
-                .download_blob(&empty.digest, None)
-                .await
-                .unwrap()
-                .collect_bytes()
-                .await
-                .unwrap()
-                .is_empty());
+            assert!(download_all(&content, &empty.digest).await.is_empty());
         })
         .await;
     }
@@ -103,13 +96,7 @@ async fn large_blob_goes_in_content_range_chunks() {
                 put.path_and_query
             );
 
-            let back = content
-                .download_blob(&result.digest, None)
-                .await
-                .unwrap()
-                .collect_bytes()
-                .await
-                .unwrap();
+            let back = download_all(&content, &result.digest).await;
             assert!(back == data);
 
             // A stream's length is unknown: chunked requests of at most chunk_size, no
@@ -250,13 +237,7 @@ async fn a_large_file_uploads_while_it_is_hashed() {
                 1,
                 "{methods:?}"
             );
-            let back = content
-                .download_blob(&first.digest, None)
-                .await
-                .unwrap()
-                .collect_bytes()
-                .await
-                .unwrap();
+            let back = download_all(&content, &first.digest).await;
             assert!(back == data);
 
             // In the registry: skipped once the digest is known; a session the upload had
@@ -308,13 +289,7 @@ async fn download_to_file_and_parallel_equals_sequential() {
             // Only the target file is left (no temporary files).
             assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 
-            let sequential = content
-                .download_blob(&blob.digest, None)
-                .await
-                .unwrap()
-                .collect_bytes()
-                .await
-                .unwrap();
+            let sequential = download_all(&content, &blob.digest).await;
             let progress = Arc::new(AtomicU64::new(0));
             let p2 = progress.clone();
             let options = DownloadBlobOptions {
@@ -449,16 +424,7 @@ async fn delete_and_mount() {
                 backend.name()
             );
             assert!(target.blob_exists(&blob.digest).await.unwrap());
-            assert!(
-                target
-                    .download_blob(&blob.digest, None)
-                    .await
-                    .unwrap()
-                    .collect_bytes()
-                    .await
-                    .unwrap()
-                    == data
-            );
+            assert!(download_all(&target, &blob.digest).await == data);
 
             target.delete_blob(&blob.digest, None).await.unwrap();
             assert!(

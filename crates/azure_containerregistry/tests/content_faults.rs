@@ -9,7 +9,7 @@ use azure_containerregistry::{
     media_types, DownloadBlobOptions, SetManifestOptions, UploadBlobOptions,
 };
 use azure_containerregistry_emulator::{Emulator, EmulatorOptions};
-use content_support::{bounded, client, distribution, mismatch, Backend};
+use content_support::{bounded, client, distribution, download_all, mismatch, Backend};
 use futures::StreamExt;
 
 const MIB: usize = 1024 * 1024;
@@ -278,13 +278,7 @@ async fn connection_cut_mid_upload_recovers() {
                     // distribution lost the session: the file was read again in a new one.
                     assert!(restarted);
                 }
-                let back = content
-                    .download_blob(&result.digest, None)
-                    .await
-                    .unwrap()
-                    .collect_bytes()
-                    .await
-                    .unwrap();
+                let back = download_all(&content, &result.digest).await;
                 assert!(back == data);
                 content.delete_blob(&result.digest, None).await.unwrap();
             }

@@ -6,7 +6,9 @@ mod content_support;
 use acr_test_support::{random_bytes_seeded, sha256_digest};
 use azure_containerregistry::{DownloadBlobOptions, UploadBlobOptions};
 use azure_containerregistry_emulator::Listener;
-use content_support::{bounded, client, client_with_credential, emulator_with_tokens};
+use content_support::{
+    bounded, client, client_with_credential, download_all, emulator_with_tokens,
+};
 
 #[tokio::test]
 async fn redirect_to_storage_drops_authorization() {
@@ -23,13 +25,7 @@ async fn redirect_to_storage_drops_authorization() {
         assert_eq!(blob.digest, sha256_digest(&data));
 
         emulator.clear_request_log();
-        let back = content
-            .download_blob(&blob.digest, None)
-            .await
-            .unwrap()
-            .collect_bytes()
-            .await
-            .unwrap();
+        let back = download_all(&content, &blob.digest).await;
         assert!(back == data);
         let parallel = DownloadBlobOptions {
             concurrency: Some(3),

@@ -448,7 +448,7 @@ impl ContainerRegistryContentClient {
         }
         let (Some(prehash), Some(size)) = (prehash, total) else {
             return self
-                .upload_streamed(&mut source, chunk_size, options, &mut progress, None)
+                .upload_streamed(&mut source, chunk_size, options, &mut progress, None, None)
                 .await;
         };
         let digest = prehash.spawn();
@@ -466,6 +466,7 @@ impl ContainerRegistryContentClient {
                     options,
                     &mut progress,
                     Some(&digest),
+                    None,
                 )
                 .await;
         }
@@ -485,7 +486,7 @@ impl ContainerRegistryContentClient {
             }
         };
         let outcome: azure_core::Result<String> = {
-            let upload = self.upload_streamed_in(
+            let upload = self.upload_streamed(
                 &mut source,
                 chunk_size,
                 options,
@@ -570,22 +571,10 @@ impl ContainerRegistryContentClient {
 
     /// Streamed upload sessions until one commits; a lost session starts again from the first
     /// byte when the source still has it. With `expected`, the digest comes from there instead
-    /// of hashing the bytes sent (the registry checks them against it).
+    /// of hashing the bytes sent (the registry checks them against it). Each session's first
+    /// `Location` is noted in `opened` (so that an upload stopped from outside can be
+    /// cancelled).
     async fn upload_streamed<R: AsyncRead + Send + Unpin>(
-        &self,
-        source: &mut Source<R>,
-        chunk_size: u64,
-        options: &UploadBlobOptions,
-        progress: &mut Progress<'_>,
-        expected: Option<&SharedDigest>,
-    ) -> azure_core::Result<UploadBlobResult> {
-        self.upload_streamed_in(source, chunk_size, options, progress, expected, None)
-            .await
-    }
-
-    /// [`Self::upload_streamed`], noting each session's first `Location` in `opened` (so that
-    /// an upload stopped from outside can be cancelled).
-    async fn upload_streamed_in<R: AsyncRead + Send + Unpin>(
         &self,
         source: &mut Source<R>,
         chunk_size: u64,

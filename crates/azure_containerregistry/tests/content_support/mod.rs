@@ -142,3 +142,15 @@ pub async fn bounded<F: std::future::Future>(f: F) -> F::Output {
 pub fn mismatch(e: &azure_core::Error) -> Option<&azure_containerregistry::DigestMismatch> {
     e.downcast_ref::<azure_containerregistry::DigestMismatch>()
 }
+
+/// The whole blob, downloaded (sequentially) and verified; panics on any error.
+#[allow(dead_code)] // not every test file downloads
+pub async fn download_all(content: &ContainerRegistryContentClient, digest: &str) -> bytes::Bytes {
+    content
+        .download_blob(digest, None)
+        .await
+        .expect("download starts")
+        .collect_bytes()
+        .await
+        .expect("download completes")
+}
