@@ -13,7 +13,9 @@ pub struct ContainerRegistryClientOptions {
     /// Retry behaviour for transient failures.
     pub retry: RetryOptions,
     /// Timeout of one request attempt up to its response headers; bodies stream without a
-    /// total timeout. `None`: no per-attempt timeout.
+    /// total timeout. An upload's streamed request is bounded per step instead: each wait for
+    /// the connection to take more of the body, then the wait for the answer. `None`: no
+    /// timeout.
     pub timeout: Option<Duration>,
     /// Connect timeout (default 30 s). Ignored with [`http_client`](Self::http_client).
     pub connect_timeout: Option<Duration>,

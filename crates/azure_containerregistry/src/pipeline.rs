@@ -199,12 +199,13 @@ impl Policy {
         };
         if request.try_clone().is_none() {
             // A streaming body can be sent once only: no challenge round trip, no retry. Callers
-            // make a small request of the same scope first so that the token is cached.
+            // make a small request of the same scope first so that the token is cached. Sending
+            // the body takes as long as it takes: the caller bounds its stalls, not this timeout.
             let mut request = request;
             if let Some(value) = &authorization {
                 request.headers_mut().insert(AUTHORIZATION, value.clone());
             }
-            let result = self.execute(client, request).await;
+            let result = client.execute(request).await;
             if let Ok(response) = &result {
                 span.record("status", response.status().as_u16());
             }

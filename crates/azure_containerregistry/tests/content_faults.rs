@@ -353,3 +353,85 @@ async fn connection_cut_mid_download_resumes() {
         .await;
     }
 }
+
+/// With a client timeout, a streamed upload request that stops moving (the proxy holds it
+/// far longer than the test may run) is given up after the timeout and resumed from the
+/// registry's range, instead of hanging; a large body that keeps moving is not cut by it.
+#[tokio::test]
+async fn a_stalled_upload_request_is_given_up_and_resumed() {
+    for backend in proxied_backends("a_stalled_upload_request_is_given_up_and_resumed").await {
+        // Well under the time the proxy holds the request (and under a hidden 30 s limit of
+        // the connection stack): only giving up after the client's timeout gets through.
+        tokio::time::timeout(std::time::Duration::from_secs(15), async {
+            let proxy = FaultProxy::start(&backend.endpoint()).await.unwrap();
+            let options = azure_containerregistry::ContainerRegistryClientOptions {
+                timeout: Some(std::time::Duration::from_millis(300)),
+                ..content_support::options()
+            };
+            let content = azure_containerregistry::ContainerRegistryContentClient::new(
+                &proxy.endpoint(),
+                "faults-stall",
+                None,
+                Some(options),
+            )
+            .unwrap();
+            let data = random_bytes_seeded(24 * MIB, 44);
+            let upload = UploadBlobOptions {
+                chunk_size: Some(8 * MIB),
+                skip_existing: false,
+                ..Default::default()
+            };
+            let patch = Match::any()
+                .method("PATCH")
+                .path_contains("/blobs/uploads/");
+            // The second request is held for two minutes (the test's bound is one).
+            proxy.add_rule(Rule::new(patch.clone(), Fault::Passthrough).times(1));
+            proxy.add_rule(
+                Rule::new(patch, Fault::Delay(std::time::Duration::from_secs(120))).times(1),
+            );
+            let result = content
+                .upload_blob_bytes(data.clone(), Some(upload.clone()))
+                .await;
+            let requests = proxy.requests();
+            let result =
+                result.unwrap_or_else(|e| panic!("{}: {e}\n{requests:#?}", backend.name()));
+            assert_eq!(result.digest, sha256_digest(&data));
+            assert!(
+                requests
+                    .iter()
+                    .any(|r| r.fault == Some(Fault::Delay(std::time::Duration::from_secs(120)))),
+                "the stall happened"
+            );
+            assert!(
+                requests
+                    .iter()
+                    .any(|r| r.method == "GET" && r.path_and_query.contains("/blobs/uploads/")),
+                "{}: the upload's progress is read from the registry",
+                backend.name()
+            );
+            assert!(download_all(&content, &result.digest).await == data);
+
+            // The whole buffer in one request takes longer than the timeout on a slow machine
+            // but never stops moving: no cut.
+            content.delete_blob(&result.digest, None).await.unwrap();
+            proxy.clear();
+            let whole = UploadBlobOptions {
+                skip_existing: false,
+                ..Default::default()
+            };
+            let result = content
+                .upload_blob_bytes(data.clone(), Some(whole))
+                .await
+                .unwrap();
+            assert_eq!(result.digest, sha256_digest(&data));
+            let patches = proxy
+                .requests()
+                .iter()
+                .filter(|r| r.method == "PATCH")
+                .count();
+            assert_eq!(patches, 1, "{}", backend.name());
+        })
+        .await
+        .expect("the stalled request was given up in time");
+    }
+}

@@ -21,6 +21,7 @@
 use std::collections::VecDeque;
 use std::io::SeekFrom;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use azure_core::error::ErrorKind;
@@ -699,6 +700,12 @@ impl ContainerRegistryContentClient {
                             offset += sent;
                             failures = 0;
                             ahead = read_ahead;
+                            if ahead.is_none() && !source.seek(offset).await.map_err(fatal_io)? {
+                                // (A stream keeps every byte from `offset` on.)
+                                return Err(Failure::Fatal(protocol_error(format!(
+                                    "the stream no longer has byte {offset}"
+                                ))));
+                            }
                             continue;
                         }
                     }
@@ -868,59 +875,87 @@ impl ContainerRegistryContentClient {
             .body(reqwest::Body::wrap_stream(body))
             .build()
             .map_err(|e| Failure::Fatal(transport_error(e)))?;
+        // Streamed bodies are not bounded by the pipeline's timeout (a large one takes as long
+        // as it takes); here the timeout bounds each wait for the connection to take a piece,
+        // and the wait for the answer once the body is out.
+        let limit = self.pipeline.options().timeout;
         let send = self.pipeline.send(request, "upload_chunk");
+        // Bytes the connection has taken (read after the request, however it ended).
+        let handed = AtomicU64::new(0);
         let produce = async {
-            let mut handed = 0u64;
             let mut piece = first;
             loop {
+                let n = piece.len() as u64;
+                let taken = pieces.send(Ok(piece.clone()));
+                let taken = match limit {
+                    Some(limit) => tokio::time::timeout(limit, taken)
+                        .await
+                        .map_err(|_| Produce::Stalled(limit))?,
+                    None => taken.await,
+                };
+                if taken.is_err() {
+                    // The request ended early (its answer says why).
+                    return Ok(None);
+                }
                 if let Some(hasher) = hasher.as_mut() {
                     hasher.update(&piece);
                 }
-                let n = piece.len() as u64;
-                if pieces.send(Ok(piece)).await.is_err() {
-                    // The request ended early (its answer says why).
+                let done = handed.fetch_add(n, Ordering::Relaxed) + n;
+                progress.at(start + done);
+                if done >= len {
                     break;
                 }
-                handed += n;
-                progress.at(start + handed);
-                if handed >= len {
-                    break;
-                }
-                piece = match source.read_piece(piece_len(len - handed)).await {
-                    Ok(piece) if piece.is_empty() && exact => {
-                        let e = std::io::Error::new(
+                piece = source
+                    .read_piece(piece_len(len - done))
+                    .await
+                    .map_err(Produce::Source)?;
+                if piece.is_empty() {
+                    if exact {
+                        return Err(Produce::Source(std::io::Error::new(
                             std::io::ErrorKind::UnexpectedEof,
                             "the source ended before its size",
-                        );
-                        let _ = pieces
-                            .send(Err(std::io::Error::other("source ended")))
-                            .await;
-                        return Err(e);
+                        )));
                     }
-                    Ok(piece) if piece.is_empty() => break,
-                    Ok(piece) => piece,
-                    Err(e) => {
-                        // Abort the body, so that the registry does not take a short request
-                        // as complete.
-                        let _ = pieces
-                            .send(Err(std::io::Error::other("source failed")))
-                            .await;
-                        return Err(e);
-                    }
-                };
+                    return Ok(None);
+                }
             }
             // The body is complete; the registry answers while the next piece is read.
             drop(pieces);
-            let ahead = if handed >= len && next_len > 0 {
-                Some(source.read_piece(piece_len(next_len)).await?)
-            } else {
-                None
-            };
-            Ok((handed, ahead))
+            if next_len == 0 {
+                return Ok(None);
+            }
+            let ahead = source
+                .read_piece(piece_len(next_len))
+                .await
+                .map_err(Produce::Source)?;
+            Ok(Some(ahead))
         };
-        let (answer, produced) = tokio::join!(send, produce);
-        let (handed, ahead) = produced.map_err(|e| Failure::Fatal(io_error(e)))?;
-        Ok((handed, ahead, answer))
+        let mut send = std::pin::pin!(send);
+        let mut produce = std::pin::pin!(produce);
+        let mut body_out = false;
+        let mut ahead = None;
+        let answer = loop {
+            let answer_overdue = async {
+                match (body_out, limit) {
+                    (true, Some(limit)) => tokio::time::sleep(limit).await,
+                    _ => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                answer = &mut send => break answer,
+                produced = &mut produce, if !body_out => match produced {
+                    Ok(next) => {
+                        ahead = next;
+                        body_out = true;
+                    }
+                    // Returning drops the request: its connection is closed.
+                    Err(Produce::Source(e)) => return Err(Failure::Fatal(io_error(e))),
+                    Err(Produce::Stalled(limit)) => break Err(stalled(limit, "took no data")),
+                },
+                () = answer_overdue => break Err(stalled(limit.unwrap_or_default(), "sent no answer")),
+            }
+        };
+        Ok((handed.load(Ordering::Relaxed), ahead, answer))
     }
 
     /// Cancels an upload session that is no longer needed, without waiting for the answer (a
@@ -982,6 +1017,25 @@ impl ContainerRegistryContentClient {
 struct Session {
     /// The latest `Location`, verbatim.
     location: String,
+}
+
+/// Why the body of a request stopped.
+enum Produce {
+    /// Reading the source failed.
+    Source(std::io::Error),
+    /// The connection took no data for this long.
+    Stalled(Duration),
+}
+
+/// The error of a request that made no progress within the client's timeout.
+fn stalled(limit: Duration, what: &str) -> azure_core::Error {
+    azure_core::Error::with_message(
+        ErrorKind::Io,
+        format!(
+            "the registry {what} for {} ms (the client's timeout)",
+            limit.as_millis()
+        ),
+    )
 }
 
 /// The bytes one `PATCH` carries.
