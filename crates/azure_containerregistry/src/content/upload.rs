@@ -933,6 +933,7 @@ impl ContainerRegistryContentClient {
         let mut send = std::pin::pin!(send);
         let mut produce = std::pin::pin!(produce);
         let mut body_out = false;
+        let mut body_out_at = None;
         let mut ahead = None;
         let answer = loop {
             let answer_overdue = async {
@@ -947,6 +948,7 @@ impl ContainerRegistryContentClient {
                     Ok(next) => {
                         ahead = next;
                         body_out = true;
+                        body_out_at = Some(std::time::Instant::now());
                     }
                     // Returning drops the request: its connection is closed.
                     Err(Produce::Source(e)) => return Err(Failure::Fatal(io_error(e))),
@@ -955,6 +957,12 @@ impl ContainerRegistryContentClient {
                 () = answer_overdue => break Err(stalled(limit.unwrap_or_default(), "sent no answer")),
             }
         };
+        tracing::trace!(
+            start,
+            handed = handed.load(Ordering::Relaxed),
+            answer_after_body_us = body_out_at.map(|t| t.elapsed().as_micros() as u64),
+            "upload request answered"
+        );
         Ok((handed.load(Ordering::Relaxed), ahead, answer))
     }
 
