@@ -700,11 +700,9 @@ impl ContainerRegistryContentClient {
                             offset += sent;
                             failures = 0;
                             ahead = read_ahead;
-                            if ahead.is_none() && !source.seek(offset).await.map_err(fatal_io)? {
-                                // (A stream keeps every byte from `offset` on.)
-                                return Err(Failure::Fatal(protocol_error(format!(
-                                    "the stream no longer has byte {offset}"
-                                ))));
+                            if ahead.is_none() {
+                                // The request ended early: back to where the registry is.
+                                seek_to(source, offset).await?;
                             }
                             continue;
                         }
@@ -737,39 +735,15 @@ impl ContainerRegistryContentClient {
                 // Progress: only failures in a row without any count against the retries.
                 failures = 0;
             }
-            // Back to the request's start, and hash again what the registry has.
-            if !source.seek(offset).await.map_err(fatal_io)? {
-                return Err(Failure::Fatal(protocol_error(format!(
-                    "the stream no longer has byte {offset}"
-                ))));
-            }
             hasher = at_start;
-            let mut remaining = if hasher.is_some() {
-                received - offset
-            } else {
+            match hasher.as_mut() {
+                // Back to the request's start, and hash again what the registry has.
+                Some(hasher) => {
+                    seek_to(source, offset).await?;
+                    hash_through(source, hasher, received - offset).await?;
+                }
                 // Nothing to hash: just go there.
-                if !source.seek(received).await.map_err(fatal_io)? {
-                    return Err(Failure::Fatal(protocol_error(format!(
-                        "the stream no longer has byte {received}"
-                    ))));
-                }
-                0
-            };
-            while remaining > 0 {
-                let piece = source
-                    .read_piece(piece_len(remaining))
-                    .await
-                    .map_err(fatal_io)?;
-                if piece.is_empty() {
-                    return Err(Failure::Fatal(io_error(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        "the source ended early when read again",
-                    ))));
-                }
-                if let Some(hasher) = hasher.as_mut() {
-                    hasher.update(&piece);
-                }
-                remaining -= piece.len() as u64;
+                None => seek_to(source, received).await?,
             }
             offset = received;
         }
@@ -1111,6 +1085,46 @@ fn skipped(digest: String, size: u64) -> UploadBlobResult {
         size,
         skipped: true,
     }
+}
+
+/// Moves the source to byte `at`; a stream always still has the bytes from the registry's
+/// offset on.
+async fn seek_to<R: AsyncRead + Unpin>(source: &mut Source<R>, at: u64) -> Result<(), Failure> {
+    if source
+        .seek(at)
+        .await
+        .map_err(|e| Failure::Fatal(io_error(e)))?
+    {
+        Ok(())
+    } else {
+        Err(Failure::Fatal(protocol_error(format!(
+            "the stream no longer has byte {at}"
+        ))))
+    }
+}
+
+/// Reads the next `len` bytes of the source into `hasher` (bytes the registry already has).
+async fn hash_through<R: AsyncRead + Unpin>(
+    source: &mut Source<R>,
+    hasher: &mut Hasher,
+    len: u64,
+) -> Result<(), Failure> {
+    let mut remaining = len;
+    while remaining > 0 {
+        let piece = source
+            .read_piece(piece_len(remaining))
+            .await
+            .map_err(|e| Failure::Fatal(io_error(e)))?;
+        if piece.is_empty() {
+            return Err(Failure::Fatal(io_error(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the source ended early when read again",
+            ))));
+        }
+        hasher.update(&piece);
+        remaining -= piece.len() as u64;
+    }
+    Ok(())
 }
 
 /// The size of the next piece when `remaining` bytes are wanted.
