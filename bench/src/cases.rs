@@ -600,6 +600,22 @@ async fn raw_upload(ctx: &Ctx, repo: &str) -> Result<Measured> {
 async fn raw_get_sha256(ctx: &Ctx) -> Result<Measured> {
     let c = http()?;
     let t0 = Instant::now();
+    let (d, n) = raw_get_hashed(&c, ctx, |_| Ok(())).await?;
+    let m = Measured::big(t0, n);
+    ensure!(
+        d == ctx.digest && n == ctx.size,
+        "GET blob: got {d}, {n} bytes"
+    );
+    Ok(m)
+}
+
+/// reqwest GET of the big blob, sha256 of the stream, each chunk handed to `each`:
+/// (digest, bytes received).
+async fn raw_get_hashed(
+    c: &reqwest::Client,
+    ctx: &Ctx,
+    mut each: impl FnMut(Bytes) -> Result<()>,
+) -> Result<(String, u64)> {
     let r = c
         .get(format!(
             "{}/v2/{DOWNLOAD_REPO}/blobs/{}",
@@ -615,14 +631,9 @@ async fn raw_get_sha256(ctx: &Ctx) -> Result<Measured> {
         let chunk = chunk?;
         h.update(&chunk);
         n += chunk.len() as u64;
+        each(chunk)?;
     }
-    let d = format!("sha256:{}", hex::encode(h.finalize()));
-    let m = Measured::big(t0, n);
-    ensure!(
-        d == ctx.digest && n == ctx.size,
-        "GET blob: got {d}, {n} bytes"
-    );
-    Ok(m)
+    Ok((format!("sha256:{}", hex::encode(h.finalize())), n))
 }
 
 async fn raw_tiny_upload(ctx: &Ctx) -> Result<Measured> {
@@ -1098,28 +1109,11 @@ async fn raw_get_sha256_to_file(ctx: &Ctx) -> Result<Measured> {
         }
         file.sync_all()
     });
-    let r = c
-        .get(format!(
-            "{}/v2/{DOWNLOAD_REPO}/blobs/{}",
-            ctx.registry, ctx.digest
-        ))
-        .send()
-        .await?;
-    ensure!(r.status().is_success(), "GET blob: {}", r.status());
-    let mut stream = r.bytes_stream();
-    let mut h = Sha256::new();
-    let mut n = 0u64;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk?;
-        h.update(&chunk);
-        n += chunk.len() as u64;
-        tx.send(chunk)?;
-    }
+    let (d, n) = raw_get_hashed(&c, ctx, |chunk| Ok(tx.send(chunk)?)).await?;
     drop(tx);
     writer
         .join()
         .map_err(|_| anyhow::anyhow!("writer thread panicked"))??;
-    let d = format!("sha256:{}", hex::encode(h.finalize()));
     let m = Measured::big(t0, n);
     std::fs::remove_file(&out)?;
     ensure!(
