@@ -140,9 +140,14 @@ fn parameter_gaps(upstream: &Value, op: &Value, mine: &Value) -> Vec<String> {
 
 /// Entry point.
 pub fn run(args: &[String]) -> Result<()> {
-    let default = workspace_root().join(crate::generate::TYPESPEC_REFERENCE);
     let input = match args {
-        [] => default.to_string_lossy().into_owned(),
+        [] => match crate::upstream::Upstream::locate(None)? {
+            Some(up) => up.typespec().to_string_lossy().into_owned(),
+            None => bail!(
+                "usage: cargo xtask spec-coverage <upstream swagger-2.0 json> (or set {})",
+                crate::upstream::ENV
+            ),
+        },
         [input] => input.clone(),
         _ => bail!("usage: cargo xtask spec-coverage [upstream swagger-2.0 json]"),
     };

@@ -306,7 +306,7 @@ fn write_seeds(fuzz_dir: &Path, target: &str) -> Result<()> {
     Ok(())
 }
 
-/// Seeds from the ACR wire facts (`../shared/acr-wire-facts.md`).
+/// Seeds from the ACR wire facts (`docs/wire-facts.md`).
 fn seeds(target: &str) -> Vec<Vec<u8>> {
     let text = |items: &[&str]| items.iter().map(|s| s.as_bytes().to_vec()).collect();
     let hex = "042a816809aac8d0f7d7cacac7965782ee2ecac3f21bcf9f24b1de1a7387b769";

@@ -12,12 +12,6 @@ use sha2::{Digest, Sha256};
 pub const SPEC_PATH: &str = "specs/containerregistry.json";
 /// The generated module, relative to the workspace root.
 pub const OUTPUT_PATH: &str = "crates/azure_containerregistry_rest/src/generated.rs";
-/// The upstream hand-written reference spec, relative to the workspace root (in `../shared`).
-pub const HANDWRITTEN_REFERENCE: &str =
-    "../shared/reference/acr-rest-spec/stable-2021-07-01-handwritten/containerregistry.json";
-/// The upstream TypeSpec-generated reference spec, relative to the workspace root.
-pub const TYPESPEC_REFERENCE: &str =
-    "../shared/reference/acr-rest-spec/stable-2021-07-01/containerregistry.json";
 /// Where the client generated from the imported hand-written reference goes: compiled by a
 /// test of the REST crate, which proves that import yields a compiling client.
 pub const HANDWRITTEN_OUTPUT_PATH: &str =
@@ -83,42 +77,47 @@ pub fn render(spec_text: &str, spec: &openapiv3::OpenAPI) -> Result<String> {
     ))
 }
 
-/// Entry point of `cargo xtask generate [--check]`.
+/// Entry point of `cargo xtask generate [--check] [--upstream DIR]`.
+///
+/// The target that `specs/` produces is always written (or checked). The client rendered from
+/// the upstream hand-written file is a second target only when the upstream files are given
+/// (`--upstream DIR` or `ACR_UPSTREAM_SPECS`); otherwise a line says it was not run.
 pub fn run(args: &[String]) -> Result<()> {
-    let check = args.iter().any(|a| a == "--check");
-    if let Some(other) = args.iter().find(|a| *a != "--check") {
-        bail!("unknown argument {other:?}; usage: cargo xtask generate [--check]");
+    let mut check = false;
+    let mut upstream_arg = None;
+    let mut rest = args.iter();
+    while let Some(a) = rest.next() {
+        match a.as_str() {
+            "--check" => check = true,
+            "--upstream" => {
+                upstream_arg = Some(
+                    rest.next()
+                        .context("--upstream needs a directory")?
+                        .as_str(),
+                )
+            }
+            other => bail!(
+                "unknown argument {other:?}; usage: cargo xtask generate [--check] [--upstream DIR]"
+            ),
+        }
     }
     let root = workspace_root();
     let (text, spec) = read_spec(&root.join(SPEC_PATH))?;
     let mut outputs = vec![(OUTPUT_PATH, render(&text, &spec)?)];
-    let handwritten = root.join(HANDWRITTEN_REFERENCE);
-    if handwritten.exists() {
-        outputs.push((HANDWRITTEN_OUTPUT_PATH, render_imported(&handwritten)?));
-    } else {
-        eprintln!(
-            "note: {HANDWRITTEN_REFERENCE} is absent; {HANDWRITTEN_OUTPUT_PATH} is left as it is"
-        );
+    match crate::upstream::Upstream::locate(upstream_arg)? {
+        Some(up) => outputs.push((HANDWRITTEN_OUTPUT_PATH, render_imported(&up.handwritten())?)),
+        None => println!(
+            "not run: {HANDWRITTEN_OUTPUT_PATH} (rendered from the upstream hand-written file): \
+             {} is not set and no --upstream DIR was given",
+            crate::upstream::ENV
+        ),
     }
     for (path, fresh) in outputs {
-        let out = root.join(path);
         if check {
-            let current = std::fs::read_to_string(&out).unwrap_or_default();
-            if current != fresh {
-                let diff = similar::TextDiff::from_lines(&current, &fresh);
-                let shown: String = diff
-                    .unified_diff()
-                    .context_radius(2)
-                    .header(path, "regenerated")
-                    .to_string()
-                    .lines()
-                    .take(80)
-                    .map(|l| format!("{l}\n"))
-                    .collect();
-                bail!("{path} is stale (it does not match its spec):\n{shown}\nfix it with: cargo xtask generate");
-            }
+            compare(path, &fresh)?;
             println!("{path} is up to date");
         } else {
+            let out = root.join(path);
             if let Some(dir) = out.parent() {
                 std::fs::create_dir_all(dir)?;
             }
@@ -127,6 +126,26 @@ pub fn run(args: &[String]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Fails with a short diff when the checked-in file at `path` (relative to the workspace root)
+/// is not `fresh`.
+pub fn compare(path: &str, fresh: &str) -> Result<()> {
+    let current = std::fs::read_to_string(workspace_root().join(path)).unwrap_or_default();
+    if current == fresh {
+        return Ok(());
+    }
+    let diff = similar::TextDiff::from_lines(current.as_str(), fresh);
+    let shown: String = diff
+        .unified_diff()
+        .context_radius(2)
+        .header(path, "regenerated")
+        .to_string()
+        .lines()
+        .take(80)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    bail!("{path} is stale (it does not match its spec):\n{shown}\nfix it with: cargo xtask generate [--upstream DIR]")
 }
 
 /// The generated module for an upstream Swagger 2.0 file taken through `import`.

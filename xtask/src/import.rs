@@ -389,7 +389,7 @@ fn wire_schemas(oas: &mut Value) -> Result<()> {
         }
     }
     // Manifest items carry their media type, and changeable attributes the quarantine state
-    // (wire §7), which upstream does not describe.
+    // (docs/wire-facts.md#manifest-metadata), which upstream does not describe.
     let manifest = schemas
         .get_mut("ManifestAttributesBase")
         .and_then(|s| s.get_mut("properties"))

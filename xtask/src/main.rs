@@ -9,6 +9,7 @@ mod generate;
 mod import;
 mod process;
 mod test_cmd;
+mod upstream;
 
 use anyhow::{bail, Context, Result};
 
@@ -16,12 +17,18 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  generate [--check]              regenerate the REST crate from specs/ (--check: fail if stale)
+  generate [--check] [--upstream DIR]
+                                  regenerate the REST crate from specs/ (--check: fail if stale);
+                                  with the upstream files also the client of the hand-written one
   import <swagger2.json> [-o F]   convert an upstream Swagger 2.0 ACR spec to the project's form
   diagnose [spec.json]            generate each operation alone and name the ones progenitor rejects
   spec-coverage [swagger2.json]   list upstream operations and whether specs/ has each one
-                                  (default: the reference copy in ../shared)
-  test [cargo test args]          install test prerequisites and run the whole test suite
+                                  (default: the TypeSpec file under $ACR_UPSTREAM_SPECS)
+  upstream-check [DIR]            every check against the upstream Swagger files in DIR
+                                  (default: $ACR_UPSTREAM_SPECS)
+  test [cargo test args]          install test prerequisites and run the whole test suite,
+                                  then the upstream checks (each named as not run without
+                                  $ACR_UPSTREAM_SPECS)
   fuzz [--seconds N] [target…]    run the fuzz targets of fuzz/ (stable toolchain), N s each
   bench [--size 1GiB] [--reps 5] [--json F] [--quick] [--readme]
                                   benchmark limits, this client and oci-client side by side
@@ -47,6 +54,7 @@ fn run(args: &[String]) -> Result<()> {
         "bench" => bench_cmd::run(rest),
         "diagnose" => diagnose::run(rest),
         "spec-coverage" => coverage::run(rest),
+        "upstream-check" => upstream::run(rest),
         "fuzz" => fuzz_cmd::run(rest),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
@@ -81,51 +89,6 @@ fn import_cmd(args: &[String]) -> Result<()> {
 mod tests {
     use crate::generate::{self, workspace_root};
 
-    fn reference(path: &str) -> serde_json::Value {
-        let full = workspace_root().join(path);
-        let text = std::fs::read_to_string(&full).unwrap_or_else(|e| {
-            panic!(
-                "{} must be present (../shared beside the checkout): {e}",
-                full.display()
-            )
-        });
-        serde_json::from_str(&text).unwrap()
-    }
-
-    #[test]
-    fn specs_is_the_import_of_the_upstream_typespec_file() {
-        let imported = crate::import::import(&reference(generate::TYPESPEC_REFERENCE)).unwrap();
-        let committed =
-            std::fs::read_to_string(workspace_root().join(generate::SPEC_PATH)).unwrap();
-        assert!(
-            crate::import::to_text(&imported).unwrap() == committed,
-            "specs/containerregistry.json differs from `cargo xtask import` of the reference; re-import it"
-        );
-    }
-
-    #[test]
-    fn both_reference_files_import_fully_covered_and_generate() {
-        for path in [
-            generate::TYPESPEC_REFERENCE,
-            generate::HANDWRITTEN_REFERENCE,
-        ] {
-            let upstream = reference(path);
-            let imported = crate::import::import(&upstream).unwrap();
-            let report = crate::coverage::coverage(&upstream, &imported).unwrap();
-            assert_eq!(report.len(), 29, "{path}");
-            let gaps: Vec<_> = report.iter().filter(|c| !c.gaps.is_empty()).collect();
-            assert!(gaps.is_empty(), "{path}: {gaps:?}");
-            assert!(
-                crate::diagnose::diagnose(&imported)
-                    .iter()
-                    .all(|d| d.problem.is_none()),
-                "{path}"
-            );
-            let text = generate::render_imported(&workspace_root().join(path)).unwrap();
-            assert!(text.contains("pub async fn get_referrers"), "{path}");
-        }
-    }
-
     #[test]
     fn generation_is_deterministic_and_checked_in() {
         let root = workspace_root();
@@ -141,27 +104,65 @@ mod tests {
     }
 
     #[test]
-    fn coverage_reports_a_missing_operation() {
-        let upstream = reference(generate::TYPESPEC_REFERENCE);
-        let mut imported = crate::import::import(&upstream).unwrap();
-        imported["paths"].as_object_mut().unwrap().remove("/v2/");
-        let report = crate::coverage::coverage(&upstream, &imported).unwrap();
-        let missing: Vec<_> = report
-            .iter()
-            .filter(|c| !c.gaps.is_empty())
-            .map(|c| c.operation_id.as_str())
-            .collect();
-        assert_eq!(missing, ["ContainerRegistry_CheckDockerV2Support"]);
+    fn a_stale_file_is_reported_with_its_diff() {
+        let err = generate::compare(generate::OUTPUT_PATH, "not the generated file\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("is stale")
+                && err.contains("-// @generated")
+                && err.contains("fix it with"),
+            "{err}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod readme_tests {
+    use crate::generate::workspace_root;
+
+    /// The fenced blocks of `text` whose info string starts with `rust`.
+    fn rust_blocks(text: &str) -> Vec<String> {
+        let mut blocks = Vec::new();
+        let mut current: Option<String> = None;
+        for line in text.lines() {
+            match current.as_mut() {
+                None if line.starts_with("```rust") => current = Some(format!("{line}\n")),
+                None => {}
+                Some(block) if line == "```" => {
+                    block.push_str("```\n");
+                    blocks.extend(current.take());
+                }
+                Some(block) => {
+                    block.push_str(line);
+                    block.push('\n');
+                }
+            }
+        }
+        blocks
     }
 
     #[test]
-    fn import_fails_loudly_when_a_patch_target_moves() {
-        let mut upstream = reference(generate::TYPESPEC_REFERENCE);
-        upstream["paths"]
-            .as_object_mut()
-            .unwrap()
-            .remove("/oauth2/exchange");
-        let err = crate::import::import(&upstream).unwrap_err().to_string();
-        assert!(err.contains("patch target missing"), "{err}");
+    fn the_readme_snippets_are_the_doctested_ones() {
+        let root = workspace_root();
+        let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+        let crate_readme =
+            std::fs::read_to_string(root.join("crates/azure_containerregistry/README.md")).unwrap();
+        let shown = rust_blocks(&readme);
+        assert!(!shown.is_empty(), "README.md has no Rust snippet");
+        let tested = rust_blocks(&crate_readme);
+        for block in &shown {
+            assert!(
+                tested.contains(block),
+                "README.md shows a Rust snippet that crates/azure_containerregistry/README.md \
+                 (compiled as a doctest) does not have:\n{block}"
+            );
+        }
+    }
+
+    #[test]
+    fn rust_blocks_are_found_and_others_ignored() {
+        let text = "a\n```sh\nls\n```\n```rust,no_run\nfn main() {}\n```\n";
+        assert_eq!(rust_blocks(text), ["```rust,no_run\nfn main() {}\n```\n"]);
     }
 }

@@ -9,6 +9,9 @@
 //! 3. `cargo test --workspace --locked [ARGS…]` runs with `ACR_TEST_REQUIRE_REAL=1`, so tests
 //!    fail instead of skipping when an external tool is missing.
 //!
+//! 4. The checks against the upstream Swagger files (`crate::upstream`) run when
+//!    `ACR_UPSTREAM_SPECS` names their directory; otherwise each is named as not run.
+//!
 //! Every external command has a time limit (`XTASK_TEST_TIMEOUT_SECS` overrides the one for
 //! `cargo test`, default 3600 s).
 
@@ -69,12 +72,17 @@ pub fn run(args: &[String]) -> Result<()> {
     if !status.success() {
         bail!("cargo test failed ({status})");
     }
+    step(4, "checks against the upstream Swagger files");
+    match crate::upstream::Upstream::locate(None)? {
+        Some(up) => crate::upstream::run_all(&up)?,
+        None => crate::upstream::report_skipped(),
+    }
     println!("==> all tests passed");
     Ok(())
 }
 
 fn step(n: u32, what: &str) {
-    println!("==> [{n}/3] {what}");
+    println!("==> [{n}/4] {what}");
 }
 
 fn repo_root() -> Result<PathBuf> {
