@@ -269,7 +269,7 @@ impl RegistryArtifact {
     /// The properties of the tags pointing at this artifact's manifest, page by page
     /// (`GET /acr/v1/{name}/_tags?digest=…`, then each `Link` as given).
     ///
-    /// ACR's `Link` does not carry the `digest` filter (wire facts §6), so a follow-up page may
+    /// ACR's `Link` does not carry the `digest` filter (docs/wire-facts.md#paging), so a follow-up page may
     /// hold tags of other manifests: those are dropped here, and a page may come out empty.
     pub fn list_tag_properties(
         &self,

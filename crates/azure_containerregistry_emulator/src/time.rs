@@ -65,7 +65,7 @@ mod tests {
 
     #[test]
     fn ticks_match_acr_cursor_example() {
-        // From the wire facts: ticks 639039224611470601 <-> 2026-01-13T17:34:21.1470601Z.
+        // From docs/wire-facts.md#value-formats: ticks 639039224611470601 <-> 2026-01-13T17:34:21.1470601Z.
         let ts = Timestamp::from_dotnet_ticks(639_039_224_611_470_601);
         assert_eq!(ts.rfc3339(), "2026-01-13T17:34:21.1470601Z");
         assert_eq!(ts.dotnet_ticks(), 639_039_224_611_470_601);

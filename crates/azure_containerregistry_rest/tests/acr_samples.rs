@@ -1,4 +1,4 @@
-//! Real ACR JSON (the samples of ../shared/acr-wire-facts.md) decodes with the generated types.
+//! Real ACR JSON (the samples of docs/wire-facts.md) decodes with the generated types.
 
 use azure_containerregistry_rest::types;
 

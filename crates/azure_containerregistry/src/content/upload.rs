@@ -1,7 +1,7 @@
 //! Blob uploads: one request for small blobs; larger ones streamed in `PATCH` requests and
 //! resumed from the registry's reported `Range` when a request fails.
 //!
-//! Protocol (wire facts §10): `POST /v2/<name>/blobs/uploads/` opens a session (202 +
+//! Protocol (docs/wire-facts.md#blob-uploads): `POST /v2/<name>/blobs/uploads/` opens a session (202 +
 //! `Location`, relative and opaque); each `PATCH <latest Location>` appends bytes and answers
 //! with a new `Location` and `Range: 0-<last received>`; `PUT <latest Location>&digest=<digest>`
 //! commits. Every `Location` is followed verbatim.
