@@ -4,14 +4,17 @@
 //!   loopback port with a throwaway config and data directory, and stops it on drop.
 //! - [`FaultProxy`]: a loopback HTTP/1.1 reverse proxy that injects faults (cut connections,
 //!   delays, canned statuses, truncated or corrupted bodies, lying headers) into chosen requests.
+//! - [`run_example`]: runs one of a crate's example binaries against its in-process emulator.
 //! - Small helpers: [`free_port`], [`random_bytes`], [`sha256_digest`], [`require_real`],
 //!   [`python`].
 #![deny(missing_docs)]
 
+mod examples;
 mod proxy;
 mod registry;
 mod util;
 
+pub use examples::{example_path, run_example, ExampleRun};
 pub use proxy::{Fault, FaultProxy, Match, ProxyRequestRecord, Rule};
 pub use registry::{DockerRegistry, DockerRegistryOptions, TokenAuth, DOCKER_REGISTRY_BIN};
 pub use util::{

@@ -55,5 +55,21 @@ async fn main() -> Result<(), common::SeedError> {
             }
         }
     }
+
+    // What is left, newest first.
+    let mut names = client.list_repository_names(None);
+    while let Some(name) = names.try_next().await? {
+        let mut manifests = client.repository(&name).list_manifest_properties(Some(
+            ListManifestPropertiesOptions {
+                order_by: Some(ArtifactManifestOrder::LastUpdatedOnDescending),
+                ..Default::default()
+            },
+        ));
+        let mut tags = Vec::new();
+        while let Some(manifest) = manifests.try_next().await? {
+            tags.push(manifest.tags.join(","));
+        }
+        println!("left   {name}: {} [{}]", tags.len(), tags.join(" "));
+    }
     Ok(())
 }

@@ -11,6 +11,12 @@
 
 #![deny(missing_docs)]
 
+/// The crate's README: its example compiles as a doctest (the repository README shows the same
+/// snippet; an xtask test keeps the two equal).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 mod audience;
 pub mod auth;
 mod content;

@@ -1,0 +1,177 @@
+//! Every example of this crate runs against its in-process emulator (no environment set) and
+//! prints what it claims to do.
+
+use std::time::Duration;
+
+use acr_test_support::{run_example, ExampleRun};
+
+/// Generous: an example takes well under a second on a warm machine.
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+fn run(name: &str) -> ExampleRun {
+    let run = run_example(name, &[], TIMEOUT);
+    run.assert_success(name);
+    assert!(
+        run.stdout
+            .contains("using a local emulator at http://127.0.0.1:"),
+        "{name} did not use the in-process emulator:\n{}",
+        run.stdout
+    );
+    run
+}
+
+/// The `sha256:<hex>` digests in `line`, in order.
+fn digests(line: &str) -> Vec<&str> {
+    line.split(|c: char| !(c.is_ascii_alphanumeric() || c == ':'))
+        .filter(|w| w.starts_with("sha256:") && w.len() == 71)
+        .collect()
+}
+
+#[test]
+fn quickstart_round_trips_an_image_and_cleans_up() {
+    let run = run("quickstart");
+    let uploaded: Vec<_> = run
+        .lines_starting("uploaded ")
+        .iter()
+        .flat_map(|l| digests(l))
+        .collect();
+    let pulled: Vec<_> = run
+        .lines_starting("pulled blob")
+        .iter()
+        .flat_map(|l| digests(l))
+        .collect();
+    let deleted: Vec<_> = run
+        .lines_starting("deleted blob")
+        .iter()
+        .flat_map(|l| digests(l))
+        .collect();
+    assert_eq!(uploaded.len(), 2, "{}", run.stdout);
+    assert_eq!(pulled, uploaded, "every uploaded blob is pulled back");
+    assert_eq!(deleted, uploaded, "every uploaded blob is deleted");
+    assert!(run
+        .stdout
+        .contains("locked tag       demo: can_write=Some(false) can_delete=Some(false)"));
+    assert!(run
+        .stdout
+        .contains("repositories     [\"sample-oci-image\"]"));
+    assert_eq!(run.stdout.lines().last(), Some("done"));
+}
+
+#[test]
+fn list_repositories_lists_every_seeded_repository() {
+    let run = run("list_repositories");
+    let repos: Vec<_> = run
+        .lines_starting("  ")
+        .iter()
+        .filter_map(|l| l.trim().split(':').next())
+        .collect();
+    assert_eq!(
+        repos,
+        ["library/busybox", "library/hello-world", "samples/nginx"]
+    );
+    assert!(run.stdout.contains("library/busybox: 2 tags, 1 manifests"));
+}
+
+#[test]
+fn list_tags_anonymous_lists_newest_first() {
+    let run = run("list_tags_anonymous");
+    let tags: Vec<_> = run
+        .lines_starting("  library/hello-world:")
+        .iter()
+        .filter_map(|l| l.trim().split(' ').next())
+        .collect();
+    assert_eq!(
+        tags,
+        [
+            "library/hello-world:latest",
+            "library/hello-world:v2",
+            "library/hello-world:v1"
+        ]
+    );
+}
+
+#[test]
+fn set_artifact_properties_locks_and_unlocks() {
+    let run = run("set_artifact_properties");
+    assert!(run
+        .stdout
+        .contains("tag latest: can_delete=Some(false) can_write=Some(false)"));
+    assert!(
+        run.stdout
+            .contains("deleting the locked tag fails as expected: registry answered 405 REGISTRY_DISALLOWED_OPERATION"),
+        "{}",
+        run.stdout
+    );
+    assert!(run
+        .stdout
+        .contains("unlocked: manifest can_delete=Some(true), tag can_delete=Some(true)"));
+}
+
+#[test]
+fn delete_images_keeps_the_newest_three() {
+    let run = run("delete_images");
+    let deleted: Vec<_> = run.lines_starting("delete ");
+    assert_eq!(deleted.len(), 2, "{}", run.stdout);
+    assert!(deleted[0].ends_with("[\"v2\"]") && deleted[1].ends_with("[\"v1\"]"));
+    assert_eq!(
+        run.lines_starting("left "),
+        [
+            "left   samples/app: 3 [latest,v5 v4 v3]",
+            "left   samples/tool: 2 [1.1 1.0]"
+        ]
+    );
+}
+
+#[test]
+fn upload_image_reports_progress_and_sets_the_manifest() {
+    let run = run("upload_image");
+    let progress = run.lines_starting("  layer: ");
+    assert!(!progress.is_empty());
+    assert_eq!(
+        progress.last().copied(),
+        Some("  layer: 3145728 of Some(3145728) bytes")
+    );
+    assert_eq!(
+        digests(run.lines_starting("manifest hello-world:v1 -> ")[0]).len(),
+        1
+    );
+}
+
+#[test]
+fn download_image_writes_verified_files_and_removes_its_directory() {
+    let run = run("download_image");
+    let files: Vec<_> = run.stdout.lines().filter(|l| l.contains(" -> ")).collect();
+    assert_eq!(files.len(), 2, "config and one layer:\n{}", run.stdout);
+    for line in files {
+        let (digest, rest) = line.split_once(" -> ").unwrap();
+        let path = rest.rsplit_once(" (").unwrap().0;
+        assert!(path.ends_with(&digest.replace(':', "-")), "{line}");
+        assert!(
+            !std::path::Path::new(path).exists(),
+            "the example removes its download directory: {path}"
+        );
+    }
+}
+
+#[test]
+fn delete_manifest_removes_it() {
+    let run = run("delete_manifest");
+    let digest = digests(run.lines_starting("hello-world:latest is ")[0])[0];
+    assert!(run.stdout.contains(&format!("deleted {digest}")));
+    assert!(
+        run.stdout.lines().any(|l| l == "it is gone"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn delete_blob_removes_it() {
+    let run = run("delete_blob");
+    assert!(run.stdout.contains("exists: true"));
+    assert!(
+        run.stdout.trim_end().ends_with("exists: false"),
+        "{}",
+        run.stdout
+    );
+}
