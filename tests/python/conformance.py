@@ -8,7 +8,8 @@ usage: conformance.py ENDPOINT [full|content-only] [REPO_PREFIX]
   content-only  blob upload/download and manifest set/get/delete only; for any OCI registry
                 (e.g. docker-registry as a reference).
 
-Anonymous access (credential=None). Over plain http every call passes enforce_https=False; a few
+Anonymous access (credential=None), or, with ACR_TEST_AAD_TOKEN set, a static credential whose
+token the registry's /oauth2/exchange accepts (the emulator's --auth --aad-token). Over plain http every call passes enforce_https=False; a few
 SDK methods resolve a tag internally without forwarding kwargs, so those run by tag only over
 https (REQUESTS_CA_BUNDLE names the emulator's CA).
 
@@ -19,7 +20,9 @@ and exits 1.
 import hashlib
 import io
 import json
+import os
 import sys
+import time
 import traceback
 
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
@@ -72,11 +75,25 @@ def pseudo_random(n, seed):
     return bytes(out[:n])
 
 
-client = acr.ContainerRegistryClient(ENDPOINT, credential=None, audience=AUDIENCE)
+class StaticCredential:
+    """A TokenCredential handing out one fixed AAD token."""
+
+    def __init__(self, token):
+        self.token = token
+
+    def get_token(self, *scopes, **kwargs):
+        from azure.core.credentials import AccessToken
+        return AccessToken(self.token, int(time.time()) + 3600)
+
+
+AAD_TOKEN = os.environ.get("ACR_TEST_AAD_TOKEN")
+CREDENTIAL = StaticCredential(AAD_TOKEN) if AAD_TOKEN else None
+
+client = acr.ContainerRegistryClient(ENDPOINT, credential=CREDENTIAL, audience=AUDIENCE)
 # Newer SDKs split content operations into ContainerRegistryContentClient; 1.2 has them on
 # ContainerRegistryClient.
 content = (
-    ContentClient(ENDPOINT, credential=None, audience=AUDIENCE) if ContentClient else client
+    ContentClient(ENDPOINT, credential=CREDENTIAL, audience=AUDIENCE) if ContentClient else client
 )
 print(f"sdk: azure-containerregistry {acr.__version__}, content client: "
       f"{'ContainerRegistryContentClient' if ContentClient else 'ContainerRegistryClient'}",

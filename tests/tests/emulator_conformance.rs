@@ -402,8 +402,21 @@ fn conformance_script() -> PathBuf {
 }
 
 async fn run_python(python: &Path, endpoint: &str, mode: &str, ca_bundle: Option<&Path>) {
+    run_python_with(python, endpoint, mode, ca_bundle, None).await;
+}
+
+async fn run_python_with(
+    python: &Path,
+    endpoint: &str,
+    mode: &str,
+    ca_bundle: Option<&Path>,
+    aad_token: Option<&str>,
+) {
     let script = conformance_script();
     let mut envs = vec![("PYTHONUNBUFFERED", "1")];
+    if let Some(token) = aad_token {
+        envs.push(("ACR_TEST_AAD_TOKEN", token));
+    }
     let ca = ca_bundle.map(|p| p.to_string_lossy().into_owned());
     if let Some(ca) = &ca {
         envs.push(("REQUESTS_CA_BUNDLE", ca));
@@ -458,6 +471,32 @@ async fn python_sdk_against_emulator_http() {
     };
     let emu = Emulator::start(EmulatorOptions::default()).await.unwrap();
     run_python(&python, &emu.endpoint(), "full", None).await;
+}
+
+/// With `--auth` the SDK sends each request without a token first and writes its whole body
+/// (4 MiB upload chunks) before reading the 401: the emulator must answer readably.
+#[tokio::test(flavor = "multi_thread")]
+async fn python_sdk_against_emulator_with_auth() {
+    let Some(python) = sdk_python("python_sdk_against_emulator_with_auth") else {
+        return;
+    };
+    let emu = Emulator::start(EmulatorOptions {
+        auth: AuthMode::Token {
+            anonymous_pull: false,
+            accepted_aad_tokens: vec!["conformance-aad-token".into()],
+        },
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    run_python_with(
+        &python,
+        &emu.endpoint(),
+        "full",
+        None,
+        Some("conformance-aad-token"),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

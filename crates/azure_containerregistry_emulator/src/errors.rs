@@ -144,6 +144,21 @@ impl ApiError {
         )
     }
 
+    /// A manifest references a blob (or child manifest) the repository does not hold.
+    pub(crate) fn manifest_blob_unknown(digest: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "MANIFEST_BLOB_UNKNOWN",
+            "blob unknown to registry",
+        )
+        .with_detail(Value::String(digest.to_owned()))
+    }
+
+    /// Too many requests of a kind (e.g. open upload sessions).
+    pub(crate) fn too_many(message: &str) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS", message)
+    }
+
     /// Invalid manifest body.
     pub(crate) fn manifest_invalid(message: impl Into<String>) -> Self {
         Self::new(

@@ -15,18 +15,26 @@
 #![deny(missing_docs)]
 
 mod auth;
+mod drain;
 mod errors;
+mod limits;
 mod names;
 mod paging;
+mod private_file;
 mod routes;
 mod server;
+mod sessions;
 mod state;
 mod storage;
 mod time;
 mod tls;
 
+pub use limits::{Limits, ACR_MAX_LAYER_SIZE};
+
 use axum::Router;
 use state::AppState;
+use std::collections::VecDeque;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -83,7 +91,9 @@ pub struct EmulatorOptions {
     pub auth: AuthMode,
     /// Storage mode.
     pub storage: StorageMode,
-    /// Registry port on 127.0.0.1 (0 = any free port).
+    /// Address both listeners bind (default 127.0.0.1).
+    pub bind: IpAddr,
+    /// Registry port (0 = any free port).
     pub port: u16,
     /// Answer blob GETs with 307 to the storage listener.
     pub redirect_blobs: bool,
@@ -93,6 +103,8 @@ pub struct EmulatorOptions {
     pub refresh_token_lifetime: Duration,
     /// TLS; `None` serves plain http.
     pub tls: Option<TlsConfig>,
+    /// Resource limits.
+    pub limits: Limits,
 }
 
 impl Default for EmulatorOptions {
@@ -100,11 +112,13 @@ impl Default for EmulatorOptions {
         EmulatorOptions {
             auth: AuthMode::Open,
             storage: StorageMode::Memory,
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 0,
             redirect_blobs: true,
             access_token_lifetime: Duration::from_secs(4500),
             refresh_token_lifetime: Duration::from_secs(11700),
             tls: None,
+            limits: Limits::default(),
         }
     }
 }
@@ -149,11 +163,23 @@ fn random_key() -> [u8; 32] {
     key
 }
 
+/// Discards idle upload sessions until shutdown.
+async fn sweep_sessions(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
+    let every = state.uploads.sweep_interval();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => break,
+        }
+        state.uploads.sweep(&state.store.blobs).await;
+    }
+}
+
 impl Emulator {
-    /// Binds both listeners on 127.0.0.1 and starts serving.
+    /// Binds both listeners on [`EmulatorOptions::bind`] and starts serving.
     pub async fn start(options: EmulatorOptions) -> std::io::Result<Emulator> {
-        let registry = TcpListener::bind(("127.0.0.1", options.port)).await?;
-        let storage = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let registry = TcpListener::bind((options.bind, options.port)).await?;
+        let storage = TcpListener::bind((options.bind, 0)).await?;
         let (acceptor, tls_ca_pem) = match &options.tls {
             None => (None, None),
             Some(TlsConfig::SelfSigned { dir }) => {
@@ -165,6 +191,11 @@ impl Emulator {
         let scheme = if acceptor.is_some() { "https" } else { "http" };
         let port = registry.local_addr()?.port();
         let storage_port = storage.local_addr()?.port();
+        let host = match options.bind {
+            ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
+            IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
         let dir = match &options.storage {
             StorageMode::Memory => None,
             StorageMode::Directory(d) => {
@@ -172,24 +203,28 @@ impl Emulator {
                 Some(d.clone())
             }
         };
-        let store = storage::Store::open(dir.as_deref()).await?;
+        let store = storage::Store::open(dir.as_deref(), options.limits.memory_budget).await?;
         let keys = match &dir {
             Some(d) => auth::tokens::TokenKeys::load_or_generate(d)?,
             None => auth::tokens::TokenKeys::generate()?,
         };
         let state = Arc::new(AppState {
-            endpoint: format!("{scheme}://127.0.0.1:{port}"),
-            storage_endpoint: format!("{scheme}://127.0.0.1:{storage_port}"),
-            service: format!("127.0.0.1:{port}"),
+            endpoint: format!("{scheme}://{host}:{port}"),
+            storage_endpoint: format!("{scheme}://{host}:{storage_port}"),
+            service: format!("{host}:{port}"),
             issuer: "Azure Container Registry".to_owned(),
             auth: options.auth.clone(),
             redirect_blobs: options.redirect_blobs,
             access_lifetime: options.access_token_lifetime,
             refresh_lifetime: options.refresh_token_lifetime,
             store,
-            uploads: Mutex::default(),
+            uploads: sessions::Sessions::new(
+                options.limits.max_upload_sessions,
+                options.limits.upload_idle_timeout,
+            ),
             keys,
-            log: Mutex::default(),
+            log: Mutex::new(VecDeque::new()),
+            limits: options.limits.clone(),
             sas_key: random_key(),
         });
         let (tx, rx) = watch::channel(false);
@@ -199,14 +234,26 @@ impl Emulator {
         let storage_router = Router::new()
             .fallback(routes::storage::storage_handler)
             .with_state(state.clone());
+        let conn = server::ConnLimits {
+            header_read_timeout: options.limits.header_read_timeout,
+            max_connections: options.limits.max_connections,
+        };
         let tasks = vec![
             tokio::spawn(server::serve(
                 registry,
                 registry_router,
                 acceptor.clone(),
                 rx.clone(),
+                conn,
             )),
-            tokio::spawn(server::serve(storage, storage_router, acceptor, rx)),
+            tokio::spawn(server::serve(
+                storage,
+                storage_router,
+                acceptor,
+                rx.clone(),
+                conn,
+            )),
+            tokio::spawn(sweep_sessions(state.clone(), rx)),
         ];
         Ok(Emulator {
             state,
@@ -246,13 +293,16 @@ impl Emulator {
         self.tls_ca_pem.clone()
     }
 
-    /// Every request seen so far, on both listeners, in arrival order of completion.
+    /// The requests seen so far on both listeners, in order of completion: the newest
+    /// [`Limits::request_log_capacity`], each path cut to 4 KiB.
     pub fn request_log(&self) -> Vec<RequestRecord> {
         self.state
             .log
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
+            .iter()
+            .cloned()
+            .collect()
     }
 
     /// Empties the request log.
@@ -262,6 +312,11 @@ impl Emulator {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
+    }
+
+    /// Number of open upload sessions.
+    pub fn open_upload_sessions(&self) -> usize {
+        self.state.uploads.len()
     }
 
     /// Stops both listeners and closes open connections.

@@ -1,30 +1,12 @@
 //! Shared state of both listeners.
 
 use crate::auth::tokens::TokenKeys;
-use crate::storage::blobs::UploadData;
+use crate::sessions::Sessions;
 use crate::storage::Store;
-use crate::time::Timestamp;
-use crate::{AuthMode, RequestRecord};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use crate::{AuthMode, Limits, RequestRecord};
+use std::collections::VecDeque;
+use std::sync::Mutex;
 use std::time::Duration;
-
-/// An open blob upload.
-#[derive(Debug)]
-pub(crate) struct UploadSession {
-    /// Repository it belongs to.
-    pub repo: String,
-    /// Bytes received.
-    pub offset: u64,
-    /// Running sha256 of the bytes received.
-    pub hasher: sha2::Sha256,
-    /// The bytes (None once committed or discarded).
-    pub data: Option<UploadData>,
-    /// Start time.
-    pub started: Timestamp,
-    /// Incremented on every step so `_state` changes.
-    pub step: u64,
-}
 
 /// Everything the handlers share.
 #[derive(Debug)]
@@ -48,11 +30,13 @@ pub(crate) struct AppState {
     /// Metadata and blobs.
     pub store: Store,
     /// Open uploads by id.
-    pub uploads: Mutex<HashMap<String, Arc<tokio::sync::Mutex<UploadSession>>>>,
+    pub uploads: Sessions,
     /// Token signing key.
     pub keys: TokenKeys,
-    /// Requests seen on both listeners.
-    pub log: Mutex<Vec<RequestRecord>>,
+    /// The newest requests seen on both listeners.
+    pub log: Mutex<VecDeque<RequestRecord>>,
+    /// Resource limits.
+    pub limits: Limits,
     /// Key for the storage URLs' `sig`.
     pub sas_key: [u8; 32],
 }

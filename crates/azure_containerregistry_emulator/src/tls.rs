@@ -31,7 +31,11 @@ pub(crate) fn self_signed(dir: &Path) -> io::Result<(TlsAcceptor, String)> {
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(io_err)?;
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, "ACR emulator CA");
+        // A unique subject per CA: a client trusting two emulators picks the right issuer.
+        dn.push(
+            DnType::CommonName,
+            format!("ACR emulator CA {}", uuid::Uuid::new_v4()),
+        );
         ca_params.distinguished_name = dn;
         let ca_cert = ca_params.self_signed(&ca_key).map_err(io_err)?;
         let issuer = Issuer::new(ca_params, ca_key);
@@ -46,8 +50,9 @@ pub(crate) fn self_signed(dir: &Path) -> io::Result<(TlsAcceptor, String)> {
         let leaf = leaf_params.signed_by(&leaf_key, &issuer).map_err(io_err)?;
         std::fs::write(&ca_path, ca_cert.pem())?;
         std::fs::write(&cert_path, format!("{}{}", leaf.pem(), ca_cert.pem()))?;
-        std::fs::write(&key_path, leaf_key.serialize_pem())?;
+        crate::private_file::write(&key_path, leaf_key.serialize_pem().as_bytes())?;
     }
+    crate::private_file::restrict(&key_path)?;
     let acceptor = from_files(&cert_path, &key_path)?;
     Ok((acceptor, std::fs::read_to_string(ca_path)?))
 }

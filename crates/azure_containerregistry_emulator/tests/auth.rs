@@ -358,7 +358,8 @@ async fn anonymous_pull_only() {
     // GET without credentials gives an anonymous token too.
     let resp = c
         .get(format!(
-            "{base}/oauth2/token?service=x&scope=repository:alpine:pull"
+            "{base}/oauth2/token?service={}&scope=repository:alpine:pull",
+            emu.service()
         ))
         .send()
         .await

@@ -126,10 +126,11 @@ impl TokenKeys {
             std::fs::read_to_string(&key_path),
             std::fs::read_to_string(&cert_path),
         ) {
+            crate::private_file::restrict(&key_path)?;
             return Self::from_parts(&key, &cert);
         }
         let (key, cert) = Self::generate_pems()?;
-        std::fs::write(&key_path, &key)?;
+        crate::private_file::write(&key_path, key.as_bytes())?;
         std::fs::write(&cert_path, &cert)?;
         Self::from_parts(&key, &cert)
     }

@@ -95,9 +95,13 @@ pub(crate) async fn serve_blob(
 async fn linked_size(state: &AppState, name: &str, digest: &str) -> ApiResult<u64> {
     {
         let reg = state.store.meta.read().await;
-        let linked = reg.repos.get(name).is_some_and(|r| r.has_blob(digest));
-        if !linked {
+        let repo = reg.repos.get(name).ok_or_else(ApiError::blob_unknown)?;
+        if !repo.has_blob(digest) {
             return Err(ApiError::blob_unknown());
+        }
+        if !repo.attrs.read_enabled {
+            // A read-locked repository refuses pulls as a whole: blobs as well as manifests.
+            return Err(ApiError::disallowed());
         }
     }
     state

@@ -193,6 +193,42 @@ async fn analyze(state: &AppState, json: &Value, media_type: &str) -> Analysis {
     a
 }
 
+/// Layer media types whose bytes live elsewhere (`urls`), which need not be pushed.
+fn is_foreign_layer(layer: &Value) -> bool {
+    layer
+        .get("urls")
+        .and_then(Value::as_array)
+        .is_some_and(|u| !u.is_empty())
+}
+
+/// The first blob (config, layer) or child manifest (index) a manifest references that the
+/// repository does not hold; a registry refuses such a manifest (`MANIFEST_BLOB_UNKNOWN`).
+fn missing_reference(repo: Option<&Repo>, json: &Value, is_index: bool) -> Option<String> {
+    let digest_of = |v: &Value| str_at(v, &["digest"]).map(str::to_owned);
+    let array = |key: &str| {
+        json.get(key)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    if is_index {
+        return array("manifests")
+            .iter()
+            .filter_map(digest_of)
+            .find(|d| !repo.is_some_and(|r| r.manifests.contains_key(d)));
+    }
+    let config = json.get("config").and_then(digest_of);
+    let layers = array("layers");
+    let layers = layers
+        .iter()
+        .filter(|l| !is_foreign_layer(l))
+        .filter_map(digest_of);
+    config
+        .into_iter()
+        .chain(layers)
+        .find(|d| !repo.is_some_and(|r| r.has_blob(d)))
+}
+
 /// `PUT /v2/<name>/manifests/<reference>`.
 pub(crate) async fn put(
     state: &AppState,
@@ -212,8 +248,16 @@ pub(crate) async fn put(
     let content_type = super::header_str(headers, &header::CONTENT_TYPE)
         .map(|v| v.split(';').next().unwrap_or("").trim().to_owned())
         .filter(|v| !v.is_empty() && v != "application/octet-stream");
+    let body_type = str_at(&json, &["mediaType"]);
+    if let (Some(header_type), Some(body_type)) = (&content_type, body_type) {
+        if !header_type.eq_ignore_ascii_case(body_type) {
+            return Err(ApiError::manifest_invalid(format!(
+                "mediaType in manifest should be '{header_type}' not '{body_type}'"
+            )));
+        }
+    }
     let media_type = content_type
-        .or_else(|| str_at(&json, &["mediaType"]).map(str::to_owned))
+        .or_else(|| body_type.map(str::to_owned))
         .unwrap_or_else(|| OCI_MANIFEST.to_owned());
     let digest = sha256_digest(&bytes);
     if let Reference::Digest(d) = reference {
@@ -223,7 +267,6 @@ pub(crate) async fn put(
     }
     let analysis = analyze(state, &json, &media_type).await;
     let size = bytes.len() as u64;
-    state.store.blobs.put_bytes(&digest, bytes).await?;
     {
         let mut reg = state.store.meta.write().await;
         let now = state.store.clock.now();
@@ -239,6 +282,10 @@ pub(crate) async fn put(
                 return Err(ApiError::disallowed());
             }
         }
+        if let Some(missing) = missing_reference(reg.repos.get(name), &json, analysis.is_index) {
+            return Err(ApiError::manifest_blob_unknown(&missing));
+        }
+        state.store.blobs.put_bytes(&digest, bytes).await?;
         let repo = reg
             .repos
             .entry(name.to_owned())

@@ -132,7 +132,8 @@ fn required_scopes(route: &Route, method: &Method, query: &Query) -> Option<Vec<
         (UploadStart(n), "POST") => {
             let mut scopes = vec![Scope::repo(n, &["pull", "push"])];
             if let (Some(_), Some(from)) = (query.non_empty("mount"), query.non_empty("from")) {
-                if from != n {
+                // Only a valid name goes into a challenge; `start` refuses an invalid one.
+                if from != n && valid_repo_name(from) {
                     scopes.push(Scope::repo(from, &["pull"]));
                 }
             }
@@ -229,6 +230,18 @@ pub(crate) fn record(
     has_authorization: bool,
     status: u16,
 ) {
+    let capacity = state.limits.request_log_capacity;
+    if capacity == 0 {
+        return;
+    }
+    let mut path_and_query = path_and_query;
+    if path_and_query.len() > LOGGED_PATH_LIMIT {
+        let mut cut = LOGGED_PATH_LIMIT;
+        while !path_and_query.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        path_and_query.truncate(cut);
+    }
     let entry = RequestRecord {
         method: method.to_string(),
         path_and_query,
@@ -236,12 +249,15 @@ pub(crate) fn record(
         has_authorization,
         listener,
     };
-    state
-        .log
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(entry);
+    let mut log = state.log.lock().unwrap_or_else(|e| e.into_inner());
+    while log.len() >= capacity {
+        log.pop_front();
+    }
+    log.push_back(entry);
 }
+
+/// Longest path and query kept in a request log entry.
+const LOGGED_PATH_LIMIT: usize = 4096;
 
 /// Fallback handler of the registry listener: dispatch, common headers, request log.
 pub(crate) async fn registry_handler(State(state): State<Arc<AppState>>, req: Request) -> Response {
@@ -252,9 +268,17 @@ pub(crate) async fn registry_handler(State(state): State<Arc<AppState>>, req: Re
         .map(|p| p.as_str().to_owned())
         .unwrap_or_default();
     let has_auth = req.headers().contains_key(header::AUTHORIZATION);
-    let mut resp = dispatch(&state, req)
+    let http1 = req.version() < axum::http::Version::HTTP_2;
+    let (parts, body) = req.into_parts();
+    let (body, rest) = crate::drain::share(body);
+    let mut resp = dispatch(&state, Request::from_parts(parts, body))
         .await
         .unwrap_or_else(IntoResponse::into_response);
+    let limits = &state.limits;
+    if !rest.drain(limits.drain_limit, limits.drain_timeout).await && http1 {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     let h = resp.headers_mut();
     set_default(h, "docker-distribution-api-version", "registry/2.0");
     set_default(

@@ -156,9 +156,18 @@ fn issue(state: &AppState, scope: &str, refresh: Option<&str>) -> ApiResult {
     }
 }
 
+/// Refuses a request naming another `service` than this registry's (tokens are per service).
+fn check_service(state: &AppState, service: Option<&str>) -> ApiResult<()> {
+    match service {
+        Some(s) if s != state.service => Err(unauthorized()),
+        _ => Ok(()),
+    }
+}
+
 /// `POST /oauth2/exchange`.
 pub(crate) async fn exchange(state: &AppState, body: Body) -> ApiResult {
     let form = read_form(body).await.map_err(|_| unauthorized())?;
+    check_service(state, form.get("service").map(String::as_str))?;
     if form.get("grant_type").map(String::as_str) != Some("access_token") {
         return Ok(empty_response(StatusCode::UNAUTHORIZED));
     }
@@ -184,6 +193,7 @@ pub(crate) async fn exchange(state: &AppState, body: Body) -> ApiResult {
 pub(crate) async fn token_post(state: &AppState, body: Body) -> ApiResult {
     let form = read_form(body).await.map_err(|_| unauthorized())?;
     let get = |k: &str| form.get(k).map(String::as_str);
+    check_service(state, get("service"))?;
     let scope = get("scope").unwrap_or("");
     match get("grant_type") {
         Some("refresh_token") => match get("refresh_token").filter(|r| !r.is_empty()) {
@@ -206,6 +216,7 @@ pub(crate) async fn token_post(state: &AppState, body: Body) -> ApiResult {
 
 /// `GET /oauth2/token?service=…&scope=…` with optional HTTP Basic (password = refresh token).
 pub(crate) async fn token_get(state: &AppState, query: &Query, headers: &HeaderMap) -> ApiResult {
+    check_service(state, query.get("service"))?;
     // Several `scope` parameters are allowed (docker sends one per scope).
     let scope = query.all("scope").join(" ");
     let basic = headers

@@ -4,14 +4,15 @@ use super::{build, header_str};
 use crate::errors::{empty_response, ApiError, ApiResult};
 use crate::names::{parse_digest, valid_repo_name};
 use crate::paging::{encode_query_value, Query};
-use crate::state::{AppState, UploadSession};
+use crate::sessions::{SharedSession, UploadSession};
+use crate::state::AppState;
+use crate::storage::blobs::UploadData;
 use crate::storage::meta::Repo;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderName, StatusCode};
 use base64::Engine;
 use futures::StreamExt;
 use sha2::Digest;
-use std::sync::Arc;
 
 /// `_state`: opaque, different after every step.
 fn state_token(id: &str, s: &UploadSession) -> String {
@@ -59,6 +60,9 @@ async fn check_writable(state: &AppState, name: &str) -> ApiResult<()> {
 }
 
 async fn new_session(state: &AppState, name: &str, id: &str) -> ApiResult<UploadSession> {
+    if !state.uploads.has_room() {
+        return Err(ApiError::too_many("too many upload sessions are open"));
+    }
     Ok(UploadSession {
         repo: name.to_owned(),
         offset: 0,
@@ -66,49 +70,98 @@ async fn new_session(state: &AppState, name: &str, id: &str) -> ApiResult<Upload
         data: Some(state.store.blobs.new_upload(id).await?),
         started: state.store.clock.now(),
         step: 0,
+        last_active: std::time::Instant::now(),
     })
 }
 
-/// Streams a request body into the session; on failure the session is rolled back to where it was.
-async fn append_body(session: &mut UploadSession, body: Body) -> ApiResult<()> {
-    let (start, saved) = (session.offset, session.hasher.clone());
-    let mut stream = body.into_data_stream();
-    let mut failure: Option<ApiError> = None;
-    while let Some(chunk) = stream.next().await {
-        let chunk = match chunk {
-            Ok(c) => c,
-            Err(e) => {
-                failure = Some(ApiError::bad_request(format!("reading request body: {e}")));
-                break;
-            }
-        };
-        let Some(data) = session.data.as_mut() else {
-            return Err(ApiError::blob_upload_unknown());
-        };
-        if let Err(e) = data.write(&chunk).await {
-            failure = Some(e.into());
-            break;
-        }
-        session.hasher.update(&chunk);
-        session.offset += chunk.len() as u64;
+/// Where a session was before a request, to go back to when the request fails.
+struct Mark {
+    offset: u64,
+    hasher: sha2::Sha256,
+}
+
+fn mark(session: &UploadSession) -> Mark {
+    Mark {
+        offset: session.offset,
+        hasher: session.hasher.clone(),
     }
-    match failure {
-        None => Ok(()),
-        Some(err) => {
-            session.offset = start;
-            session.hasher = saved;
-            if let Some(data) = session.data.as_mut() {
-                data.truncate(start).await?;
+}
+
+/// Puts a session back where it was at `mark` (bytes, hash and memory budget).
+async fn rollback(state: &AppState, session: &mut UploadSession, mark: Mark) -> ApiResult<()> {
+    let dropped = session.offset.saturating_sub(mark.offset);
+    session.offset = mark.offset;
+    session.hasher = mark.hasher;
+    if let Some(data) = session.data.as_mut() {
+        data.truncate(mark.offset).await?;
+        if matches!(data, UploadData::Memory(_)) {
+            if let Some(budget) = state.store.blobs.budget() {
+                budget.release(dropped);
             }
+        }
+    }
+    Ok(())
+}
+
+/// Streams a request body into the session; on failure the session is rolled back to where it
+/// was. A blob past the maximum size, or memory past the budget, is refused with 413.
+async fn append_body(state: &AppState, session: &mut UploadSession, body: Body) -> ApiResult<()> {
+    let start = mark(session);
+    session.last_active = std::time::Instant::now();
+    let result = write_body(state, session, body).await;
+    session.last_active = std::time::Instant::now();
+    match result {
+        Ok(()) => Ok(()),
+        Err(err) => {
+            rollback(state, session, start).await?;
             Err(err)
         }
     }
 }
 
-/// Links a committed blob into a repository (creating it) and persists the metadata.
+async fn write_body(state: &AppState, session: &mut UploadSession, body: Body) -> ApiResult<()> {
+    let max = state.limits.max_blob_size;
+    let budget = state.store.blobs.budget();
+    let offset = session.offset;
+    let Some(data) = session.data.as_mut() else {
+        return Err(ApiError::blob_upload_unknown());
+    };
+    let mut writer = data.writer(offset).await?;
+    let mut stream = body.into_data_stream();
+    let mut written = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::bad_request(format!("reading request body: {e}")))?;
+        let n = chunk.len() as u64;
+        if offset + written + n > max {
+            return Err(ApiError::size_invalid(&format!(
+                "blob exceeds the maximum blob size of {max} bytes"
+            )));
+        }
+        if let Some(budget) = budget {
+            if !budget.reserve(n) {
+                return Err(ApiError::size_invalid(
+                    "the emulator's memory budget for blobs is exhausted",
+                ));
+            }
+        }
+        writer.write(&chunk).await?;
+        session.hasher.update(&chunk);
+        written += n;
+        session.offset = offset + written;
+    }
+    writer.finish().await?;
+    Ok(())
+}
+
+/// Links a committed blob into a repository (creating it) and persists the metadata; refused
+/// while the repository is write-locked.
 async fn link_blob(state: &AppState, name: &str, digest: &str) -> ApiResult<()> {
     let mut reg = state.store.meta.write().await;
     let now = state.store.clock.now();
+    if reg.repos.get(name).is_some_and(|r| !r.attrs.write_enabled) {
+        return Err(ApiError::disallowed());
+    }
     let repo = reg
         .repos
         .entry(name.to_owned())
@@ -134,6 +187,11 @@ async fn finish(
     if expected.as_deref() != Some(actual.as_str()) {
         state.store.blobs.discard_upload(data).await;
         return Err(ApiError::digest_invalid("digest parsing failed"));
+    }
+    // A session opened before the repository was write-locked does not commit into it.
+    if let Err(e) = check_writable(state, &session.repo).await {
+        state.store.blobs.discard_upload(data).await;
+        return Err(e);
     }
     state.store.blobs.commit_upload(data, &actual).await?;
     link_blob(state, &session.repo, &actual).await?;
@@ -180,7 +238,7 @@ pub(crate) async fn start(state: &AppState, name: &str, query: &Query, body: Bod
     let mut session = new_session(state, name, &id).await?;
     if let Some(digest) = query.non_empty("digest") {
         // Monolithic upload in one POST.
-        if let Err(e) = append_body(&mut session, body).await {
+        if let Err(e) = append_body(state, &mut session, body).await {
             if let Some(data) = session.data.take() {
                 state.store.blobs.discard_upload(data).await;
             }
@@ -189,38 +247,57 @@ pub(crate) async fn start(state: &AppState, name: &str, query: &Query, body: Bod
         return finish(state, &mut session, Some(digest)).await;
     }
     let resp = session_response(StatusCode::ACCEPTED, &id, &mut session);
-    let mut uploads = state.uploads.lock().unwrap_or_else(|e| e.into_inner());
-    uploads.insert(id, Arc::new(tokio::sync::Mutex::new(session)));
+    if let Err(session) = state.uploads.insert(id, session) {
+        if let Some(data) = session.data {
+            state.store.blobs.discard_upload(data).await;
+        }
+        return Err(ApiError::too_many("too many upload sessions are open"));
+    }
     resp
 }
 
-fn lookup(state: &AppState, id: &str) -> ApiResult<Arc<tokio::sync::Mutex<UploadSession>>> {
-    let uploads = state.uploads.lock().unwrap_or_else(|e| e.into_inner());
-    uploads
+fn lookup(state: &AppState, id: &str) -> ApiResult<SharedSession> {
+    state
+        .uploads
         .get(id)
-        .cloned()
         .ok_or_else(ApiError::blob_upload_unknown)
 }
 
 fn remove(state: &AppState, id: &str) {
-    state
-        .uploads
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(id);
+    state.uploads.remove(id);
 }
 
-/// Parses `Content-Range: a-b` (a `bytes ` prefix is tolerated).
-fn content_range_start(headers: &HeaderMap) -> Option<Option<u64>> {
+/// A `Content-Range: <start>-<end>` request header (inclusive; a `bytes ` prefix is tolerated).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ChunkRange {
+    start: u64,
+    end: u64,
+}
+
+/// Parses `Content-Range`: `None` when absent, `Some(None)` when malformed (both ends must be
+/// decimal numbers with `end >= start`).
+fn content_range(headers: &HeaderMap) -> Option<Option<ChunkRange>> {
     let value = header_str(headers, &HeaderName::from_static("content-range"))?;
     let value = value
         .trim()
         .trim_start_matches("bytes ")
         .trim_start_matches("bytes=");
-    let start = value
-        .split_once('-')
-        .and_then(|(a, _)| a.trim().parse::<u64>().ok());
-    Some(start)
+    let number = |s: &str| {
+        let s = s.trim();
+        (!s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()))
+            .then(|| s.parse::<u64>().ok())
+            .flatten()
+    };
+    let parsed = value.split_once('-').and_then(|(a, b)| {
+        let (start, end) = (number(a)?, number(b)?);
+        (end >= start).then_some(ChunkRange { start, end })
+    });
+    Some(parsed)
+}
+
+/// The request's `Content-Length`, if it has a valid one.
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    header_str(headers, &axum::http::header::CONTENT_LENGTH).and_then(|v| v.trim().parse().ok())
 }
 
 /// `PATCH <upload>`: appends a chunk.
@@ -233,15 +310,32 @@ pub(crate) async fn patch(
 ) -> ApiResult {
     let session = lookup(state, id)?;
     let mut s = session.lock().await;
-    if s.repo != name || s.data.is_none() {
+    if s.repo != name || s.data.is_none() || state.uploads.expired(&s) {
         return Err(ApiError::blob_upload_unknown());
     }
-    match content_range_start(headers) {
-        Some(Some(start)) if start != s.offset => return Err(ApiError::range_invalid()),
+    let range = match content_range(headers) {
         Some(None) => return Err(ApiError::range_invalid()),
-        _ => {}
+        Some(Some(r)) if r.start != s.offset => return Err(ApiError::range_invalid()),
+        Some(Some(r)) => Some(r),
+        None => None,
+    };
+    let length = content_length(headers);
+    let declared = range.map(|r| r.end - r.start + 1);
+    // An empty chunk may carry any range that starts at the offset.
+    if let (Some(declared), Some(length)) = (declared, length) {
+        if length != 0 && length != declared {
+            return Err(ApiError::range_invalid());
+        }
     }
-    append_body(&mut s, body).await?;
+    let before = mark(&s);
+    append_body(state, &mut s, body).await?;
+    if let Some(declared) = declared {
+        let received = s.offset - before.offset;
+        if received != 0 && received != declared {
+            rollback(state, &mut s, before).await?;
+            return Err(ApiError::range_invalid());
+        }
+    }
     session_response(StatusCode::ACCEPTED, id, &mut s)
 }
 
@@ -255,10 +349,10 @@ pub(crate) async fn put(
 ) -> ApiResult {
     let session = lookup(state, id)?;
     let mut s = session.lock().await;
-    if s.repo != name || s.data.is_none() {
+    if s.repo != name || s.data.is_none() || state.uploads.expired(&s) {
         return Err(ApiError::blob_upload_unknown());
     }
-    let result = match append_body(&mut s, body).await {
+    let result = match append_body(state, &mut s, body).await {
         Ok(()) => finish(state, &mut s, query.non_empty("digest")).await,
         Err(e) => {
             if let Some(data) = s.data.take() {
@@ -275,7 +369,7 @@ pub(crate) async fn put(
 pub(crate) async fn status(state: &AppState, name: &str, id: &str) -> ApiResult {
     let session = lookup(state, id)?;
     let mut s = session.lock().await;
-    if s.repo != name || s.data.is_none() {
+    if s.repo != name || s.data.is_none() || state.uploads.expired(&s) {
         return Err(ApiError::blob_upload_unknown());
     }
     session_response(StatusCode::NO_CONTENT, id, &mut s)
@@ -307,10 +401,18 @@ mod tests {
     #[test]
     fn content_range_parsing() {
         let mut h = HeaderMap::new();
-        assert_eq!(content_range_start(&h), None);
+        assert_eq!(content_range(&h), None);
         h.insert("content-range", "736-1471".parse().unwrap());
-        assert_eq!(content_range_start(&h), Some(Some(736)));
-        h.insert("content-range", "junk".parse().unwrap());
-        assert_eq!(content_range_start(&h), Some(None));
+        assert_eq!(
+            content_range(&h),
+            Some(Some(ChunkRange {
+                start: 736,
+                end: 1471
+            }))
+        );
+        for bad in ["junk", "0--1", "0-junk", "5-4", "-3", "0-", "+1-2"] {
+            h.insert("content-range", bad.parse().unwrap());
+            assert_eq!(content_range(&h), Some(None), "{bad}");
+        }
     }
 }

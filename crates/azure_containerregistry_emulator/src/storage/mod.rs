@@ -28,8 +28,8 @@ pub(crate) struct Store {
 
 impl Store {
     /// Opens (and in directory mode loads) the store.
-    pub(crate) async fn open(dir: Option<&Path>) -> io::Result<Self> {
-        let blobs = BlobStore::open(dir).await?;
+    pub(crate) async fn open(dir: Option<&Path>, memory_budget: u64) -> io::Result<Self> {
+        let blobs = BlobStore::open(dir, memory_budget).await?;
         let registry = match dir {
             Some(dir) => match tokio::fs::read(dir.join(METADATA_FILE)).await {
                 Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
@@ -68,13 +68,13 @@ mod tests {
     async fn directory_metadata_round_trips() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let store = Store::open(Some(dir.path())).await.unwrap();
+            let store = Store::open(Some(dir.path()), u64::MAX).await.unwrap();
             let mut reg = store.meta.write().await;
             let now = store.clock.now();
             reg.repos.insert("a/b".into(), Repo::new(now));
             store.persist(&reg).await.unwrap();
         }
-        let store = Store::open(Some(dir.path())).await.unwrap();
+        let store = Store::open(Some(dir.path()), u64::MAX).await.unwrap();
         let reg = store.meta.read().await;
         assert!(reg.repos.contains_key("a/b"));
         // The clock continues after the stored timestamps.
