@@ -4,16 +4,20 @@
 //!   loopback port with a throwaway config and data directory, and stops it on drop.
 //! - [`FaultProxy`]: a loopback HTTP/1.1 reverse proxy that injects faults (cut connections,
 //!   delays, canned statuses, truncated or corrupted bodies, lying headers) into chosen requests.
+//! - [`ShapingProxy`]: a loopback TCP proxy that emulates a WAN link (a fixed delay in each
+//!   direction, a bandwidth cap per connection) for benchmarks.
 //! - Small helpers: [`free_port`], [`random_bytes`], [`sha256_digest`], [`require_real`],
 //!   [`python`].
 #![deny(missing_docs)]
 
 mod proxy;
 mod registry;
+mod shaping;
 mod util;
 
 pub use proxy::{Fault, FaultProxy, Match, ProxyRequestRecord, Rule};
 pub use registry::{DockerRegistry, DockerRegistryOptions, TokenAuth, DOCKER_REGISTRY_BIN};
+pub use shaping::{ShapingOptions, ShapingProxy};
 pub use util::{
     free_port, python, random_bytes, random_bytes_seeded, require_real, sha256_digest, skip_or_fail,
 };
