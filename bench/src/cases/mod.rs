@@ -30,10 +30,43 @@ const OCI_CHUNK: usize = 4 << 20;
 /// Ranges in flight for the parallel download case.
 pub const PARALLEL_CONCURRENCY: usize = 4;
 
+/// A network profile: which path the bytes take between the client and the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Profile {
+    /// Straight to the registry on 127.0.0.1.
+    Loopback,
+    /// Through the shaping proxy: a fixed delay each way and a bandwidth cap per connection.
+    Wan,
+}
+
+impl Profile {
+    /// Its name in the report and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Loopback => "loopback",
+            Profile::Wan => "wan",
+        }
+    }
+}
+
+/// The interpreters of the peers that are not Rust, when available.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Tools {
+    /// A Python whose environment has `azure-containerregistry`.
+    pub python: Option<PathBuf>,
+    /// `node`.
+    pub node: Option<PathBuf>,
+    /// A directory whose `node_modules` has `@azure/container-registry`.
+    pub js_modules: Option<PathBuf>,
+}
+
 /// Everything a case process needs, passed as JSON on its command line.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Ctx {
-    /// docker-registry base URL.
+    /// The profile this case runs under.
+    pub profile: Profile,
+    /// docker-registry base URL (the shaping proxy's under [`Profile::Wan`]).
     pub registry: String,
     /// Emulator base URL.
     pub emulator: String,
@@ -53,6 +86,8 @@ pub struct Ctx {
     pub page_size: u32,
     /// Repositories the emulator holds.
     pub repos: usize,
+    /// Peer interpreters.
+    pub tools: Tools,
 }
 
 /// What a case measures and what it is compared with.
@@ -77,13 +112,68 @@ pub enum Server {
     Emulator,
 }
 
-/// A target: the ratio to the limit must be at least (`MibPerS`) or at most (`MsPerOp`) this.
+/// The operation a case performs, to compare this project with the best peer doing the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// Upload of the big blob.
+    Upload,
+    /// Verified download of the big blob.
+    Download,
+    /// Uploads of 1 KiB blobs.
+    TinyUpload,
+    /// Manifest GETs.
+    ManifestGet,
+}
+
+/// What runs the case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tool {
+    /// This binary alone.
+    Rust,
+    /// The Python peer script (needs [`Tools::python`]).
+    Python,
+    /// The JS peer script (needs [`Tools::node`] and [`Tools::js_modules`]).
+    Node,
+}
+
+/// A target: the ratio to a base case must be at least (`MibPerS`) or at most (`MsPerOp`)
+/// this; optionally a peak RSS bound and a lead over the best peer of the same [`Kind`].
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Target {
     /// The ratio bound.
     pub ratio: f64,
+    /// The case divided by; `None` is the row's limit.
+    pub against: Option<&'static str>,
     /// Also require peak RSS at most this many MiB.
     pub max_rss_mib: Option<f64>,
+    /// Also require at least this speed-up over the best peer of the same kind.
+    pub peer_speedup: Option<f64>,
+}
+
+impl Target {
+    /// `ratio` × the limit, with an optional RSS bound.
+    pub const fn new(ratio: f64, max_rss_mib: Option<f64>) -> Self {
+        Target {
+            ratio,
+            against: None,
+            max_rss_mib,
+            peer_speedup: None,
+        }
+    }
+
+    /// The ratio is to this case instead of the limit.
+    pub const fn against(mut self, case: &'static str) -> Self {
+        self.against = Some(case);
+        self
+    }
+
+    /// Also at least `speedup` × the best peer.
+    pub const fn vs_peers(mut self, speedup: f64) -> Self {
+        self.peer_speedup = Some(speedup);
+        self
+    }
 }
 
 /// One case of the table.
@@ -91,7 +181,7 @@ pub struct Target {
 pub struct CaseDef {
     /// Name used with `--case` and in the results.
     pub name: &'static str,
-    /// `limit`, `ours` or `peer`.
+    /// `limit`, `ours`, `peer` or `diag`.
     pub group: &'static str,
     /// What exactly is measured.
     pub what: &'static str,
@@ -99,48 +189,57 @@ pub struct CaseDef {
     pub unit: Unit,
     /// The limit case this one is divided by.
     pub limit: &'static str,
+    /// The limit under [`Profile::Wan`], when it differs (empty: the same).
+    pub wan_limit: &'static str,
     /// Repository whose link to the big blob is deleted before the case (uploads).
     pub unlink_repo: Option<&'static str>,
     /// The server involved.
     pub server: Server,
-    /// The goal, if any.
+    /// Runs under [`Profile::Loopback`].
+    pub loopback: bool,
+    /// Runs under [`Profile::Wan`].
+    pub wan: bool,
+    /// The operation, for the comparison with the peers.
+    pub kind: Option<Kind>,
+    /// What runs it.
+    pub tool: Tool,
+    /// The goal on loopback, if any.
     pub target: Option<Target>,
+    /// The goal under WAN, if any.
+    pub wan_target: Option<Target>,
 }
 
-const fn case(
-    name: &'static str,
-    group: &'static str,
-    what: &'static str,
-    unit: Unit,
-    limit: &'static str,
-    server: Server,
-) -> CaseDef {
-    CaseDef {
-        name,
-        group,
-        what,
-        unit,
-        limit,
-        unlink_repo: None,
-        server,
-        target: None,
+impl CaseDef {
+    /// Whether it runs under `profile`.
+    pub fn runs_in(&self, profile: Profile) -> bool {
+        match profile {
+            Profile::Loopback => self.loopback,
+            Profile::Wan => self.wan,
+        }
     }
-}
 
-const fn unlink(mut c: CaseDef, repo: &'static str) -> CaseDef {
-    c.unlink_repo = Some(repo);
-    c
-}
+    /// Its limit case under `profile`.
+    pub fn limit_in(&self, profile: Profile) -> &'static str {
+        match profile {
+            Profile::Wan if !self.wan_limit.is_empty() => self.wan_limit,
+            _ => self.limit,
+        }
+    }
 
-const fn target(mut c: CaseDef, ratio: f64, max_rss_mib: Option<f64>) -> CaseDef {
-    c.target = Some(Target { ratio, max_rss_mib });
-    c
+    /// Its target under `profile`.
+    pub fn target_in(&self, profile: Profile) -> Option<Target> {
+        match profile {
+            Profile::Loopback => self.target,
+            Profile::Wan => self.wan_target,
+        }
+    }
 }
 
 mod diag;
 mod limits;
 mod oci;
 mod ours;
+mod sdk;
 mod table;
 
 pub use table::{CASES, DIAG_CASES};
@@ -156,9 +255,9 @@ pub struct CaseResult {
     pub bytes: u64,
     /// Median latency of one operation in ms (tiny cases).
     pub p50_ms: Option<f64>,
-    /// Peak RSS of the process in KiB.
+    /// Peak RSS of the process in KiB (for the SDK peers: of their interpreter process).
     pub hwm_kib: u64,
-    /// User CPU seconds of the process (whole life).
+    /// User CPU seconds of the process (whole life; SDK peers: the interpreter's).
     pub user_s: f64,
     /// System CPU seconds of the process (whole life).
     pub sys_s: f64,
@@ -169,6 +268,27 @@ struct Measured {
     ops: usize,
     bytes: u64,
     lat_ms: Vec<f64>,
+    /// Set when another process did the work (the SDK peers): its peak RSS and CPU.
+    external: Option<External>,
+}
+
+/// Peak RSS and CPU time of this process's waited-for children (`RUSAGE_CHILDREN`).
+#[derive(Debug, Clone, Copy)]
+struct External {
+    hwm_kib: u64,
+    user_s: f64,
+    sys_s: f64,
+}
+
+impl External {
+    fn of_children() -> Self {
+        let (user_s, sys_s, hwm_kib) = crate::sys::children_usage();
+        External {
+            hwm_kib,
+            user_s,
+            sys_s,
+        }
+    }
 }
 
 impl Measured {
@@ -178,6 +298,17 @@ impl Measured {
             ops: 1,
             bytes,
             lat_ms: Vec::new(),
+            external: None,
+        }
+    }
+
+    fn external(op_s: f64, bytes: u64, external: External) -> Self {
+        Measured {
+            op_s,
+            ops: 1,
+            bytes,
+            lat_ms: Vec::new(),
+            external: Some(external),
         }
     }
 }
@@ -194,7 +325,13 @@ pub fn child_main(args: &[String]) -> Result<()> {
         .context("building the tokio runtime")?;
     let m = rt.block_on(run_case(name, &ctx))?;
     drop(rt);
-    let (user_s, sys_s) = crate::sys::cpu_self();
+    let (user_s, sys_s, hwm_kib) = match m.external {
+        Some(e) => (e.user_s, e.sys_s, e.hwm_kib),
+        None => {
+            let (u, s) = crate::sys::cpu_self();
+            (u, s, crate::sys::vm_hwm_kib().unwrap_or(0))
+        }
+    };
     let mut lat = m.lat_ms;
     lat.sort_by(f64::total_cmp);
     let result = CaseResult {
@@ -202,7 +339,7 @@ pub fn child_main(args: &[String]) -> Result<()> {
         ops: m.ops,
         bytes: m.bytes,
         p50_ms: (!lat.is_empty()).then(|| lat[lat.len() / 2]),
-        hwm_kib: crate::sys::vm_hwm_kib().unwrap_or(0),
+        hwm_kib,
         user_s,
         sys_s,
     };
@@ -240,6 +377,11 @@ async fn run_case(name: &str, ctx: &Ctx) -> Result<Measured> {
         "diag_patch_overlap" => diag::diag_patch(ctx, up_repo, true).await,
         "diag_patch_stream" => diag::diag_patch_stream(ctx, up_repo).await,
         "raw_get_sha256_to_file" => limits::raw_get_sha256_to_file(ctx).await,
+        "raw_get_parallel" => limits::raw_get_parallel(ctx, PARALLEL_CONCURRENCY).await,
+        "py_upload_blob" => sdk::sdk_upload(ctx, sdk::Sdk::Python, up_repo),
+        "py_download_blob" => sdk::sdk_download(ctx, sdk::Sdk::Python),
+        "js_upload_blob" => sdk::sdk_upload(ctx, sdk::Sdk::Js, up_repo),
+        "js_download_blob" => sdk::sdk_download(ctx, sdk::Sdk::Js),
         other => bail!("case {other:?} has no implementation"),
     }
 }
@@ -290,5 +432,6 @@ where
         ops,
         bytes: 0,
         lat_ms,
+        external: None,
     })
 }
