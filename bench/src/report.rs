@@ -1,8 +1,9 @@
-//! Medians, ratios to the limits, targets; `results.json` and `results.md`.
+//! Medians, ratios to the limits and to the best peer, targets; `results.json` and
+//! `results.md`. Each profile is compared only within itself.
 
 use serde::Serialize;
 
-use crate::cases::{CaseDef, CaseResult, Unit};
+use crate::cases::{CaseDef, CaseResult, Kind, Profile, Unit};
 
 /// One repetition of one case.
 #[derive(Debug, Clone)]
@@ -11,8 +12,27 @@ pub struct RepResult {
     pub result: Option<CaseResult>,
     /// CPU seconds the server used during the case.
     pub server_cpu_s: Option<f64>,
+    /// CPU seconds the shaping proxy used during the case (WAN).
+    pub shaper_cpu_s: Option<f64>,
     /// Why it failed.
     pub error: Option<String>,
+}
+
+/// How one profile was run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProfileConfig {
+    /// The profile.
+    pub profile: Profile,
+    /// Big blob size in bytes.
+    pub size: u64,
+    /// Repetitions.
+    pub reps: u32,
+    /// Operations per tiny case.
+    pub tiny_n: usize,
+    /// Round-trip time added by the shaping proxy, ms (WAN).
+    pub rtt_ms: Option<f64>,
+    /// Bandwidth cap per connection, MiB/s (WAN).
+    pub mib_per_s: Option<f64>,
 }
 
 /// How the run was configured.
@@ -20,12 +40,8 @@ pub struct RepResult {
 pub struct Config {
     /// The bench command line.
     pub command_line: String,
-    /// Big blob size in bytes.
-    pub size: u64,
-    /// Repetitions.
-    pub reps: u32,
-    /// Operations per tiny case.
-    pub tiny_n: usize,
+    /// The profiles, in the order reported.
+    pub profiles: Vec<ProfileConfig>,
     /// Repositories listed.
     pub repos: usize,
     /// Page size of the listings.
@@ -34,13 +50,30 @@ pub struct Config {
     pub parallel_concurrency: usize,
     /// `docker-registry --version`.
     pub registry_version: String,
+    /// Versions of the peers that are not Rust (or why they did not run).
+    pub peer_versions: Vec<String>,
     /// Wall time of the whole run (until the report).
     pub wall_s: f64,
+}
+
+/// The repetitions of one case under one profile, as the orchestrator collected them.
+#[derive(Debug, Clone)]
+pub struct Row<'a> {
+    /// The profile.
+    pub profile: Profile,
+    /// The case.
+    pub def: &'a CaseDef,
+    /// Its repetitions.
+    pub reps: Vec<RepResult>,
+    /// Why it was not run (a peer whose interpreter is missing).
+    pub not_run: Option<String>,
 }
 
 /// One row of the table.
 #[derive(Debug, Serialize)]
 pub struct CaseSummary {
+    /// The profile.
+    pub profile: Profile,
     /// The case.
     pub name: &'static str,
     /// `limit`, `ours` or `peer`.
@@ -49,6 +82,8 @@ pub struct CaseSummary {
     pub what: &'static str,
     /// Unit of the values.
     pub unit: Unit,
+    /// The operation, for the peer comparison.
+    pub kind: Option<Kind>,
     /// Value of each successful repetition, in order.
     pub values: Vec<f64>,
     /// Median value.
@@ -61,6 +96,10 @@ pub struct CaseSummary {
     pub limit: &'static str,
     /// median / the limit's median.
     pub ratio: Option<f64>,
+    /// The fastest peer of the same kind under the same profile (rows of this project).
+    pub best_peer: Option<&'static str>,
+    /// How many times faster than that peer (> 1: ahead).
+    pub peer_speedup: Option<f64>,
     /// Median p50 latency per operation in ms (tiny cases).
     pub p50_ms: Option<f64>,
     /// Largest peak RSS over the repetitions, MiB.
@@ -69,10 +108,14 @@ pub struct CaseSummary {
     pub client_cpu_s: Option<f64>,
     /// Median server CPU seconds during the case.
     pub server_cpu_s: Option<f64>,
+    /// Median CPU seconds of the shaping proxy during the case (WAN).
+    pub shaper_cpu_s: Option<f64>,
     /// The target, if any.
     pub target: Option<String>,
     /// Whether the target is met.
     pub target_met: Option<bool>,
+    /// Why it was not run, if so.
+    pub not_run: Option<String>,
     /// Failures.
     pub errors: Vec<String>,
 }
@@ -88,7 +131,7 @@ pub struct Summary {
     pub cpus: usize,
     /// Configuration.
     pub config: Config,
-    /// All rows.
+    /// All rows, profile by profile.
     pub cases: Vec<CaseSummary>,
 }
 
@@ -122,64 +165,117 @@ fn median(v: &[f64]) -> Option<f64> {
     })
 }
 
-/// Aggregates the repetitions.
-pub fn summarize(config: &Config, defs: &[&CaseDef], results: &[Vec<RepResult>]) -> Summary {
-    let mut cases: Vec<CaseSummary> = defs
-        .iter()
-        .zip(results)
-        .map(|(def, reps)| {
-            let ok: Vec<&CaseResult> = reps.iter().filter_map(|r| r.result.as_ref()).collect();
-            let values: Vec<f64> = ok.iter().map(|r| value(def, r)).collect();
-            let p50: Vec<f64> = ok.iter().filter_map(|r| r.p50_ms).collect();
-            let cpu: Vec<f64> = ok.iter().map(|r| r.user_s + r.sys_s).collect();
-            let server: Vec<f64> = reps.iter().filter_map(|r| r.server_cpu_s).collect();
-            CaseSummary {
-                name: def.name,
-                group: def.group,
-                what: def.what,
-                unit: def.unit,
-                median: median(&values),
-                min: values.iter().copied().reduce(f64::min),
-                max: values.iter().copied().reduce(f64::max),
-                values,
-                limit: def.limit,
-                ratio: None,
-                p50_ms: median(&p50),
-                peak_rss_mib: ok
-                    .iter()
-                    .map(|r| r.hwm_kib as f64 / 1024.0)
-                    .reduce(f64::max),
-                client_cpu_s: median(&cpu),
-                server_cpu_s: median(&server),
-                target: None,
-                target_met: None,
-                errors: reps.iter().filter_map(|r| r.error.clone()).collect(),
-            }
-        })
-        .collect();
-    let limits: Vec<(&str, Option<f64>)> = cases.iter().map(|c| (c.name, c.median)).collect();
-    for (c, def) in cases.iter_mut().zip(defs) {
-        let limit = limits
+/// How many times better `ours` is than `other` in `unit` (> 1: ours is ahead).
+fn speedup(unit: Unit, ours: f64, other: f64) -> f64 {
+    match unit {
+        Unit::MibPerS => ours / other,
+        Unit::MsPerOp => other / ours,
+    }
+}
+
+fn summarize_row(row: &Row<'_>) -> CaseSummary {
+    let def = row.def;
+    let ok: Vec<&CaseResult> = row.reps.iter().filter_map(|r| r.result.as_ref()).collect();
+    let values: Vec<f64> = ok.iter().map(|r| value(def, r)).collect();
+    let p50: Vec<f64> = ok.iter().filter_map(|r| r.p50_ms).collect();
+    let cpu: Vec<f64> = ok.iter().map(|r| r.user_s + r.sys_s).collect();
+    let server: Vec<f64> = row.reps.iter().filter_map(|r| r.server_cpu_s).collect();
+    let shaper: Vec<f64> = row.reps.iter().filter_map(|r| r.shaper_cpu_s).collect();
+    CaseSummary {
+        profile: row.profile,
+        name: def.name,
+        group: def.group,
+        what: def.what,
+        unit: def.unit,
+        kind: def.kind,
+        median: median(&values),
+        min: values.iter().copied().reduce(f64::min),
+        max: values.iter().copied().reduce(f64::max),
+        values,
+        limit: def.limit_in(row.profile),
+        ratio: None,
+        best_peer: None,
+        peer_speedup: None,
+        p50_ms: median(&p50),
+        peak_rss_mib: ok
             .iter()
-            .find(|(n, _)| *n == def.limit)
-            .and_then(|(_, m)| *m);
-        c.ratio = c.median.zip(limit).map(|(m, l)| m / l);
-        if let Some(t) = def.target {
-            let (cmp, ok) = match def.unit {
-                Unit::MibPerS => ("≥", c.ratio.map(|r| r >= t.ratio)),
-                Unit::MsPerOp => ("≤", c.ratio.map(|r| r <= t.ratio)),
-            };
-            let rss_ok = match t.max_rss_mib {
-                Some(max) => c.peak_rss_mib.map(|r| r <= max),
-                None => Some(true),
-            };
-            let mut text = format!("{cmp} {:.2}× {}", t.ratio, def.limit);
-            if let Some(max) = t.max_rss_mib {
-                text.push_str(&format!(", RSS ≤ {max:.0} MiB"));
+            .map(|r| r.hwm_kib as f64 / 1024.0)
+            .reduce(f64::max),
+        client_cpu_s: median(&cpu),
+        server_cpu_s: median(&server),
+        shaper_cpu_s: median(&shaper),
+        target: None,
+        target_met: None,
+        not_run: row.not_run.clone(),
+        errors: row.reps.iter().filter_map(|r| r.error.clone()).collect(),
+    }
+}
+
+/// Aggregates the repetitions; ratios, peers and targets within each profile.
+pub fn summarize(config: &Config, rows: &[Row<'_>]) -> Summary {
+    let mut cases: Vec<CaseSummary> = rows.iter().map(summarize_row).collect();
+    let medians: Vec<(Profile, &str, Option<f64>)> = cases
+        .iter()
+        .map(|c| (c.profile, c.name, c.median))
+        .collect();
+    let median_of = |profile: Profile, name: &str| {
+        medians
+            .iter()
+            .find(|(p, n, _)| *p == profile && *n == name)
+            .and_then(|(_, _, m)| *m)
+    };
+    // The best peer of each (profile, kind): fastest MiB/s or fewest ms/op.
+    let peers: Vec<(Profile, Kind, Unit, &'static str, f64)> = cases
+        .iter()
+        .filter(|c| c.group == "peer" && c.errors.is_empty())
+        .filter_map(|c| Some((c.profile, c.kind?, c.unit, c.name, c.median?)))
+        .collect();
+    for (c, row) in cases.iter_mut().zip(rows) {
+        let def = row.def;
+        c.ratio = c
+            .median
+            .zip(median_of(c.profile, c.limit))
+            .map(|(m, l)| m / l);
+        if c.group == "ours" {
+            let best = peers
+                .iter()
+                .filter(|(p, k, u, _, _)| *p == c.profile && Some(*k) == c.kind && *u == c.unit)
+                .max_by(|a, b| speedup(c.unit, a.4, 1.0).total_cmp(&speedup(c.unit, b.4, 1.0)));
+            if let (Some(&(_, _, _, name, peer)), Some(m)) = (best, c.median) {
+                c.best_peer = Some(name);
+                c.peer_speedup = Some(speedup(c.unit, m, peer));
             }
-            c.target = Some(text);
-            c.target_met = ok.zip(rss_ok).map(|(a, b)| a && b && c.errors.is_empty());
         }
+        let Some(t) = def.target_in(c.profile) else {
+            continue;
+        };
+        let base = t.against.unwrap_or(c.limit);
+        let base_ratio = c.median.zip(median_of(c.profile, base)).map(|(m, b)| m / b);
+        let (cmp, ratio_ok) = match def.unit {
+            Unit::MibPerS => ("≥", base_ratio.map(|r| r >= t.ratio)),
+            Unit::MsPerOp => ("≤", base_ratio.map(|r| r <= t.ratio)),
+        };
+        let rss_ok = match t.max_rss_mib {
+            Some(max) => c.peak_rss_mib.map(|r| r <= max),
+            None => Some(true),
+        };
+        // No peer ran (missing interpreters): nothing to compare with, so not held against it.
+        let peer_ok = match (t.peer_speedup, c.peer_speedup) {
+            (Some(min), Some(s)) => Some(s >= min),
+            _ => Some(true),
+        };
+        let mut text = format!("{cmp} {:.2}× {base}", t.ratio);
+        if let Some(min) = t.peer_speedup {
+            text.push_str(&format!(", ≥ {min:.1}× best peer"));
+        }
+        if let Some(max) = t.max_rss_mib {
+            text.push_str(&format!(", RSS ≤ {max:.0} MiB"));
+        }
+        c.target = Some(text);
+        c.target_met = match (ratio_ok, rss_ok, peer_ok) {
+            (Some(a), Some(b), Some(p)) => Some(a && b && p && c.errors.is_empty()),
+            _ => None,
+        };
     }
     Summary {
         date: utc_now(),
@@ -203,7 +299,8 @@ fn fmt(v: Option<f64>, digits: usize) -> String {
     v.map_or_else(|| "–".to_string(), |v| format!("{v:.digits$}"))
 }
 
-fn size_label(size: u64) -> String {
+/// `1 GiB`, `256 MiB`.
+pub fn size_label(size: u64) -> String {
     if size >= 1 << 30 && size.is_multiple_of(1 << 30) {
         format!("{} GiB", size >> 30)
     } else {
@@ -211,31 +308,44 @@ fn size_label(size: u64) -> String {
     }
 }
 
-/// The Markdown report (regenerated by every run).
-pub fn markdown(s: &Summary) -> String {
-    let c = &s.config;
-    let mut out = String::new();
-    out.push_str("<!-- generated by `cargo xtask bench`; do not edit -->\n");
-    out.push_str(&format!(
-        "Benchmark run {} on {} ({} CPUs), `{}`: blob {}, {} interleaved repetitions, {} ops per tiny case, \
-         {} repositories in pages of {}; {}; run took {:.0} s.\n\n",
-        s.date,
-        s.cpu,
-        s.cpus,
-        c.command_line,
-        size_label(c.size),
-        c.reps,
-        c.tiny_n,
-        c.repos,
-        c.page_size,
-        if c.registry_version.is_empty() { "docker-registry" } else { &c.registry_version },
-        c.wall_s
-    ));
-    out.push_str(
-        "| case | group | median | min | max | unit | × limit | target | met | peak RSS MiB | client CPU s | server CPU s |\n\
-         |---|---|---:|---:|---:|---|---:|---|---|---:|---:|---:|\n",
+fn profile_heading(p: &ProfileConfig) -> String {
+    let common = format!(
+        "blob {}, {} interleaved repetitions, {} ops per tiny case",
+        size_label(p.size),
+        p.reps,
+        p.tiny_n
     );
-    for r in &s.cases {
+    match (p.profile, p.rtt_ms, p.mib_per_s) {
+        (Profile::Wan, Some(rtt), Some(rate)) => format!(
+            "WAN: {rtt:.0} ms RTT, {rate:.0} MiB/s per connection (userspace shaping proxy in \
+             front of the registry; its CPU time is the last column); {common}"
+        ),
+        (Profile::Wan, _, _) => format!("WAN; {common}"),
+        (Profile::Loopback, _, _) => format!("Loopback (127.0.0.1, no shaping); {common}"),
+    }
+}
+
+fn table(out: &mut String, s: &Summary, p: &ProfileConfig) {
+    let wan = p.profile == Profile::Wan;
+    out.push_str(&format!("#### {}\n\n", profile_heading(p)));
+    out.push_str(
+        "| case | group | median | min | max | unit | × limit | × best peer | target | met | \
+         peak RSS MiB | client CPU s | server CPU s |",
+    );
+    out.push_str(if wan { " shaper CPU s |\n" } else { "\n" });
+    out.push_str("|---|---|---:|---:|---:|---|---:|---:|---|---|---:|---:|---:|");
+    out.push_str(if wan { "---:|\n" } else { "\n" });
+    for r in s.cases.iter().filter(|c| c.profile == p.profile) {
+        if let Some(why) = &r.not_run {
+            out.push_str(&format!(
+                "| `{}` | {} | not run: {why} | | | {} | | | | | | | |{}\n",
+                r.name,
+                r.group,
+                unit_label(r.unit),
+                if wan { " |" } else { "" }
+            ));
+            continue;
+        }
         let digits = if r.unit == Unit::MsPerOp && r.median.is_some_and(|m| m < 100.0) {
             2
         } else {
@@ -246,6 +356,10 @@ pub fn markdown(s: &Summary) -> String {
         } else {
             format!("{} × {}", fmt(r.ratio, 2), r.limit)
         };
+        let peer = match (r.peer_speedup, r.best_peer) {
+            (Some(x), Some(name)) => format!("{x:.2} × {name}"),
+            _ => String::new(),
+        };
         let met = match (r.target_met, r.errors.is_empty()) {
             (_, false) => format!("FAILED ({} reps)", r.errors.len()),
             (Some(true), _) => "yes".into(),
@@ -253,7 +367,7 @@ pub fn markdown(s: &Summary) -> String {
             (None, _) => String::new(),
         };
         out.push_str(&format!(
-            "| `{}` | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| `{}` | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.name,
             r.group,
             fmt(r.median, digits),
@@ -261,21 +375,160 @@ pub fn markdown(s: &Summary) -> String {
             fmt(r.max, digits),
             unit_label(r.unit),
             ratio,
+            peer,
             r.target.as_deref().unwrap_or(""),
             met,
             fmt(r.peak_rss_mib, 1),
             fmt(r.client_cpu_s, 2),
             fmt(r.server_cpu_s, 2),
         ));
+        if wan {
+            out.push_str(&format!(" {} |", fmt(r.shaper_cpu_s, 2)));
+        }
+        out.push('\n');
     }
-    out.push_str("\nWhat each case does:\n\n");
+    out.push('\n');
+}
+
+/// The Markdown report (regenerated by every run).
+pub fn markdown(s: &Summary) -> String {
+    let c = &s.config;
+    let mut out = String::new();
+    out.push_str("<!-- generated by `cargo xtask bench`; do not edit -->\n");
+    out.push_str(&format!(
+        "Benchmark run {} on {} ({} CPUs), `{}`; {} repositories in pages of {}; {}; peers: {}; \
+         run took {:.0} s.\n\n",
+        s.date,
+        s.cpu,
+        s.cpus,
+        c.command_line,
+        c.repos,
+        c.page_size,
+        if c.registry_version.is_empty() {
+            "docker-registry"
+        } else {
+            &c.registry_version
+        },
+        if c.peer_versions.is_empty() {
+            "oci-client 0.18".to_string()
+        } else {
+            format!("oci-client 0.18, {}", c.peer_versions.join(", "))
+        },
+        c.wall_s
+    ));
+    for p in &c.profiles {
+        table(&mut out, s, p);
+    }
+    out.push_str("What each case does:\n\n");
+    let mut seen = Vec::new();
     for r in &s.cases {
-        out.push_str(&format!("- `{}`: {}\n", r.name, r.what));
+        if !seen.contains(&r.name) {
+            seen.push(r.name);
+            out.push_str(&format!("- `{}`: {}\n", r.name, r.what));
+        }
     }
     out.push_str(
-        "\nEach repetition runs every case once, in this order, each in its own process (peak RSS = VmHWM of \
-         that process; client CPU = its user + system time, including start-up). Server CPU is the \
-         docker-registry's (or the emulator's) CPU time during the case. Throughput uses MiB = 2^20 bytes.\n",
+        "\nEach repetition runs every case of a profile once, in this order, each in its own \
+         process (peak RSS = VmHWM of that process, or of the interpreter for the Python and JS \
+         peers; client CPU = its user + system time, including start-up). Server CPU is the \
+         docker-registry's (or the emulator's) CPU time during the case. '× limit' is the ratio \
+         to the limit of the same profile and run; '× best peer' how many times faster than the \
+         fastest peer doing the same operation in the same profile (> 1: ahead). Throughput \
+         uses MiB = 2^20 bytes; the peers' times are inside the SDK call, as for every case.\n",
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cases::CASES;
+
+    fn rep(bytes: u64, op_s: f64, hwm_mib: u64) -> RepResult {
+        RepResult {
+            result: Some(CaseResult {
+                op_s,
+                ops: 1,
+                bytes,
+                p50_ms: None,
+                hwm_kib: hwm_mib * 1024,
+                user_s: 0.1,
+                sys_s: 0.1,
+            }),
+            server_cpu_s: None,
+            shaper_cpu_s: None,
+            error: None,
+        }
+    }
+
+    fn def(name: &str) -> &'static CaseDef {
+        CASES.iter().find(|c| c.name == name).unwrap()
+    }
+
+    fn config() -> Config {
+        Config {
+            command_line: "acr_bench".into(),
+            profiles: vec![ProfileConfig {
+                profile: Profile::Wan,
+                size: 100 << 20,
+                reps: 1,
+                tiny_n: 1,
+                rtt_ms: Some(40.0),
+                mib_per_s: Some(40.0),
+            }],
+            repos: 1,
+            page_size: 1,
+            parallel_concurrency: 4,
+            registry_version: String::new(),
+            peer_versions: Vec::new(),
+            wall_s: 0.0,
+        }
+    }
+
+    #[test]
+    fn targets_use_their_base_the_best_peer_and_rss() {
+        let mib = 1u64 << 20;
+        let row = |name: &str, mib_per_s: u64, rss: u64| Row {
+            profile: Profile::Wan,
+            def: def(name),
+            reps: vec![rep(mib_per_s * mib, 1.0, rss)],
+            not_run: None,
+        };
+        let rows = vec![
+            row("raw_get_sha256", 40, 10),
+            row("raw_get_parallel", 160, 10),
+            row("download_blob", 38, 20),
+            row("download_blob_parallel", 120, 70),
+            row("oci_pull_blob", 20, 20),
+            row("py_download_blob", 25, 30),
+        ];
+        let s = summarize(&config(), &rows);
+        let get = |n: &str| s.cases.iter().find(|c| c.name == n).unwrap();
+        let dl = get("download_blob");
+        assert_eq!(dl.best_peer, Some("py_download_blob"));
+        assert!((dl.peer_speedup.unwrap() - 38.0 / 25.0).abs() < 1e-9);
+        assert!((dl.ratio.unwrap() - 0.95).abs() < 1e-9);
+        assert_eq!(dl.target_met, Some(true));
+        // 120/38 ≥ 3 against download_blob, its limit is the 4-connection link, but RSS 70 > 64.
+        let par = get("download_blob_parallel");
+        assert_eq!(par.limit, "raw_get_parallel");
+        assert!((par.ratio.unwrap() - 0.75).abs() < 1e-9);
+        assert_eq!(par.target_met, Some(false));
+        assert!(par.target.as_deref().unwrap().contains("download_blob"));
+    }
+
+    #[test]
+    fn a_peer_that_did_not_run_is_reported_not_failed() {
+        let rows = vec![Row {
+            profile: Profile::Wan,
+            def: def("js_download_blob"),
+            reps: Vec::new(),
+            not_run: Some("node is missing".into()),
+        }];
+        let s = summarize(&config(), &rows);
+        assert!(s.cases[0].errors.is_empty());
+        let md = markdown(&s);
+        assert!(md.contains("not run: node is missing"), "{md}");
+        assert!(!md.contains("FAILED"));
+    }
 }

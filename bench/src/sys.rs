@@ -23,6 +23,21 @@ pub fn cpu_self() -> (f64, f64) {
     (secs(ru.ru_utime), secs(ru.ru_stime))
 }
 
+/// (user CPU s, system CPU s, peak RSS KiB) of this process's children that were waited for
+/// (`getrusage(RUSAGE_CHILDREN)`; the RSS is the largest child's).
+pub fn children_usage() -> (f64, f64, u64) {
+    // SAFETY: as in `cpu_self`.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid pointer to a live, writable `rusage`.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
+    if rc != 0 {
+        return (f64::NAN, f64::NAN, 0);
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let maxrss_kib = u64::try_from(ru.ru_maxrss).unwrap_or(0);
+    (secs(ru.ru_utime), secs(ru.ru_stime), maxrss_kib)
+}
+
 /// utime + stime in seconds of another process, from `/proc/PID/stat`.
 pub fn cpu_of(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

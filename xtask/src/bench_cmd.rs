@@ -1,11 +1,15 @@
-//! `cargo xtask bench [--size 1GiB] [--reps 5] [--json out.json] [--quick] […]`: installs
-//! `docker-registry` when missing (apt-get, as root), then runs the `acr_bench` package in
-//! release mode: limits, this client and oci-client side by side in one interleaved run.
+//! `cargo xtask bench [--profile both|loopback|wan] [--size 1GiB] [--reps 5] [--quick] […]`:
+//! installs `docker-registry` when missing (apt-get, as root), prepares the peers that are not
+//! Rust (the Python SDK in the venv `cargo xtask test` uses, `<target>/pyvenv`; the JS SDK with
+//! npm into `<target>/bench-js`), then runs the `acr_bench` package in release mode: limits,
+//! this client and the peers side by side in one interleaved run, on loopback and through an
+//! emulated WAN link. A peer that cannot be prepared is reported as not run.
 //! Results: `target/bench/results.json` and `target/bench/results.md` (`--help` for all options).
 //! With `--readme`, the Markdown results also replace the section of README.md between
 //! `<!-- bench:start -->` and `<!-- bench:end -->`.
 
-use std::path::Path;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -16,8 +20,11 @@ use anyhow::{bail, Context, Result};
 const DOCKER_REGISTRY: &str = "/usr/bin/docker-registry";
 const APT_UPDATE_TIMEOUT: Duration = Duration::from_secs(300);
 const APT_INSTALL_TIMEOUT: Duration = Duration::from_secs(900);
-/// The release build plus the default run (1 GiB, 5 repetitions) stay well below this.
+/// The release build plus the default run (both profiles) stay well below this.
 const BENCH_TIMEOUT: Duration = Duration::from_secs(3600);
+const NPM_TIMEOUT: Duration = Duration::from_secs(600);
+/// npm packages of the JS peer (major versions pinned).
+const NPM_PACKAGES: &[&str] = &["@azure/container-registry@1", "@azure/core-auth@1"];
 
 /// Runs `cargo xtask bench ARGS…`; `args` go to the bench binary.
 pub fn run(args: &[String]) -> Result<()> {
@@ -31,14 +38,17 @@ pub fn run(args: &[String]) -> Result<()> {
         bail!("--readme reads the results from the default directory: drop --out-dir");
     }
     let help = args.iter().any(|a| a == "-h" || a == "--help");
+    let mut env = Vec::new();
     if !help {
         ensure_docker_registry()?;
+        env = prepare_peers(&root);
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&root)
         .args(["run", "--release", "-p", "acr_bench", "--"])
-        .args(&args);
+        .args(&args)
+        .envs(env);
     let status = run_bounded(&mut cmd, BENCH_TIMEOUT, "the benchmark")?;
     if !status.success() {
         bail!("the benchmark failed ({status})");
@@ -72,6 +82,64 @@ fn replace_section(readme: &str, results: &str) -> Result<String> {
         results.trim_end(),
         &readme[b..]
     ))
+}
+
+/// Prepares the Python and JS peers; the environment that tells the bench where they are.
+/// Failures are printed and leave that peer out (the bench reports it as not run).
+fn prepare_peers(root: &Path) -> Vec<(&'static str, OsString)> {
+    let mut env = Vec::new();
+    println!("==> Python peer: the venv of `cargo xtask test`");
+    match crate::test_cmd::python_venv() {
+        Ok(python) => env.push(("ACR_BENCH_PYTHON", python.into_os_string())),
+        Err(e) => println!("    the Python peer will not run: {e:#}"),
+    }
+    let js = target_dir(root).join("bench-js");
+    match ensure_js_sdk(&js) {
+        Ok(()) => env.push(("ACR_BENCH_JS_MODULES", js.into_os_string())),
+        Err(e) => println!("    the JS peer will not run: {e:#}"),
+    }
+    env
+}
+
+fn target_dir(root: &Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) => root.join(d),
+        None => root.join("target"),
+    }
+}
+
+/// `npm install` of the JS SDK into `dir` unless it is there.
+fn ensure_js_sdk(dir: &Path) -> Result<()> {
+    println!("==> JS peer: {}", NPM_PACKAGES.join(" "));
+    if dir
+        .join("node_modules/@azure/container-registry/package.json")
+        .is_file()
+    {
+        println!("    already installed in {}", dir.display());
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let manifest = dir.join("package.json");
+    if !manifest.is_file() {
+        std::fs::write(
+            &manifest,
+            "{\"name\": \"acr-bench-js\", \"private\": true}\n",
+        )
+        .with_context(|| format!("writing {}", manifest.display()))?;
+    }
+    println!("    npm install into {}", dir.display());
+    let status = run_bounded(
+        Command::new("npm")
+            .current_dir(dir)
+            .args(["install", "--no-audit", "--no-fund", "--silent"])
+            .args(NPM_PACKAGES),
+        NPM_TIMEOUT,
+        "npm install",
+    )?;
+    if !status.success() {
+        bail!("npm install failed ({status})");
+    }
+    Ok(())
 }
 
 fn ensure_docker_registry() -> Result<()> {

@@ -215,6 +215,12 @@ fn ensure_python_venv(root: &Path, apt: &mut Apt) -> Result<PathBuf> {
     Ok(python)
 }
 
+/// The venv of step 2 (created or completed when needed), for the Python peer of
+/// `cargo xtask bench`.
+pub(crate) fn python_venv() -> Result<PathBuf> {
+    ensure_python_venv(&repo_root()?, &mut Apt::default())
+}
+
 fn create_venv(python: &Path, venv: &Path) -> Result<bool> {
     Ok(run_bounded(
         Command::new(python).arg("-m").arg("venv").arg(venv),

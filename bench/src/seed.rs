@@ -1,0 +1,214 @@
+//! Test data: the seeded random blobs, the registry's and the emulator's repositories, and
+//! the unlink that makes each upload transfer every byte.
+
+use std::path::Path;
+
+use anyhow::{ensure, Context, Result};
+use futures::{StreamExt, TryStreamExt};
+use rand::{RngCore, SeedableRng};
+use sha2::{Digest, Sha256};
+
+use crate::cases::{DOWNLOAD_REPO, OCI_MANIFEST, TINY_REPO};
+
+/// Parallel requests while seeding the emulator's repositories.
+const SEED_CONCURRENCY: usize = 16;
+
+/// Seeded random blob of `size` bytes at `path`; returns its digest.
+pub fn make_blob(path: &Path, size: u64) -> Result<String> {
+    use std::io::Write;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0xacb0_5eed ^ size);
+    let mut f = std::io::BufWriter::new(
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+    );
+    let mut buf = vec![0u8; 1 << 20];
+    let mut h = Sha256::new();
+    let mut left = size;
+    while left > 0 {
+        let n = usize::try_from(left.min(buf.len() as u64))?;
+        rng.fill_bytes(&mut buf[..n]);
+        h.update(&buf[..n]);
+        f.write_all(&buf[..n])?;
+        left -= n as u64;
+    }
+    f.flush()?;
+    Ok(format!("sha256:{}", hex::encode(h.finalize())))
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(data)))
+}
+
+/// POST + PUT (monolithic) of `body` with a known digest.
+async fn put_blob(
+    c: &reqwest::Client,
+    base: &str,
+    repo: &str,
+    digest: &str,
+    body: reqwest::Body,
+    len: u64,
+) -> Result<()> {
+    let r = c
+        .post(format!("{base}/v2/{repo}/blobs/uploads/"))
+        .header("content-length", 0)
+        .send()
+        .await?;
+    ensure!(
+        r.status().as_u16() == 202,
+        "POST upload to {repo}: {}",
+        r.status()
+    );
+    let loc = r
+        .headers()
+        .get("location")
+        .context("no Location")?
+        .to_str()?
+        .to_string();
+    let loc = if loc.starts_with("http") {
+        loc
+    } else {
+        format!("{base}{loc}")
+    };
+    let sep = if loc.contains('?') { '&' } else { '?' };
+    let r = c
+        .put(format!("{loc}{sep}digest={digest}"))
+        .header("content-length", len)
+        .header("content-type", "application/octet-stream")
+        .body(body)
+        .send()
+        .await?;
+    ensure!(
+        r.status().as_u16() == 201,
+        "PUT upload to {repo}: {}",
+        r.status()
+    );
+    Ok(())
+}
+
+async fn put_manifest(c: &reqwest::Client, base: &str, repo: &str, manifest: &[u8]) -> Result<()> {
+    let r = c
+        .put(format!("{base}/v2/{repo}/manifests/latest"))
+        .header("content-type", OCI_MANIFEST)
+        .body(manifest.to_vec())
+        .send()
+        .await?;
+    ensure!(
+        r.status().as_u16() == 201,
+        "PUT manifest {repo}: {}",
+        r.status()
+    );
+    Ok(())
+}
+
+fn manifest_json(config_digest: &str, config_size: usize, layers: &[(String, usize)]) -> Vec<u8> {
+    let layers: Vec<serde_json::Value> = layers
+        .iter()
+        .map(|(d, s)| serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": s}))
+        .collect();
+    serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config_size},
+        "layers": layers,
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// The download repository gets the big blobs; `bench/tiny:latest` gets a small manifest.
+pub async fn seed_registry(base: &str, blobs: &[(&Path, &str, u64)]) -> Result<()> {
+    let c = reqwest::Client::new();
+    for &(blob, digest, size) in blobs {
+        let file = tokio::fs::File::open(blob).await?;
+        let body =
+            reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20));
+        put_blob(&c, base, DOWNLOAD_REPO, digest, body, size).await?;
+    }
+    let layer: Vec<u8> = (0..1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let config = br#"{"architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let (ld, cd) = (sha256_hex(&layer), sha256_hex(config));
+    put_blob(
+        &c,
+        base,
+        TINY_REPO,
+        &ld,
+        layer.clone().into(),
+        layer.len() as u64,
+    )
+    .await?;
+    put_blob(
+        &c,
+        base,
+        TINY_REPO,
+        &cd,
+        config.to_vec().into(),
+        config.len() as u64,
+    )
+    .await?;
+    put_manifest(
+        &c,
+        base,
+        TINY_REPO,
+        &manifest_json(&cd, config.len(), &[(ld, layer.len())]),
+    )
+    .await
+}
+
+/// `repos` repositories in the emulator, each with one tiny manifest: the config blob is
+/// uploaded once and mounted into the others.
+pub async fn seed_emulator(base: &str, repos: usize) -> Result<()> {
+    let c = reqwest::Client::new();
+    let config = b"{}";
+    let cd = sha256_hex(config);
+    let manifest = manifest_json(&cd, config.len(), &[]);
+    let name = |i: usize| format!("bench/r{i:05}");
+    let first = name(0);
+    put_blob(
+        &c,
+        base,
+        &first,
+        &cd,
+        config.to_vec().into(),
+        config.len() as u64,
+    )
+    .await?;
+    put_manifest(&c, base, &first, &manifest).await?;
+    futures::stream::iter(1..repos)
+        .map(|i| {
+            let (c, cd, manifest, first) = (&c, &cd, &manifest, &first);
+            async move {
+                let repo = name(i);
+                let r = c
+                    .post(format!(
+                        "{base}/v2/{repo}/blobs/uploads/?mount={cd}&from={first}"
+                    ))
+                    .header("content-length", 0)
+                    .send()
+                    .await?;
+                ensure!(
+                    r.status().as_u16() == 201,
+                    "mount into {repo}: {}",
+                    r.status()
+                );
+                put_manifest(c, base, &repo, manifest).await
+            }
+        })
+        .buffer_unordered(SEED_CONCURRENCY)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
+}
+
+/// Deletes the repository's link to the blob so that the next upload transfers every byte.
+pub fn unlink(rt: &tokio::runtime::Runtime, base: &str, repo: &str, digest: &str) -> Result<()> {
+    rt.block_on(async {
+        let r = reqwest::Client::new()
+            .delete(format!("{base}/v2/{repo}/blobs/{digest}"))
+            .send()
+            .await?;
+        let s = r.status().as_u16();
+        ensure!(s == 202 || s == 404, "DELETE blob link in {repo}: {s}");
+        Ok(())
+    })
+}
