@@ -4,7 +4,9 @@
 //! `error_code` is the first ACR/OCI error code of the body (`NAME_UNKNOWN`, `TAG_UNKNOWN`,
 //! `MANIFEST_UNKNOWN`, `BLOB_UNKNOWN`, `DENIED`, `UNAUTHORIZED`, …). Bad input is refused
 //! before any request with an [`InvalidArgument`] inside `ErrorKind::DataConversion`; content
-//! that does not match its digest is a [`DigestMismatch`] inside `ErrorKind::DataConversion`.
+//! that does not match its digest is a [`DigestMismatch`] inside `ErrorKind::DataConversion`;
+//! a listing whose next-page links loop ends with a [`PagingLoop`] inside
+//! `ErrorKind::DataConversion`.
 
 use std::fmt;
 
@@ -49,6 +51,37 @@ impl fmt::Display for DigestMismatch {
 }
 
 impl std::error::Error for DigestMismatch {}
+
+/// A listing whose registry handed it a `Link` to a page it had already fetched (a loop, or a
+/// link that does not advance). The listing ends with this error instead of going on forever.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PagingLoop {
+    /// The repeated `Link` URL.
+    pub url: String,
+}
+
+impl fmt::Display for PagingLoop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the registry's next-page link {} leads to a page this listing already fetched; \
+             the listing was stopped",
+            self.url
+        )
+    }
+}
+
+impl std::error::Error for PagingLoop {}
+
+/// The error for a listing that would loop.
+pub(crate) fn paging_loop(url: &url::Url) -> azure_core::Error {
+    azure_core::Error::new(
+        ErrorKind::DataConversion,
+        PagingLoop {
+            url: url.to_string(),
+        },
+    )
+}
 
 /// The error for a refused argument.
 pub(crate) fn invalid_argument(

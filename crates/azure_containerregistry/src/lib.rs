@@ -28,8 +28,11 @@ mod pipeline;
 pub mod reference;
 
 pub use audience::ContainerRegistryAudience;
-pub use error::{error_code, DigestMismatch, InvalidArgument};
-pub use options::{ContainerRegistryClientOptions, RetryOptions};
+pub use error::{error_code, DigestMismatch, InvalidArgument, PagingLoop};
+pub use options::{
+    ContainerRegistryClientOptions, RetryOptions, DEFAULT_BODY_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_READ_TIMEOUT, DEFAULT_TIMEOUT,
+};
 mod artifact;
 pub mod models;
 mod registry_client;

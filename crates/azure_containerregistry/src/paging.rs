@@ -80,6 +80,21 @@ fn split_links(text: &str) -> Vec<&str> {
     out
 }
 
+/// The next-page links one listing has fetched, as 64-bit hashes (eight bytes a page): a link
+/// seen again means the registry's links loop.
+#[derive(Default)]
+struct FetchedLinks(std::collections::HashSet<u64>);
+
+impl FetchedLinks {
+    /// Records `url`; `false` when this listing fetched it before.
+    fn first_visit(&mut self, url: &url::Url) -> bool {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        let hash = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+            .hash_one(url.as_str());
+        self.0.insert(hash)
+    }
+}
+
 /// A pager whose first page comes from `first` and whose further pages are the `Link` URLs,
 /// fetched through the pipeline as they are (the generated client cannot take a whole URL).
 pub(crate) fn link_pager<P, F>(
@@ -92,15 +107,24 @@ where
     F: Fn() -> BoxFuture<'static, azure_core::Result<RawPage>> + Send + Sync + 'static,
 {
     let first = Arc::new(first);
+    let fetched = Arc::new(std::sync::Mutex::new(FetchedLinks::default()));
     Pager::new(
         move |state: PagerState, _options| {
             let pipeline = pipeline.clone();
             let first = first.clone();
+            let fetched = fetched.clone();
             Box::pin(async move {
                 let page = match state {
                     PagerState::Initial => first().await?,
                     PagerState::More(continuation) => {
                         let url = pipeline.resolve(continuation.as_ref())?;
+                        if !fetched
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .first_visit(&url)
+                        {
+                            return Err(crate::error::paging_loop(&url));
+                        }
                         fetch(&pipeline, url, operation).await?
                     }
                 };
@@ -190,6 +214,17 @@ mod tests {
             .as_deref(),
             Some("/n")
         );
+    }
+
+    #[test]
+    fn a_link_seen_again_is_a_loop() {
+        let mut fetched = FetchedLinks::default();
+        let a = url::Url::parse("http://r/acr/v1/_catalog?last=a&n=100").unwrap();
+        let b = url::Url::parse("http://r/acr/v1/_catalog?last=b&n=100").unwrap();
+        assert!(fetched.first_visit(&a));
+        assert!(fetched.first_visit(&b));
+        assert!(!fetched.first_visit(&a));
+        assert!(!fetched.first_visit(&b));
     }
 
     #[test]

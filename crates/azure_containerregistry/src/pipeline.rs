@@ -24,6 +24,7 @@ pub(crate) struct Pipeline {
     endpoint: Url,
     rest: azure_containerregistry_rest::Client,
     policy: Arc<Policy>,
+    auth: Arc<Authenticator>,
     http: reqwest::Client,
     options: ContainerRegistryClientOptions,
 }
@@ -49,23 +50,27 @@ impl Pipeline {
         }
         let http = match &options.http_client {
             Some(client) => client.clone(),
-            None => reqwest::Client::builder()
-                .connect_timeout(options.connect_timeout.unwrap_or(Duration::from_secs(30)))
-                .build()
-                .map_err(crate::error::transport_error)?,
+            None => {
+                let mut builder = reqwest::Client::builder();
+                if let Some(limit) = options.connect_timeout {
+                    builder = builder.connect_timeout(limit);
+                }
+                if let Some(limit) = options.read_timeout {
+                    builder = builder.read_timeout(limit);
+                }
+                builder.build().map_err(crate::error::transport_error)?
+            }
         };
-        let auth = Authenticator::new(
+        // Token requests go through the same retries and timeouts, without authentication.
+        let token_policy = Arc::new(Policy::new(&endpoint, None, &options));
+        let auth = Arc::new(Authenticator::new(
             endpoint.clone(),
             credential,
             options.audience.clone(),
             http.clone(),
-        );
-        let policy = Arc::new(Policy {
-            endpoint: endpoint.clone(),
-            auth,
-            retry: options.retry.clone(),
-            timeout: options.timeout,
-        });
+            token_policy,
+        ));
+        let policy = Arc::new(Policy::new(&endpoint, Some(auth.clone()), &options));
         let base = endpoint.as_str().trim_end_matches('/').to_string();
         let rest = azure_containerregistry_rest::Client::new_with_client(
             &base,
@@ -76,6 +81,7 @@ impl Pipeline {
             endpoint,
             rest,
             policy,
+            auth,
             http,
             options,
         }))
@@ -93,7 +99,7 @@ impl Pipeline {
 
     /// The registry's host (and port), as in fully qualified references.
     pub(crate) fn login_server(&self) -> String {
-        self.policy.auth.default_service()
+        crate::auth::default_service(&self.endpoint)
     }
 
     /// The options the client was built with.
@@ -103,7 +109,7 @@ impl Pipeline {
 
     /// The token machinery (for the public token-exchange API).
     pub(crate) fn authenticator(&self) -> &Authenticator {
-        &self.policy.auth
+        &self.auth
     }
 
     /// The HTTP client.
@@ -145,13 +151,15 @@ impl Pipeline {
     }
 }
 
-/// Authentication, retries and tracing for each request.
+/// Authentication (unless `auth` is `None`, as for token requests), retries, timeouts and
+/// tracing for each request.
 #[derive(Debug)]
 pub(crate) struct Policy {
     endpoint: Url,
-    auth: Authenticator,
+    auth: Option<Arc<Authenticator>>,
     retry: RetryOptions,
     timeout: Option<Duration>,
+    body_timeout: Option<Duration>,
 }
 
 impl RequestPolicy for Policy {
@@ -171,7 +179,54 @@ fn is_transient(status: StatusCode) -> bool {
 }
 
 impl Policy {
+    pub(crate) fn new(
+        endpoint: &Url,
+        auth: Option<Arc<Authenticator>>,
+        options: &ContainerRegistryClientOptions,
+    ) -> Self {
+        Self {
+            endpoint: endpoint.clone(),
+            auth,
+            retry: options.retry.clone(),
+            timeout: options.timeout,
+            body_timeout: options.body_timeout,
+        }
+    }
+
+    /// Sends `request` (for requests that no generated operation expresses, such as a token
+    /// realm on another host).
+    /// Boxed: token requests are sent from inside another request's authentication.
+    pub(crate) fn send_raw<'a>(
+        &'a self,
+        client: &'a reqwest::Client,
+        request: reqwest::Request,
+        operation: &'static str,
+    ) -> BoxFuture<'a, reqwest::Result<reqwest::Response>> {
+        Box::pin(async move {
+            let info = OperationInfo {
+                operation_id: operation,
+            };
+            self.send_request(client, request, &info).await
+        })
+    }
+
     async fn send_request(
+        &self,
+        client: &reqwest::Client,
+        request: reqwest::Request,
+        info: &OperationInfo,
+    ) -> reqwest::Result<reqwest::Response> {
+        let response = self.send_attempts(client, request, info).await?;
+        // Blob bodies stream for as long as they take (bounded by the read timeout); any other
+        // answer is read whole and must be read within the body timeout.
+        let streamed = info.operation_id == "get_blob" && response.status().is_success();
+        Ok(match self.body_timeout {
+            Some(limit) if !streamed => crate::http_body::with_body_deadline(response, limit),
+            _ => response,
+        })
+    }
+
+    async fn send_attempts(
         &self,
         client: &reqwest::Client,
         request: reqwest::Request,
@@ -188,14 +243,15 @@ impl Policy {
         );
         let _enter = span.enter();
         let same_origin = request.url().origin() == self.endpoint.origin();
-        let predicted = if same_origin {
+        let auth = self.auth.as_ref();
+        let predicted = if same_origin && auth.is_some() {
             predict_scope(request.method(), request.url())
         } else {
             None
         };
-        let mut authorization = match &predicted {
-            Some(scope) => self.auth.cached_authorization(scope).await,
-            None => None,
+        let mut authorization = match (&predicted, auth) {
+            (Some(scope), Some(auth)) => auth.cached_authorization(scope).await,
+            _ => None,
         };
         if request.try_clone().is_none() {
             // A streaming body can be sent once only: no challenge round trip, no retry. Callers
@@ -223,14 +279,16 @@ impl Policy {
             if let Some(value) = &authorization {
                 attempt.headers_mut().insert(AUTHORIZATION, value.clone());
             }
-            let method_is_idempotent = matches!(
-                *attempt.method(),
-                reqwest::Method::GET
-                    | reqwest::Method::HEAD
-                    | reqwest::Method::PUT
-                    | reqwest::Method::DELETE
-                    | reqwest::Method::OPTIONS
-            );
+            // Token requests change nothing on the registry: any of them may be sent again.
+            let method_is_idempotent = self.auth.is_none()
+                || matches!(
+                    *attempt.method(),
+                    reqwest::Method::GET
+                        | reqwest::Method::HEAD
+                        | reqwest::Method::PUT
+                        | reqwest::Method::DELETE
+                        | reqwest::Method::OPTIONS
+                );
             let result = self.execute(client, attempt).await;
             let response = match result {
                 Ok(response) => response,
@@ -249,7 +307,10 @@ impl Policy {
                 }
             };
             let status = response.status();
-            if status == StatusCode::UNAUTHORIZED && same_origin && !authenticated_after_challenge {
+            if let (true, Some(auth)) = (
+                status == StatusCode::UNAUTHORIZED && same_origin && !authenticated_after_challenge,
+                auth,
+            ) {
                 if let Some(challenge) = response
                     .headers()
                     .get(WWW_AUTHENTICATE)
@@ -257,17 +318,13 @@ impl Policy {
                     .and_then(Challenge::parse)
                 {
                     authenticated_after_challenge = true;
-                    match self
-                        .auth
-                        .authorize(&challenge, authorization.as_ref())
-                        .await
-                    {
+                    match auth.authorize(&challenge, authorization.as_ref()).await {
                         Ok(value) => {
                             if let Some(scope) = &predicted {
                                 if crate::auth::scope::canonical(scope)
                                     != crate::auth::scope::canonical(&challenge.scope())
                                 {
-                                    self.auth.alias(scope, &value).await;
+                                    auth.alias(scope, &value);
                                 }
                             }
                             authorization = Some(value);
@@ -412,21 +469,15 @@ mod tests {
 
     #[test]
     fn backoff_is_bounded() {
-        let policy = Policy {
-            endpoint: Url::parse("http://127.0.0.1:1").unwrap(),
-            auth: Authenticator::new(
-                Url::parse("http://127.0.0.1:1").unwrap(),
-                None,
-                Default::default(),
-                reqwest::Client::new(),
-            ),
+        let options = ContainerRegistryClientOptions {
             retry: RetryOptions {
                 max_retries: 3,
                 initial_delay: Duration::from_millis(100),
                 max_delay: Duration::from_secs(1),
             },
-            timeout: None,
+            ..Default::default()
         };
+        let policy = Policy::new(&Url::parse("http://127.0.0.1:1").unwrap(), None, &options);
         let d0 = policy.backoff(0, None);
         assert!(
             d0 >= Duration::from_millis(80) && d0 <= Duration::from_millis(120),

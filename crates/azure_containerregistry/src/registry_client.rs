@@ -94,6 +94,17 @@ impl ContainerRegistryClient {
         ContainerRepository::new(self.pipeline.clone(), name)
     }
 
+    /// A content client (blobs and manifests) for one repository of this registry. It shares
+    /// this client's connections and token cache: the registry's refresh token serves every
+    /// repository. Fails with [`InvalidArgument`](crate::InvalidArgument) for an invalid
+    /// repository name; no request is sent.
+    pub fn content_client(
+        &self,
+        repository_name: &str,
+    ) -> azure_core::Result<crate::ContainerRegistryContentClient> {
+        crate::ContainerRegistryContentClient::from_pipeline(self.pipeline.clone(), repository_name)
+    }
+
     /// A client for one artifact, named by repository and tag or digest (`sha256:…`). As with
     /// [`repository`](Self::repository), the name and reference are checked by each operation.
     pub fn artifact(&self, repository_name: &str, tag_or_digest: &str) -> RegistryArtifact {

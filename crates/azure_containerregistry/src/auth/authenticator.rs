@@ -16,6 +16,7 @@ use url::Url;
 use super::challenge::Challenge;
 use super::{jwt, scope};
 use crate::error::rest_error;
+use crate::pipeline::Policy;
 use crate::reference::is_loopback;
 use crate::ContainerRegistryAudience;
 
@@ -54,18 +55,109 @@ fn now_secs() -> i64 {
         .unwrap_or(0)
 }
 
-type Slot = Arc<tokio::sync::Mutex<Option<CachedToken>>>;
+/// The tokens of one registry and credential: its refresh token and the access tokens per
+/// scope. Shared by every client of the same endpoint, credential and audience (see
+/// [`TokenCache::shared`]), so that two repositories of one registry make one exchange.
+struct TokenCache {
+    credential: Option<Arc<dyn TokenCredential>>,
+    refresh: tokio::sync::Mutex<Option<CachedToken>>,
+    /// Canonical scope → access token.
+    access: Mutex<HashMap<String, CachedToken>>,
+    /// Canonical scope → the lock that makes concurrent requests share one fetch.
+    fetching: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// Which cache a client uses: the registry's origin, the credential (by identity) and the
+/// audience.
+type CacheKey = (String, usize, String);
+
+/// The live caches. Entries are weak: a cache lives as long as a client uses it, and it holds
+/// its credential, so the credential's address cannot be reused while its entry can be found.
+static CACHES: std::sync::LazyLock<Mutex<HashMap<CacheKey, std::sync::Weak<TokenCache>>>> =
+    std::sync::LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// Access tokens kept per cache before expired ones are dropped.
+const PRUNE_AT: usize = 256;
+
+impl TokenCache {
+    /// The cache of this registry, credential and audience: an existing one when a client of
+    /// the same three is alive, else a new one.
+    fn shared(
+        endpoint: &Url,
+        credential: Option<Arc<dyn TokenCredential>>,
+        audience: &ContainerRegistryAudience,
+    ) -> Arc<Self> {
+        let identity = credential
+            .as_ref()
+            .map_or(0, |c| Arc::as_ptr(c) as *const () as usize);
+        let key = (
+            endpoint.origin().ascii_serialization(),
+            identity,
+            audience.default_scope(),
+        );
+        let mut caches = CACHES.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(cache) = caches.get(&key).and_then(std::sync::Weak::upgrade) {
+            return cache;
+        }
+        caches.retain(|_, weak| weak.strong_count() > 0);
+        let cache = Arc::new(Self {
+            credential,
+            refresh: tokio::sync::Mutex::new(None),
+            access: Mutex::new(HashMap::new()),
+            fetching: Mutex::new(HashMap::new()),
+        });
+        caches.insert(key, Arc::downgrade(&cache));
+        cache
+    }
+
+    /// A fresh cached token that serves `wanted`: the one cached for exactly that scope, else
+    /// one whose scope includes it (a `pull,push` token serves `pull`); never `rejected`.
+    fn lookup(&self, wanted: &str, rejected: Option<&HeaderValue>) -> Option<HeaderValue> {
+        let wanted = scope::canonical(wanted);
+        let access = self.access.lock().unwrap_or_else(|e| e.into_inner());
+        let usable = |token: &CachedToken| {
+            token
+                .is_fresh()
+                .then(|| bearer(token.token.secret()))
+                .flatten()
+                .filter(|header| Some(header) != rejected)
+        };
+        if let Some(header) = access.get(&wanted).and_then(usable) {
+            return Some(header);
+        }
+        access
+            .iter()
+            .filter(|(granted, _)| scope::covers(granted, &wanted))
+            .find_map(|(_, token)| usable(token))
+    }
+
+    fn store(&self, scope: &str, token: CachedToken) {
+        let mut access = self.access.lock().unwrap_or_else(|e| e.into_inner());
+        if access.len() >= PRUNE_AT {
+            access.retain(|_, t| t.is_fresh());
+        }
+        access.insert(scope::canonical(scope), token);
+    }
+
+    fn fetch_lock(&self, scope: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut fetching = self.fetching.lock().unwrap_or_else(|e| e.into_inner());
+        if fetching.len() >= PRUNE_AT {
+            fetching.retain(|_, lock| Arc::strong_count(lock) > 1);
+        }
+        fetching.entry(scope::canonical(scope)).or_default().clone()
+    }
+}
 
 /// Fetches and caches registry tokens for one registry.
 pub(crate) struct Authenticator {
     endpoint: Url,
-    credential: Option<Arc<dyn TokenCredential>>,
     audience: ContainerRegistryAudience,
-    /// The generated client without a policy, for the token endpoints of the registry.
+    cache: Arc<TokenCache>,
+    /// The generated client for the registry's token endpoints, sending through `token_policy`.
     token_client: azure_containerregistry_rest::Client,
+    /// Retries and timeouts without authentication, for token requests.
+    token_policy: Arc<Policy>,
     http: reqwest::Client,
-    refresh: tokio::sync::Mutex<Option<CachedToken>>,
-    access: Mutex<HashMap<String, Slot>>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -74,10 +166,19 @@ impl std::fmt::Debug for Authenticator {
             .field("endpoint", &self.endpoint.as_str())
             .field(
                 "credential",
-                &self.credential.as_ref().map(|_| "<credential>"),
+                &self.cache.credential.as_ref().map(|_| "<credential>"),
             )
             .field("audience", &self.audience)
             .finish_non_exhaustive()
+    }
+}
+
+/// The registry's `service` name when no challenge named one: its host and port.
+pub(crate) fn default_service(endpoint: &Url) -> String {
+    match (endpoint.host_str(), endpoint.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_string(),
+        _ => String::new(),
     }
 }
 
@@ -87,76 +188,60 @@ impl Authenticator {
         credential: Option<Arc<dyn TokenCredential>>,
         audience: ContainerRegistryAudience,
         http: reqwest::Client,
+        token_policy: Arc<Policy>,
     ) -> Self {
         let base = endpoint.as_str().trim_end_matches('/').to_string();
         let token_client = azure_containerregistry_rest::Client::new_with_client(
             &base,
             http.clone(),
-            ClientState::new(),
+            ClientState::with_policy(token_policy.clone()),
         );
+        let cache = TokenCache::shared(&endpoint, credential, &audience);
         Self {
             endpoint,
-            credential,
             audience,
+            cache,
             token_client,
+            token_policy,
             http,
-            refresh: tokio::sync::Mutex::new(None),
-            access: Mutex::new(HashMap::new()),
         }
     }
 
     /// The registry's `service` name when no challenge named one: its host and port.
     pub(crate) fn default_service(&self) -> String {
-        match (self.endpoint.host_str(), self.endpoint.port()) {
-            (Some(h), Some(p)) => format!("{h}:{p}"),
-            (Some(h), None) => h.to_string(),
-            _ => String::new(),
-        }
+        default_service(&self.endpoint)
     }
 
-    fn slot(&self, scope: &str) -> Slot {
-        let key = scope::canonical(scope);
-        let mut map = self.access.lock().unwrap_or_else(|e| e.into_inner());
-        map.entry(key).or_default().clone()
-    }
-
-    /// A cached, fresh access token for `scope`, as an `Authorization` value.
+    /// A cached, fresh access token that serves `scope`, as an `Authorization` value.
     pub(crate) async fn cached_authorization(&self, scope: &str) -> Option<HeaderValue> {
-        let slot = self.slot(scope);
-        let guard = slot.lock().await;
-        guard
-            .as_ref()
-            .filter(|t| t.is_fresh())
-            .and_then(|t| bearer(t.token.secret()))
+        self.cache.lookup(scope, None)
     }
 
     /// Caches an access token for another name of the same scope (the predicted one).
-    pub(crate) async fn alias(&self, predicted: &str, authorization: &HeaderValue) {
+    pub(crate) fn alias(&self, predicted: &str, authorization: &HeaderValue) {
         if let Some(token) = authorization
             .to_str()
             .ok()
             .and_then(|v| v.strip_prefix("Bearer "))
         {
-            let slot = self.slot(predicted);
-            *slot.lock().await = Some(CachedToken::new(token.to_string()));
+            self.cache
+                .store(predicted, CachedToken::new(token.to_string()));
         }
     }
 
     /// An access token for what `challenge` asks, as an `Authorization` value. A cached token
-    /// is used unless it is the `rejected` one that the registry just refused.
+    /// that serves the scope is used unless it is the `rejected` one that the registry just
+    /// refused.
     pub(crate) async fn authorize(
         &self,
         challenge: &Challenge,
         rejected: Option<&HeaderValue>,
     ) -> azure_core::Result<HeaderValue> {
         let scope = challenge.scope();
-        let slot = self.slot(&scope);
-        let mut guard = slot.lock().await;
-        if let Some(cached) = guard.as_ref().filter(|t| t.is_fresh()) {
-            let header = bearer(cached.token.secret());
-            if header.is_some() && header.as_ref() != rejected {
-                return header.ok_or_else(|| credential_error("token is not a valid header value"));
-            }
+        let lock = self.cache.fetch_lock(&scope);
+        let _fetching = lock.lock().await;
+        if let Some(header) = self.cache.lookup(&scope, rejected) {
+            return Ok(header);
         }
         let service = challenge
             .service
@@ -166,7 +251,7 @@ impl Authenticator {
         let header = bearer(&token).ok_or_else(|| {
             credential_error("the registry issued a token that is not a valid header value")
         })?;
-        *guard = Some(CachedToken::new(token));
+        self.cache.store(&scope, CachedToken::new(token));
         Ok(header)
     }
 
@@ -180,7 +265,7 @@ impl Authenticator {
         let same_origin = Url::parse(&challenge.realm)
             .map(|realm| realm.origin() == self.endpoint.origin())
             .unwrap_or(false);
-        match &self.credential {
+        match &self.cache.credential {
             Some(_) => {
                 if !same_origin {
                     return Err(credential_error(format!(
@@ -280,11 +365,15 @@ impl Authenticator {
             ("service", service),
             ("scope", scope),
         ];
-        let response = self
+        let request = self
             .http
             .post(url)
             .form(&form)
-            .send()
+            .build()
+            .map_err(crate::error::transport_error)?;
+        let response = self
+            .token_policy
+            .send_raw(&self.http, request, "anonymous_token_from_realm")
             .await
             .map_err(crate::error::transport_error)?;
         if !response.status().is_success() {
@@ -310,11 +399,12 @@ impl Authenticator {
     /// The registry refresh token: cached, else a Microsoft Entra token exchanged at
     /// `/oauth2/exchange`.
     pub(crate) async fn refresh_token(&self, service: &str) -> azure_core::Result<Secret> {
-        let mut guard = self.refresh.lock().await;
+        let mut guard = self.cache.refresh.lock().await;
         if let Some(cached) = guard.as_ref().filter(|t| t.is_fresh()) {
             return Ok(cached.token.clone());
         }
         let credential = self
+            .cache
             .credential
             .as_ref()
             .ok_or_else(|| credential_error("no credential was given (anonymous client)"))?;

@@ -79,6 +79,18 @@ impl ContainerRegistryContentClient {
         })
     }
 
+    /// A client for `repository_name` on an existing pipeline (shared connections and tokens).
+    pub(crate) fn from_pipeline(
+        pipeline: Arc<Pipeline>,
+        repository_name: &str,
+    ) -> azure_core::Result<Self> {
+        validate_repository_name(repository_name)?;
+        Ok(Self {
+            pipeline,
+            repository: Arc::from(repository_name),
+        })
+    }
+
     /// The registry endpoint.
     pub fn endpoint(&self) -> &url::Url {
         self.pipeline.endpoint()

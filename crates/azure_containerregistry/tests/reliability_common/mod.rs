@@ -131,6 +131,12 @@ pub enum ReplyBody {
         chunk: Vec<u8>,
         cap: u64,
     },
+    /// `data` one byte at a time, a byte every `every` (with `Content-Length`): inside every
+    /// size limit, and slow enough to last for ever.
+    Trickle {
+        data: Vec<u8>,
+        every: Duration,
+    },
 }
 
 /// An answer of a [`HostileServer`].
@@ -139,6 +145,8 @@ pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: ReplyBody,
+    /// How long the server waits before it answers (a silent server: longer than the test).
+    pub delay: Option<Duration>,
 }
 
 impl Reply {
@@ -147,7 +155,23 @@ impl Reply {
             status,
             headers: Vec::new(),
             body: ReplyBody::Bytes(Vec::new()),
+            delay: None,
         }
+    }
+
+    /// Answers only after `delay`.
+    pub fn after(mut self, delay: Duration) -> Self {
+        self.delay = Some(delay);
+        self
+    }
+
+    /// Sends `data` a byte every `every`, with its `Content-Length`.
+    pub fn trickle(mut self, data: impl Into<Vec<u8>>, every: Duration) -> Self {
+        let data = data.into();
+        self.headers
+            .push(("Content-Length".to_string(), data.len().to_string()));
+        self.body = ReplyBody::Trickle { data, every };
+        self
     }
 
     pub fn json(status: u16, body: serde_json::Value) -> Self {
@@ -315,6 +339,9 @@ async fn answer(
         .unwrap_or_else(|e| e.into_inner())
         .push(record.clone());
     let reply = handler(&record);
+    if let Some(delay) = reply.delay {
+        tokio::time::sleep(delay).await;
+    }
     let mut builder = hyper::Response::builder().status(reply.status);
     for (name, value) in &reply.headers {
         builder = builder.header(name.as_str(), value.as_str());
@@ -335,6 +362,20 @@ async fn answer(
                     Some((
                         Ok::<_, Infallible>(Frame::data(chunk.clone())),
                         sent + chunk.len() as u64,
+                    ))
+                }
+            });
+            StreamBody::new(stream).boxed()
+        }
+        ReplyBody::Trickle { data, every } => {
+            let stream = futures::stream::unfold(0usize, move |sent| {
+                let byte = data.get(sent).copied();
+                async move {
+                    let byte = byte?;
+                    tokio::time::sleep(every).await;
+                    Some((
+                        Ok::<_, Infallible>(Frame::data(Bytes::from(vec![byte]))),
+                        sent + 1,
                     ))
                 }
             });

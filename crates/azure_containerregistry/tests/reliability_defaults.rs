@@ -1,0 +1,335 @@
+//! Safe by default: listings whose links loop end with a typed error, silent servers, bodies
+//! that trickle and token realms that never answer end within the configured bounds, and one
+//! registry's tokens serve every client of it (one exchange for two repositories and a
+//! push-then-pull).
+
+mod reliability_common;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use azure_containerregistry::{
+    ContainerRegistryClient, ContainerRegistryClientOptions, ContainerRegistryContentClient,
+    PagingLoop, RetryOptions,
+};
+use futures::TryStreamExt;
+use reliability_common::{bounded, credential, token_emulator, HostileServer, Reply};
+
+/// Short bounds, so that each hostile case ends in about a second.
+fn short_options(max_retries: u32) -> ContainerRegistryClientOptions {
+    ContainerRegistryClientOptions {
+        retry: RetryOptions {
+            max_retries,
+            initial_delay: Duration::from_millis(20),
+            max_delay: Duration::from_millis(100),
+        },
+        timeout: Some(Duration::from_millis(400)),
+        read_timeout: Some(Duration::from_millis(400)),
+        body_timeout: Some(Duration::from_millis(800)),
+        ..Default::default()
+    }
+}
+
+fn path(request: &reliability_common::Received) -> &str {
+    request.path_and_query.split('?').next().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn reliability_a_repeating_link_ends_the_listing_with_a_typed_error() {
+    bounded(30, async {
+        let server = HostileServer::start("127.0.0.1", |_| {
+            Reply::json(200, serde_json::json!({"repositories": ["a"]}))
+                .header("Link", r#"</acr/v1/_catalog?last=a&n=100>; rel="next""#)
+        })
+        .await;
+        let client = ContainerRegistryClient::new(&server.endpoint(), None, Some(short_options(0)))
+            .expect("client");
+        let error = client
+            .list_repository_names(None)
+            .try_collect::<Vec<String>>()
+            .await
+            .expect_err("a loop is an error");
+        let repeated = error
+            .downcast_ref::<PagingLoop>()
+            .unwrap_or_else(|| panic!("a PagingLoop: {error:?}"));
+        assert!(
+            repeated.url.ends_with("/acr/v1/_catalog?last=a&n=100"),
+            "{repeated:?}"
+        );
+        // The first page, the linked page once; its link again is the loop.
+        assert_eq!(server.received().len(), 2, "{:#?}", server.received());
+
+        // Links that alternate (a → b → a) are a loop too.
+        let flip = Arc::new(AtomicU64::new(0));
+        let alternating = HostileServer::start("127.0.0.1", move |_| {
+            let n = flip.fetch_add(1, Ordering::SeqCst);
+            let last = if n.is_multiple_of(2) { "a" } else { "b" };
+            Reply::json(200, serde_json::json!({"repositories": [last]})).header(
+                "Link",
+                &format!(r#"</acr/v1/_catalog?last={last}>; rel="next""#),
+            )
+        })
+        .await;
+        let client =
+            ContainerRegistryClient::new(&alternating.endpoint(), None, Some(short_options(0)))
+                .expect("client");
+        let error = client
+            .list_repository_names(None)
+            .try_collect::<Vec<String>>()
+            .await
+            .expect_err("a loop is an error");
+        assert!(error.downcast_ref::<PagingLoop>().is_some(), "{error:?}");
+        assert_eq!(alternating.received().len(), 3);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn reliability_a_silent_server_is_a_timeout_after_the_retries() {
+    bounded(30, async {
+        let server = HostileServer::start("127.0.0.1", |_| {
+            Reply::new(200).after(Duration::from_secs(3600))
+        })
+        .await;
+        // The header timeout answers first (the idle-read timeout is longer here).
+        let content = ContainerRegistryContentClient::new(
+            &server.endpoint(),
+            "silent",
+            None,
+            Some(ContainerRegistryClientOptions {
+                read_timeout: Some(Duration::from_secs(5)),
+                ..short_options(2)
+            }),
+        )
+        .expect("client");
+        let started = Instant::now();
+        let error = content
+            .get_manifest("latest", None)
+            .await
+            .expect_err("no answer is an error");
+        assert_eq!(error.http_status().map(u16::from), Some(408), "{error:?}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        // The first attempt and two retries, each cut by the timeout.
+        assert_eq!(server.received().len(), 3);
+
+        // Without the header timeout, the idle-read timeout ends each attempt.
+        server.clear();
+        let content = ContainerRegistryContentClient::new(
+            &server.endpoint(),
+            "silent",
+            None,
+            Some(ContainerRegistryClientOptions {
+                timeout: None,
+                ..short_options(1)
+            }),
+        )
+        .expect("client");
+        let started = Instant::now();
+        let error = content
+            .get_manifest("latest", None)
+            .await
+            .expect_err("no answer is an error");
+        assert!(format!("{error:?}").contains("TimedOut"), "{error:?}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert_eq!(server.received().len(), 2);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn reliability_a_trickling_body_ends_at_the_body_timeout() {
+    bounded(30, async {
+        let page = serde_json::json!({"repositories": ["a", "b"]}).to_string();
+        let manifest = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#.to_vec();
+        let server = HostileServer::start("127.0.0.1", move |request| {
+            let every = Duration::from_millis(100);
+            if path(request) == "/acr/v1/_catalog" {
+                Reply::new(200)
+                    .header("Content-Type", "application/json")
+                    .trickle(page.clone(), every)
+            } else {
+                Reply::new(200)
+                    .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+                    .trickle(manifest.clone(), every)
+            }
+        })
+        .await;
+        let client =
+            ContainerRegistryClient::new(&server.endpoint(), None, Some(short_options(0)))
+                .expect("client");
+        let started = Instant::now();
+        let error = client
+            .list_repository_names(None)
+            .try_collect::<Vec<String>>()
+            .await
+            .expect_err("a page that trickles is an error");
+        assert!(format!("{error:?}").contains("body_timeout"), "{error:?}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+
+        let content = ContainerRegistryContentClient::new(
+            &server.endpoint(),
+            "trickle",
+            None,
+            Some(short_options(0)),
+        )
+        .expect("client");
+        let started = Instant::now();
+        let error = content
+            .get_manifest("latest", None)
+            .await
+            .expect_err("a manifest that trickles is an error");
+        assert!(format!("{error:?}").contains("body_timeout"), "{error:?}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn reliability_a_silent_token_endpoint_is_bounded_and_retried() {
+    bounded(30, async {
+        let own = Arc::new(std::sync::Mutex::new(String::new()));
+        let server = HostileServer::start("127.0.0.1", {
+            let own = own.clone();
+            move |request| {
+                if path(request).starts_with("/oauth2/") {
+                    return Reply::new(200).after(Duration::from_secs(3600));
+                }
+                let realm = format!("{}/oauth2/token", own.lock().expect("lock"));
+                Reply::json(
+                    401,
+                    serde_json::json!({"errors": [{"code": "UNAUTHORIZED", "message": "no"}]}),
+                )
+                .header(
+                    "WWW-Authenticate",
+                    &format!(
+                        r#"Bearer realm="{realm}",service="silent",scope="repository:silent:pull""#
+                    ),
+                )
+            }
+        })
+        .await;
+        *own.lock().expect("lock") = server.endpoint();
+        // With a credential: the exchange never answers.
+        let content = ContainerRegistryContentClient::new(
+            &server.endpoint(),
+            "silent",
+            Some(credential()),
+            Some(short_options(1)),
+        )
+        .expect("client");
+        let started = Instant::now();
+        let error = content
+            .get_manifest("latest", None)
+            .await
+            .expect_err("no token is an error");
+        assert!(started.elapsed() < Duration::from_secs(10), "{error:?}");
+        let exchanges = server
+            .received()
+            .iter()
+            .filter(|r| path(r) == "/oauth2/exchange")
+            .count();
+        assert_eq!(exchanges, 2, "the exchange is retried once, as any request");
+
+        // Anonymous, with the realm on another host: its token request is bounded too.
+        let realm = HostileServer::start("127.0.0.2", |_| {
+            Reply::new(200).after(Duration::from_secs(3600))
+        })
+        .await;
+        let realm_url = format!("{}/token", realm.endpoint());
+        let foreign = HostileServer::start("127.0.0.1", move |_| {
+            Reply::json(
+                401,
+                serde_json::json!({"errors": [{"code": "UNAUTHORIZED", "message": "no"}]}),
+            )
+            .header(
+                "WWW-Authenticate",
+                &format!(
+                    r#"Bearer realm="{realm_url}",service="foreign",scope="repository:silent:pull""#
+                ),
+            )
+        })
+        .await;
+        let content = ContainerRegistryContentClient::new(
+            &foreign.endpoint(),
+            "silent",
+            None,
+            Some(short_options(1)),
+        )
+        .expect("client");
+        let started = Instant::now();
+        content
+            .get_manifest("latest", None)
+            .await
+            .expect_err("no token is an error");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert_eq!(
+            realm.received().len(),
+            2,
+            "the realm request is retried once"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn reliability_one_exchange_serves_every_repository_and_a_push_then_pull() {
+    bounded(60, async {
+        let emu = token_emulator(false, None).await;
+        let credential = credential();
+        let options = || Some(short_options(1));
+        let registry =
+            ContainerRegistryClient::new(&emu.endpoint(), Some(credential.clone()), options())
+                .expect("client");
+        emu.clear_request_log();
+
+        // Push to two repositories through content clients of one registry client.
+        let a = registry.content_client("team/a").expect("client");
+        let b = registry.content_client("team/b").expect("client");
+        let blob_a = a
+            .upload_blob_bytes(&b"layer of a"[..], None)
+            .await
+            .expect("push a");
+        b.upload_blob_bytes(&b"layer of b"[..], None)
+            .await
+            .expect("push b");
+        // A client made separately with the same endpoint and credential shares the tokens.
+        let c = ContainerRegistryContentClient::new(
+            &emu.endpoint(),
+            "team/c",
+            Some(credential.clone()),
+            options(),
+        )
+        .expect("client");
+        c.upload_blob_bytes(&b"layer of c"[..], None)
+            .await
+            .expect("push c");
+
+        let log = emu.request_log();
+        let count = |prefix: &str| {
+            log.iter()
+                .filter(|r| r.path_and_query.starts_with(prefix))
+                .count()
+        };
+        assert_eq!(count("/oauth2/exchange"), 1, "{log:#?}");
+        assert_eq!(count("/oauth2/token"), 3, "one access token per repository");
+
+        // Pull after push: the pull,push token serves the pull, with no 401 round trip.
+        emu.clear_request_log();
+        let stream = a.download_blob(&blob_a.digest, None).await.expect("pull");
+        let body: Vec<u8> = stream
+            .map_ok(|chunk| chunk.to_vec())
+            .try_concat()
+            .await
+            .expect("body");
+        assert_eq!(body, b"layer of a");
+        let log = emu.request_log();
+        assert!(log.iter().all(|r| r.status != 401), "{log:#?}");
+        assert!(
+            log.iter()
+                .all(|r| !r.path_and_query.starts_with("/oauth2/")),
+            "{log:#?}"
+        );
+    })
+    .await;
+}
