@@ -73,6 +73,41 @@ impl fmt::Display for PagingLoop {
 
 impl std::error::Error for PagingLoop {}
 
+/// A manifest fetched by tag from a registry that sent no `Docker-Content-Digest`: nothing
+/// confirms that the bytes are the ones the tag names. Returned unless the caller accepts
+/// unconfirmed digests (`GetManifestOptions::accept_unconfirmed_digest`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnconfirmedDigest {
+    /// The tag the manifest was fetched by.
+    pub reference: String,
+    /// The sha256 of the bytes received.
+    pub computed: String,
+}
+
+impl fmt::Display for UnconfirmedDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the registry sent no Docker-Content-Digest for {:?} (received content with digest {}); \
+             set GetManifestOptions::accept_unconfirmed_digest to accept it unconfirmed",
+            self.reference, self.computed
+        )
+    }
+}
+
+impl std::error::Error for UnconfirmedDigest {}
+
+/// The error for a manifest whose digest nothing confirms.
+pub(crate) fn unconfirmed_digest(reference: &str, computed: &str) -> azure_core::Error {
+    azure_core::Error::new(
+        ErrorKind::DataConversion,
+        UnconfirmedDigest {
+            reference: reference.to_string(),
+            computed: computed.to_string(),
+        },
+    )
+}
+
 /// The error for a listing that would loop.
 pub(crate) fn paging_loop(url: &url::Url) -> azure_core::Error {
     azure_core::Error::new(

@@ -28,7 +28,7 @@ mod pipeline;
 pub mod reference;
 
 pub use audience::ContainerRegistryAudience;
-pub use error::{error_code, DigestMismatch, InvalidArgument, PagingLoop};
+pub use error::{error_code, DigestMismatch, InvalidArgument, PagingLoop, UnconfirmedDigest};
 pub use options::{
     ContainerRegistryClientOptions, RetryOptions, DEFAULT_BODY_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_READ_TIMEOUT, DEFAULT_TIMEOUT,

@@ -200,6 +200,7 @@ async fn bad_references_are_refused() {
     assert!(e.downcast_ref::<InvalidArgument>().is_some());
     let accept = GetManifestOptions {
         accept: Some(vec![media_types::OCI_MANIFEST.into()]),
+        ..Default::default()
     };
     assert!(content.get_manifest("", Some(accept)).await.is_err());
 }

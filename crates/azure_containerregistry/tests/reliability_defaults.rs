@@ -333,3 +333,158 @@ async fn reliability_one_exchange_serves_every_repository_and_a_push_then_pull()
     })
     .await;
 }
+
+/// The emulator behind a fault proxy, and a content client for `repository` through the proxy.
+async fn proxied(
+    repository: &str,
+) -> (
+    azure_containerregistry_emulator::Emulator,
+    acr_test_support::FaultProxy,
+    ContainerRegistryContentClient,
+) {
+    let emu = reliability_common::open_emulator().await;
+    let proxy = acr_test_support::FaultProxy::start(&emu.endpoint())
+        .await
+        .expect("proxy");
+    let content = ContainerRegistryContentClient::new(
+        &proxy.endpoint(),
+        repository,
+        None,
+        Some(short_options(1)),
+    )
+    .expect("client");
+    (emu, proxy, content)
+}
+
+#[tokio::test]
+async fn reliability_the_existence_check_follows_its_threshold_and_stays_optional() {
+    use acr_test_support::{Fault, Match, Rule};
+    use azure_containerregistry::{UploadBlobOptions, EXISTENCE_CHECK_MIN_SIZE};
+    bounded(60, async {
+        let (_emu, proxy, content) = proxied("checks").await;
+        let heads = |proxy: &acr_test_support::FaultProxy| {
+            proxy
+                .requests()
+                .iter()
+                .filter(|r| r.method == "HEAD")
+                .count()
+        };
+        // A small blob sent in two chunks: no HEAD.
+        let small = acr_test_support::random_bytes(1472);
+        let uploaded = content
+            .upload_blob_bytes(
+                small.clone(),
+                Some(UploadBlobOptions {
+                    chunk_size: Some(736),
+                    ..Default::default()
+                }),
+            )
+            .await
+            .expect("upload");
+        assert_eq!(uploaded.digest, reliability_common::sha256(&small));
+        assert_eq!(heads(&proxy), 0, "{:#?}", proxy.requests());
+
+        // A check that fails (500) does not stop the upload, in one request or in chunks.
+        proxy.add_rule(Rule::new(
+            Match::any().method("HEAD"),
+            Fault::Status {
+                status: 500,
+                retry_after: None,
+                body: None,
+            },
+        ));
+        let size = EXISTENCE_CHECK_MIN_SIZE as usize * 2;
+        for chunk_size in [None, Some(size / 3)] {
+            let data = acr_test_support::random_bytes(size);
+            let uploaded = content
+                .upload_blob_bytes(
+                    data.clone(),
+                    Some(UploadBlobOptions {
+                        chunk_size,
+                        ..Default::default()
+                    }),
+                )
+                .await
+                .unwrap_or_else(|e| panic!("upload with chunk size {chunk_size:?}: {e:?}"));
+            assert!(!uploaded.skipped);
+            assert_eq!(uploaded.digest, reliability_common::sha256(&data));
+        }
+        assert!(heads(&proxy) >= 2, "the checks were made");
+        proxy.clear_rules();
+        for digest in proxy
+            .requests()
+            .iter()
+            .filter(|r| r.method == "PUT")
+            .filter_map(|r| r.path_and_query.split("digest=").nth(1).map(str::to_string))
+        {
+            let digest = digest.replace("%3A", ":");
+            assert!(
+                content.blob_exists(&digest).await.expect("exists"),
+                "{digest}"
+            );
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn reliability_a_manifest_without_a_registry_digest_is_not_returned_silently() {
+    use acr_test_support::{Fault, Match, Rule};
+    use azure_containerregistry::{GetManifestOptions, UnconfirmedDigest};
+    bounded(60, async {
+        let (_emu, proxy, content) = proxied("unconfirmed").await;
+        let config = content
+            .upload_blob_bytes(&b"{}"[..], None)
+            .await
+            .expect("config");
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.digest, "size": 2},
+            "layers": []
+        })
+        .to_string();
+        let set = content
+            .set_manifest_bytes(
+                manifest.clone(),
+                "application/vnd.oci.image.manifest.v1+json",
+                Some(azure_containerregistry::SetManifestOptions {
+                    tag: Some("v1".into()),
+                }),
+            )
+            .await
+            .expect("set");
+        let confirmed = content.get_manifest("v1", None).await.expect("get");
+        assert!(confirmed.digest_confirmed);
+
+        proxy.add_rule(Rule::new(
+            Match::any().method("GET").path_contains("/manifests/"),
+            Fault::RemoveHeader("docker-content-digest".into()),
+        ));
+        let error = content
+            .get_manifest("v1", None)
+            .await
+            .expect_err("unconfirmed by default");
+        let unconfirmed = error
+            .downcast_ref::<UnconfirmedDigest>()
+            .unwrap_or_else(|| panic!("UnconfirmedDigest: {error:?}"));
+        assert_eq!(unconfirmed.computed, set.digest);
+        let accepted = content
+            .get_manifest(
+                "v1",
+                Some(GetManifestOptions {
+                    accept_unconfirmed_digest: true,
+                    ..Default::default()
+                }),
+            )
+            .await
+            .expect("accepted");
+        assert!(!accepted.digest_confirmed);
+        assert_eq!(accepted.digest, set.digest);
+        assert_eq!(accepted.content, manifest.as_bytes());
+        // By digest the bytes are checked against the digest asked for.
+        let by_digest = content.get_manifest(&set.digest, None).await.expect("get");
+        assert!(by_digest.digest_confirmed);
+    })
+    .await;
+}

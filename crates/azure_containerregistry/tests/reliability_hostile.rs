@@ -128,6 +128,7 @@ async fn registry_with_realm(realm: Arc<Mutex<String>>) -> HostileServer {
             .unwrap_or_else(|| {
                 Reply::new(200)
                     .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+                    .header("Docker-Content-Digest", &sha256(b"{}"))
                     .body(&b"{}"[..])
             })
         }

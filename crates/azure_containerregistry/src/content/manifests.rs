@@ -24,13 +24,24 @@ pub struct GetManifestOptions {
     /// manifest and Docker manifest list. Asking only for single-image types may make a
     /// registry resolve an index to one platform's manifest.
     pub accept: Option<Vec<String>>,
+    /// Return a manifest fetched by tag even when the registry sends no
+    /// `Docker-Content-Digest` to check it against (default `false`). By default such a
+    /// manifest is an [`UnconfirmedDigest`](crate::UnconfirmedDigest) error, so nothing
+    /// unverified comes back silently; with this set it comes back with
+    /// [`GetManifestResult::digest_confirmed`] `false` and the digest computed here. By digest
+    /// the bytes are always checked against the digest asked for.
+    pub accept_unconfirmed_digest: bool,
 }
 
 /// A manifest as fetched: its exact bytes, verified against its digest.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GetManifestResult {
-    /// The manifest's digest (verified: the sha256 of `content`).
+    /// The manifest's digest: the sha256 of `content`, computed here.
     pub digest: String,
+    /// Whether the digest was confirmed: the one asked for, or the registry's
+    /// `Docker-Content-Digest` for a tag. `false` only with
+    /// [`GetManifestOptions::accept_unconfirmed_digest`].
+    pub digest_confirmed: bool,
     /// The media type (`Content-Type`, or the manifest's `mediaType` field).
     pub media_type: String,
     /// The exact bytes.
@@ -82,7 +93,9 @@ pub struct SetManifestResult {
 
 impl ContainerRegistryContentClient {
     /// Reads a manifest by tag or digest. By digest, the bytes are checked against it; by tag,
-    /// against the registry's `Docker-Content-Digest`. At most 4 MiB are read.
+    /// against the registry's `Docker-Content-Digest` (a registry that sends none gets an
+    /// [`UnconfirmedDigest`](crate::UnconfirmedDigest) error unless
+    /// [`GetManifestOptions::accept_unconfirmed_digest`] is set). At most 4 MiB are read.
     pub async fn get_manifest(
         &self,
         tag_or_digest: &str,
@@ -120,6 +133,7 @@ impl ContainerRegistryContentClient {
         }
         let content = content.freeze();
         let announced = header(&headers, "docker-content-digest").map(str::to_string);
+        let mut confirmed = true;
         let digest = match &reference {
             Reference::Digest(expected) => {
                 let actual = digest_like(expected, &content);
@@ -142,7 +156,17 @@ impl ContainerRegistryContentClient {
                     }
                     expected
                 }
-                None => crate::reference::sha256_digest(&content),
+                None => {
+                    let computed = crate::reference::sha256_digest(&content);
+                    if !options.accept_unconfirmed_digest {
+                        return Err(crate::error::unconfirmed_digest(
+                            reference.as_str(),
+                            &computed,
+                        ));
+                    }
+                    confirmed = false;
+                    computed
+                }
             },
         };
         let media_type = header(&headers, "content-type")
@@ -164,6 +188,7 @@ impl ContainerRegistryContentClient {
             .unwrap_or_else(|| "application/json".to_string());
         Ok(GetManifestResult {
             digest,
+            digest_confirmed: confirmed,
             media_type,
             content,
         })
@@ -254,6 +279,7 @@ impl ContainerRegistryContentClient {
                 &tag,
                 Some(GetManifestOptions {
                     accept: Some(vec![media_types::OCI_INDEX.to_string()]),
+                    ..Default::default()
                 }),
             )
             .await

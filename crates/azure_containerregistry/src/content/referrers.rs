@@ -135,6 +135,7 @@ impl ContainerRegistryContentClient {
                 let tag = referrers_tag(digest)?;
                 let accept = Some(GetManifestOptions {
                     accept: Some(vec![media_types::OCI_INDEX.to_string()]),
+                    ..Default::default()
                 });
                 match self.get_manifest(&tag, accept).await {
                     Ok(m) => {

@@ -74,7 +74,8 @@ pub struct UploadBlobOptions {
     /// [`PREHASH_OVERLAP_MIN_SIZE`] on, while the upload starts: it stops once the registry
     /// turns out to have the blob); a stream is checked only when it fits in a single request
     /// (its digest is known only after reading it all). Blobs smaller than
-    /// [`EXISTENCE_CHECK_MIN_SIZE`] are always sent.
+    /// [`EXISTENCE_CHECK_MIN_SIZE`] are always sent, and a check that fails (any answer but
+    /// 200 or 404) does not stop the upload: the blob is sent.
     pub skip_existing: bool,
     /// How many times a failed request is resumed without progress in between (and how many
     /// times the whole upload starts again when the registry lost the session and the source
@@ -454,9 +455,10 @@ impl ContainerRegistryContentClient {
         };
         let digest = prehash.spawn();
         if size < PREHASH_OVERLAP_MIN_SIZE {
-            // Hashing first costs little next to sending.
+            // Hashing first costs little next to sending. Below the threshold the check is not
+            // worth its round trip: the blob is sent.
             let known = digest.clone().await.map_err(hash_error)?;
-            if self.blob_exists(&known).await? {
+            if size >= EXISTENCE_CHECK_MIN_SIZE && self.probably_exists(&known).await {
                 progress.at(size);
                 return Ok(skipped(known, size));
             }
@@ -509,6 +511,19 @@ impl ContainerRegistryContentClient {
         Ok(skipped(known, size))
     }
 
+    /// The optional existence check: whether the registry answered that it has the blob. Any
+    /// failure of the check (an answer but 200/404, a broken connection) counts as "not
+    /// there": the upload goes ahead.
+    async fn probably_exists(&self, digest: &str) -> bool {
+        match self.blob_exists(digest).await {
+            Ok(exists) => exists,
+            Err(e) => {
+                tracing::debug!(error = %e, "checking whether the registry has the blob failed; uploading it");
+                false
+            }
+        }
+    }
+
     /// POST, then PUT with the whole blob as body.
     async fn upload_single(
         &self,
@@ -522,8 +537,9 @@ impl ContainerRegistryContentClient {
         // The existence check and the session start go out together: a small upload then
         // costs two round trips (POST, PUT), like an upload without the check.
         let mut opened = if check_existing {
-            let (exists, session) = tokio::join!(self.blob_exists(&digest), self.start_upload());
-            if exists? {
+            let (exists, session) =
+                tokio::join!(self.probably_exists(&digest), self.start_upload());
+            if exists {
                 if let Ok(session) = session {
                     self.cancel_in_background(session);
                 }
