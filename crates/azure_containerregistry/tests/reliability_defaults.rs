@@ -488,3 +488,59 @@ async fn reliability_a_manifest_without_a_registry_digest_is_not_returned_silent
     })
     .await;
 }
+
+#[tokio::test]
+async fn reliability_a_stalled_blob_download_resumes_from_where_it_was() {
+    bounded(30, async {
+        let blob = acr_test_support::random_bytes(64 * 1024);
+        let digest = reliability_common::sha256(&blob);
+        let server = HostileServer::start("127.0.0.1", {
+            let blob = blob.clone();
+            move |request| {
+                let range = request.header("range").map(str::to_string);
+                match range.as_deref().and_then(|r| r.strip_prefix("bytes=")) {
+                    // The first request stalls halfway; a resumed request gets the rest.
+                    None => Reply::new(200).stall_after(blob.clone(), blob.len() / 2),
+                    Some(spec) => {
+                        let start: usize = spec
+                            .split('-')
+                            .next()
+                            .and_then(|s| s.parse().ok())
+                            .unwrap_or(0);
+                        Reply::new(206)
+                            .header(
+                                "Content-Range",
+                                &format!("bytes {start}-{}/{}", blob.len() - 1, blob.len()),
+                            )
+                            .body(blob[start..].to_vec())
+                    }
+                }
+            }
+        })
+        .await;
+        let content = ContainerRegistryContentClient::new(
+            &server.endpoint(),
+            "stall",
+            None,
+            Some(short_options(1)),
+        )
+        .expect("client");
+        let stream = content
+            .download_blob(&digest, None)
+            .await
+            .expect("download");
+        let body: Vec<u8> = stream
+            .map_ok(|chunk| chunk.to_vec())
+            .try_concat()
+            .await
+            .expect("resumed after the idle-read timeout");
+        assert_eq!(body, blob);
+        let received = server.received();
+        assert_eq!(received.len(), 2, "{received:#?}");
+        assert_eq!(
+            received[1].header("range"),
+            Some(format!("bytes={}-", blob.len() / 2).as_str())
+        );
+    })
+    .await;
+}

@@ -137,6 +137,11 @@ pub enum ReplyBody {
         data: Vec<u8>,
         every: Duration,
     },
+    /// The first `after` bytes of `data` (with the whole `Content-Length`), then nothing.
+    Stall {
+        data: Vec<u8>,
+        after: usize,
+    },
 }
 
 /// An answer of a [`HostileServer`].
@@ -162,6 +167,15 @@ impl Reply {
     /// Answers only after `delay`.
     pub fn after(mut self, delay: Duration) -> Self {
         self.delay = Some(delay);
+        self
+    }
+
+    /// Sends the first `after` bytes of `data`, with the whole `Content-Length`, then stalls.
+    pub fn stall_after(mut self, data: impl Into<Vec<u8>>, after: usize) -> Self {
+        let data = data.into();
+        self.headers
+            .push(("Content-Length".to_string(), data.len().to_string()));
+        self.body = ReplyBody::Stall { data, after };
         self
     }
 
@@ -363,6 +377,19 @@ async fn answer(
                         Ok::<_, Infallible>(Frame::data(chunk.clone())),
                         sent + chunk.len() as u64,
                     ))
+                }
+            });
+            StreamBody::new(stream).boxed()
+        }
+        ReplyBody::Stall { data, after } => {
+            let head = Bytes::from(data[..after.min(data.len())].to_vec());
+            let stream = futures::stream::unfold(Some(head), |head| async move {
+                match head {
+                    Some(head) => Some((Ok::<_, Infallible>(Frame::data(head)), None)),
+                    None => {
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                        None
+                    }
                 }
             });
             StreamBody::new(stream).boxed()
