@@ -250,17 +250,22 @@ async fn idle_sessions_expire_hold_no_descriptor_and_are_limited() {
         "idle sessions hold descriptors: {before} -> {}",
         open_descriptors()
     );
+    // A sweep forgets the sessions first and removes their files after: wait for both.
+    let upload_files = || {
+        std::fs::read_dir(tmp.path().join("uploads"))
+            .map(|d| d.count())
+            .unwrap_or(usize::MAX)
+    };
     let deadline = Instant::now() + Duration::from_secs(5);
-    while emu.open_upload_sessions() > 0 {
-        assert!(Instant::now() < deadline, "idle sessions never expired");
+    while emu.open_upload_sessions() > 0 || upload_files() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "idle sessions never expired: {} open, {} files",
+            emu.open_upload_sessions(),
+            upload_files()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(
-        std::fs::read_dir(tmp.path().join("uploads"))
-            .unwrap()
-            .count(),
-        0
-    );
     let resp = c
         .post(format!("{base}/v2/r/blobs/uploads/"))
         .send()
