@@ -30,6 +30,41 @@ pub const MAX_JSON_BODY: usize = 16 * 1024 * 1024;
 /// The largest error body kept when an error response is rewritten, in bytes.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
+/// Every operation id of the generated [`Client`], as its hooks see it in
+/// [`OperationInfo::operation_id`]. A test keeps the list equal to the generated code, so code
+/// that matches on an operation name can check that the name still exists.
+pub const OPERATION_IDS: &[&str] = &[
+    "cancel_upload",
+    "check_blob_exists",
+    "check_docker_v2_support",
+    "complete_upload",
+    "create_manifest",
+    "delete_blob",
+    "delete_manifest",
+    "delete_repository",
+    "delete_tag",
+    "exchange_aad_access_token_for_acr_refresh_token",
+    "exchange_acr_refresh_token_for_acr_access_token",
+    "get_acr_access_token_from_login",
+    "get_blob",
+    "get_manifest",
+    "get_manifest_properties",
+    "get_manifests",
+    "get_oci_catalog",
+    "get_oci_tags",
+    "get_properties",
+    "get_referrers",
+    "get_repositories",
+    "get_tag_properties",
+    "get_tags",
+    "get_upload_status",
+    "mount_blob",
+    "update_manifest_properties",
+    "update_properties",
+    "update_tag_attributes",
+    "upload_chunk",
+];
+
 /// Operations whose path is an upload `Location` rather than a templated path.
 const UPLOAD_LINK_OPERATIONS: &[&str] = &[
     "get_upload_status",
@@ -287,6 +322,28 @@ pub fn error_body(bytes: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn operation_names_match_the_generated_client() {
+        let generated = include_str!("generated.rs");
+        let mut found: Vec<&str> = generated
+            .split("operation_id: \"")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .collect();
+        found.sort_unstable();
+        found.dedup();
+        assert_eq!(
+            found, OPERATION_IDS,
+            "OPERATION_IDS must list the generated operations"
+        );
+        for name in UPLOAD_LINK_OPERATIONS.iter().chain(STREAMING_OPERATIONS) {
+            assert!(
+                OPERATION_IDS.contains(name),
+                "the hooks match on `{name}`, which the generated client no longer has"
+            );
+        }
+    }
 
     fn request(url: &str) -> reqwest::Request {
         reqwest::Request::new(reqwest::Method::GET, reqwest::Url::parse(url).unwrap())
