@@ -3,7 +3,7 @@
 //! scope canonicalization is idempotent.
 #![no_main]
 
-use azure_containerregistry::auth::{scope::canonical, Challenge};
+use azure_containerregistry::fuzzing::{canonical, Challenge};
 use libfuzzer_sys::fuzz_target;
 
 fn quote(value: &str) -> String {

@@ -3,9 +3,8 @@
 //! again to themselves; scope prediction on any URL of an accepted endpoint never panics.
 #![no_main]
 
-use azure_containerregistry::auth::scope::{canonical, predict_scope};
-use azure_containerregistry::reference::{
-    is_loopback, parse_endpoint, validate_digest, validate_repository_name, validate_tag, Reference,
+use azure_containerregistry::fuzzing::{
+    canonical, is_loopback, predict_scope, parse_endpoint, validate_digest, validate_repository_name, validate_tag, Reference,
 };
 use azure_containerregistry::InvalidArgument;
 use libfuzzer_sys::fuzz_target;

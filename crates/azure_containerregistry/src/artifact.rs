@@ -12,10 +12,12 @@ use crate::models::{
     ArtifactManifestProperties, ArtifactTagOrder, ArtifactTagProperties,
     ManifestWriteableProperties, TagPropertiesPage, TagWriteableProperties,
 };
+use crate::operation::{ok_if_not_found, traced};
 use crate::paging::{fetch, next_link, page_result};
+use crate::paging::{raw_page, wire_page_size};
 use crate::pipeline::Pipeline;
+use crate::reference::validate_repository_name;
 use crate::reference::{validate_tag, Reference};
-use crate::registry_client::{check_repository, ok_if_not_found, raw_page, traced, wire_page_size};
 
 /// Options for [`RegistryArtifact::get_manifest_properties`].
 #[derive(Clone, Debug, Default)]
@@ -101,7 +103,7 @@ impl RegistryArtifact {
     }
 
     fn check(&self) -> azure_core::Result<Reference> {
-        check_repository(&self.repository)?;
+        validate_repository_name(&self.repository)?;
         Reference::parse(&self.reference)
     }
 
@@ -174,7 +176,7 @@ impl RegistryArtifact {
     ) -> azure_core::Result<ArtifactTagProperties> {
         let _ = options;
         traced("get_tag_properties", &self.repository, async {
-            check_repository(&self.repository)?;
+            validate_repository_name(&self.repository)?;
             validate_tag(tag)?;
             let response = self
                 .pipeline
@@ -198,7 +200,7 @@ impl RegistryArtifact {
     ) -> azure_core::Result<ArtifactTagProperties> {
         let _ = options;
         traced("update_tag_properties", &self.repository, async {
-            check_repository(&self.repository)?;
+            validate_repository_name(&self.repository)?;
             validate_tag(tag)?;
             let body = value.to_wire();
             let response = self
@@ -222,7 +224,7 @@ impl RegistryArtifact {
     ) -> azure_core::Result<()> {
         let _ = options;
         traced("delete_tag", &self.repository, async {
-            check_repository(&self.repository)?;
+            validate_repository_name(&self.repository)?;
             validate_tag(tag)?;
             let result = self
                 .pipeline

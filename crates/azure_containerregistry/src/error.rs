@@ -229,6 +229,23 @@ pub(crate) fn transport_error(error: reqwest::Error) -> azure_core::Error {
     azure_core::Error::new(kind, error)
 }
 
+impl From<crate::http_body::BodyError> for azure_core::Error {
+    fn from(error: crate::http_body::BodyError) -> Self {
+        match error {
+            crate::http_body::BodyError::Transport(e) => transport_error(e),
+            too_large => {
+                azure_core::Error::with_message(ErrorKind::DataConversion, too_large.to_string())
+            }
+        }
+    }
+}
+
+/// The error for an answer that breaks the protocol (a missing or contradictory header, more
+/// bytes than asked for).
+pub(crate) fn protocol_error(message: impl Into<String>) -> azure_core::Error {
+    azure_core::Error::with_message(ErrorKind::DataConversion, message.into())
+}
+
 /// Converts an error of the generated client.
 pub(crate) fn rest_error(error: progenitor_client::Error<AcrErrors>) -> azure_core::Error {
     use progenitor_client::Error as E;

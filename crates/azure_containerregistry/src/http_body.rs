@@ -4,33 +4,47 @@ use std::future::Future;
 
 use futures::StreamExt;
 
+/// Why a body could not be read whole.
+#[derive(Debug)]
+pub(crate) enum BodyError {
+    /// The body is larger than the limit (the limit in bytes).
+    TooLarge(usize),
+    /// The connection failed while the body was read.
+    Transport(reqwest::Error),
+}
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::TooLarge(limit) => write!(
+                f,
+                "the registry's answer is larger than the {limit}-byte limit"
+            ),
+            Self::Transport(e) => write!(f, "reading the registry's answer failed: {e}"),
+        }
+    }
+}
+
 /// Reads at most `limit` bytes of a body; more is an error (never unbounded memory).
 pub(crate) async fn read_bounded(
     response: reqwest::Response,
     limit: usize,
-) -> azure_core::Result<bytes::Bytes> {
+) -> Result<bytes::Bytes, BodyError> {
     if let Some(len) = response.content_length() {
         if len > limit as u64 {
-            return Err(too_large(limit));
+            return Err(BodyError::TooLarge(limit));
         }
     }
     let mut stream = response.bytes_stream();
     let mut out = bytes::BytesMut::new();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(crate::error::transport_error)?;
+        let chunk = chunk.map_err(BodyError::Transport)?;
         if out.len() + chunk.len() > limit {
-            return Err(too_large(limit));
+            return Err(BodyError::TooLarge(limit));
         }
         out.extend_from_slice(&chunk);
     }
     Ok(out.freeze())
-}
-
-fn too_large(limit: usize) -> azure_core::Error {
-    azure_core::Error::with_message(
-        azure_core::error::ErrorKind::DataConversion,
-        format!("the registry's answer is larger than the {limit}-byte limit"),
-    )
 }
 
 /// A response body that fails once `deadline` has passed (the time to read an answer that is

@@ -18,21 +18,24 @@
 pub struct ReadmeDoctests;
 
 mod audience;
-pub mod auth;
+mod auth;
 mod content;
 pub mod error;
 mod http_body;
+mod operation;
 mod options;
 mod paging;
 mod pipeline;
-pub mod reference;
+mod reference;
+mod retry;
 
 pub use audience::ContainerRegistryAudience;
 pub use error::{error_code, DigestMismatch, InvalidArgument, PagingLoop, UnconfirmedDigest};
 pub use options::{
-    ContainerRegistryClientOptions, RetryOptions, DEFAULT_BODY_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,
+    ContainerRegistryClientOptions, DEFAULT_BODY_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_READ_TIMEOUT, DEFAULT_TIMEOUT,
 };
+pub use retry::RetryOptions;
 mod artifact;
 pub mod models;
 mod registry_client;
@@ -72,6 +75,13 @@ pub use token_api::{AcrAccessToken, AcrRefreshToken};
 /// Entry points for the fuzz targets in `fuzz/` (not a stable API).
 #[doc(hidden)]
 pub mod fuzzing {
+    pub use crate::auth::scope::{canonical, predict_scope};
+    pub use crate::auth::Challenge;
+    pub use crate::reference::{
+        is_loopback, parse_endpoint, sha256_digest, validate_digest, validate_repository_name,
+        validate_tag, Reference, MAX_REPOSITORY_NAME,
+    };
+
     /// Parses a `Link` header value, as the pagers do.
     pub fn next_link(value: &[u8]) -> Result<Option<String>, String> {
         let mut headers = reqwest::header::HeaderMap::new();

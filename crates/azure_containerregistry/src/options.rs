@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::ContainerRegistryAudience;
+use crate::{ContainerRegistryAudience, RetryOptions};
 
 /// Options for [`ContainerRegistryClient`](crate::ContainerRegistryClient) and
 /// [`ContainerRegistryContentClient`](crate::ContainerRegistryContentClient).
@@ -71,36 +71,9 @@ impl ContainerRegistryClientOptions {
         let attempts = self.retry.max_retries.saturating_add(1);
         let mut total = attempt.saturating_mul(attempts);
         for n in 0..self.retry.max_retries {
-            let delay = self
-                .retry
-                .initial_delay
-                .saturating_mul(2u32.saturating_pow(n.min(16)))
-                .mul_f64(1.2)
-                .min(self.retry.max_delay);
-            total = total.saturating_add(delay);
+            total = total.saturating_add(self.retry.longest_delay(n));
         }
         Some(total)
-    }
-}
-
-/// How transient failures (408, 429, 500, 502, 503, 504, connection errors) are retried.
-#[derive(Clone, Debug)]
-pub struct RetryOptions {
-    /// Retries after the first attempt (default 3; 0 turns retries off).
-    pub max_retries: u32,
-    /// Delay before the first retry (default 800 ms); it doubles each time, with jitter.
-    pub initial_delay: Duration,
-    /// The longest delay between attempts, including a `Retry-After` (default 60 s).
-    pub max_delay: Duration,
-}
-
-impl Default for RetryOptions {
-    fn default() -> Self {
-        Self {
-            max_retries: 3,
-            initial_delay: Duration::from_millis(800),
-            max_delay: Duration::from_secs(60),
-        }
     }
 }
 

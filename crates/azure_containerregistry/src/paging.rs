@@ -177,6 +177,34 @@ pub(crate) async fn fetch(
     Ok(RawPage { body, headers })
 }
 
+/// The `n` to send: `None`, or a page size of at least 1.
+pub(crate) fn wire_page_size(page_size: Option<u32>) -> azure_core::Result<Option<i32>> {
+    match page_size {
+        None => Ok(None),
+        Some(0) => Err(crate::error::invalid_argument(
+            "page_size",
+            "must be at least 1",
+        )),
+        Some(n) => Ok(Some(i32::try_from(n).unwrap_or(i32::MAX))),
+    }
+}
+
+/// A first page from the generated client, as the pager's raw page. The generated operation
+/// builds the first URL (path, query, `api-version`); its typed body is serialized back to JSON
+/// because the pager deserializes every page, first and `Link`-followed alike, the same way.
+pub(crate) fn raw_page<T: serde::Serialize>(
+    response: azure_containerregistry_rest::ResponseValue<T>,
+) -> azure_core::Result<RawPage> {
+    let headers = response.headers().clone();
+    let body = serde_json::to_vec(&response.into_inner()).map_err(|e| {
+        azure_core::Error::with_message(
+            azure_core::error::ErrorKind::DataConversion,
+            format!("page body: {e}"),
+        )
+    })?;
+    Ok(RawPage { body, headers })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,8 +8,7 @@ use azure_containerregistry_rest::hooks::{ClientState, RequestPolicy};
 use azure_core::credentials::TokenCredential;
 use futures::future::BoxFuture;
 use progenitor_client::OperationInfo;
-use rand::Rng;
-use reqwest::header::{HeaderValue, AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
+use reqwest::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use reqwest::StatusCode;
 use url::Url;
 
@@ -17,6 +16,10 @@ use crate::auth::{scope::predict_scope, Authenticator, Challenge};
 use crate::error::invalid_argument;
 use crate::reference::{is_loopback, parse_endpoint};
 use crate::{ContainerRegistryClientOptions, RetryOptions};
+
+/// Generated operations whose successful answer streams for as long as it takes (bounded by
+/// the read timeout, not the body timeout).
+const STREAMED_OPERATIONS: &[&str] = &["get_blob"];
 
 /// Everything a client needs to talk to one registry. Cheap to share (`Arc`).
 #[derive(Debug)]
@@ -173,11 +176,6 @@ impl RequestPolicy for Policy {
     }
 }
 
-/// Statuses that are retried: the request may succeed if sent again.
-fn is_transient(status: StatusCode) -> bool {
-    matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
-}
-
 impl Policy {
     pub(crate) fn new(
         endpoint: &Url,
@@ -219,7 +217,8 @@ impl Policy {
         let response = self.send_attempts(client, request, info).await?;
         // Blob bodies stream for as long as they take (bounded by the read timeout); any other
         // answer is read whole and must be read within the body timeout.
-        let streamed = info.operation_id == "get_blob" && response.status().is_success();
+        let streamed =
+            STREAMED_OPERATIONS.contains(&info.operation_id) && response.status().is_success();
         Ok(match self.body_timeout {
             Some(limit) if !streamed => crate::http_body::with_body_deadline(response, limit),
             _ => response,
@@ -296,7 +295,7 @@ impl Policy {
                     let retryable = error.is_connect()
                         || (method_is_idempotent && (error.is_timeout() || error.is_request()));
                     if retryable && retries < self.retry.max_retries {
-                        let delay = self.backoff(retries, None);
+                        let delay = self.retry.delay(retries, None);
                         tracing::debug!(error = %error, delay_ms = delay.as_millis() as u64, "retrying after a connection error");
                         retries += 1;
                         tokio::time::sleep(delay).await;
@@ -338,8 +337,12 @@ impl Policy {
                     }
                 }
             }
-            if is_transient(status) && retries < self.retry.max_retries {
-                let delay = self.backoff(retries, response.headers().get(RETRY_AFTER));
+            if crate::retry::is_transient_status(status.as_u16())
+                && retries < self.retry.max_retries
+            {
+                let delay = self
+                    .retry
+                    .delay(retries, response.headers().get(RETRY_AFTER));
                 tracing::debug!(
                     status = status.as_u16(),
                     delay_ms = delay.as_millis() as u64,
@@ -380,37 +383,6 @@ impl Policy {
             },
         }
     }
-
-    /// The delay before retry `n` (0-based): `Retry-After` when given, else exponential with
-    /// jitter; never more than `max_delay`.
-    fn backoff(&self, n: u32, retry_after: Option<&HeaderValue>) -> Duration {
-        if let Some(delay) = retry_after.and_then(parse_retry_after) {
-            return delay.min(self.retry.max_delay);
-        }
-        let base = self
-            .retry
-            .initial_delay
-            .saturating_mul(2u32.saturating_pow(n.min(16)));
-        let jitter = rand::rng().random_range(0.8..1.2);
-        base.mul_f64(jitter).min(self.retry.max_delay)
-    }
-}
-
-/// `Retry-After` as seconds or an HTTP date.
-fn parse_retry_after(value: &HeaderValue) -> Option<Duration> {
-    let text = value.to_str().ok()?.trim();
-    if let Ok(seconds) = text.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    if let Ok(seconds) = text.parse::<f64>() {
-        if seconds.is_finite() && seconds >= 0.0 {
-            return Some(Duration::from_secs_f64(seconds));
-        }
-    }
-    let when =
-        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc2822).ok()?;
-    let now = time::OffsetDateTime::now_utc();
-    Some(Duration::try_from(when - now).unwrap_or(Duration::ZERO))
 }
 
 /// A response made by the client itself (timeouts, failed token requests), with an ACR error
@@ -450,47 +422,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn retry_after_forms() {
-        assert_eq!(
-            parse_retry_after(&HeaderValue::from_static("3")),
-            Some(Duration::from_secs(3))
-        );
-        assert_eq!(
-            parse_retry_after(&HeaderValue::from_static("0.5")),
-            Some(Duration::from_millis(500))
-        );
-        assert_eq!(
-            parse_retry_after(&HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT")),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(parse_retry_after(&HeaderValue::from_static("soon")), None);
-        assert_eq!(parse_retry_after(&HeaderValue::from_static("-1")), None);
-    }
-
-    #[test]
-    fn backoff_is_bounded() {
-        let options = ContainerRegistryClientOptions {
-            retry: RetryOptions {
-                max_retries: 3,
-                initial_delay: Duration::from_millis(100),
-                max_delay: Duration::from_secs(1),
-            },
-            ..Default::default()
-        };
-        let policy = Policy::new(&Url::parse("http://127.0.0.1:1").unwrap(), None, &options);
-        let d0 = policy.backoff(0, None);
-        assert!(
-            d0 >= Duration::from_millis(80) && d0 <= Duration::from_millis(120),
-            "{d0:?}"
-        );
-        assert_eq!(policy.backoff(10, None), Duration::from_secs(1));
-        assert_eq!(
-            policy.backoff(0, Some(&HeaderValue::from_static("120"))),
-            Duration::from_secs(1)
-        );
-        assert_eq!(
-            policy.backoff(0, Some(&HeaderValue::from_static("0"))),
-            Duration::ZERO
-        );
+    fn matched_operation_names_exist_in_the_generated_client() {
+        for name in STREAMED_OPERATIONS {
+            assert!(
+                azure_containerregistry_rest::hooks::OPERATION_IDS.contains(name),
+                "the pipeline matches on `{name}`, which the generated client no longer has"
+            );
+        }
     }
 }

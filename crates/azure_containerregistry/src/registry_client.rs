@@ -1,20 +1,16 @@
 //! [`ContainerRegistryClient`]: the registry's repositories and the token-exchange API.
 
-use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
 
 use azure_core::credentials::TokenCredential;
-use azure_core::http::{Pager, StatusCode};
-use futures::future::BoxFuture;
-use tracing::Instrument;
+use azure_core::http::Pager;
 use url::Url;
 
-use crate::error::{invalid_argument, rest_error};
+use crate::error::rest_error;
 use crate::models::RepositoryNamesPage;
-use crate::paging::{link_pager, RawPage};
+use crate::operation::traced;
+use crate::paging::{link_pager, raw_page, wire_page_size};
 use crate::pipeline::Pipeline;
-use crate::reference::validate_repository_name;
 use crate::token_api::{AcrAccessToken, AcrRefreshToken};
 use crate::{ContainerRegistryClientOptions, ContainerRepository, RegistryArtifact};
 
@@ -178,90 +174,4 @@ impl ContainerRegistryClient {
         })
         .await
     }
-}
-
-/// The `n` to send: `None`, or a page size of at least 1.
-pub(crate) fn wire_page_size(page_size: Option<u32>) -> azure_core::Result<Option<i32>> {
-    match page_size {
-        None => Ok(None),
-        Some(0) => Err(invalid_argument("page_size", "must be at least 1")),
-        Some(n) => Ok(Some(i32::try_from(n).unwrap_or(i32::MAX))),
-    }
-}
-
-/// A first page from the generated client, as the pager's raw page. The generated operation
-/// builds the first URL (path, query, `api-version`); its typed body is serialized back to JSON
-/// because the pager deserializes every page, first and `Link`-followed alike, the same way.
-pub(crate) fn raw_page<T: serde::Serialize>(
-    response: azure_containerregistry_rest::ResponseValue<T>,
-) -> azure_core::Result<RawPage> {
-    let headers = response.headers().clone();
-    let body = serde_json::to_vec(&response.into_inner()).map_err(|e| {
-        azure_core::Error::with_message(
-            azure_core::error::ErrorKind::DataConversion,
-            format!("page body: {e}"),
-        )
-    })?;
-    Ok(RawPage { body, headers })
-}
-
-/// Runs one public operation in an `acr.operation` span that records the operation, the
-/// repository, the outcome (HTTP status of a failure) and the duration. Never records secrets.
-pub(crate) fn traced<'a, T, F>(
-    operation: &'static str,
-    repository: &str,
-    future: F,
-) -> BoxFuture<'a, azure_core::Result<T>>
-where
-    F: Future<Output = azure_core::Result<T>> + Send + 'a,
-    T: Send + 'a,
-{
-    let span = tracing::info_span!(
-        "acr.operation",
-        operation,
-        repository,
-        status = tracing::field::Empty,
-        duration_ms = tracing::field::Empty,
-    );
-    Box::pin(async move {
-        let started = Instant::now();
-        let result = future.instrument(span.clone()).await;
-        let elapsed = started.elapsed().as_millis() as u64;
-        span.record("duration_ms", elapsed);
-        match &result {
-            Ok(_) => {
-                span.record("status", "ok");
-            }
-            Err(error) => {
-                let status = error
-                    .http_status()
-                    .map(|s| u16::from(s).to_string())
-                    .unwrap_or_else(|| "error".into());
-                span.record("status", status.as_str());
-                span.in_scope(
-                    || tracing::debug!(error = %error, elapsed_ms = elapsed, "operation failed"),
-                );
-            }
-        }
-        result
-    })
-}
-
-/// Treats 404 (the thing is already gone) as success, for deletes.
-pub(crate) fn ok_if_not_found(result: azure_core::Result<()>) -> azure_core::Result<()> {
-    match result {
-        Err(error) if error.http_status() == Some(StatusCode::NotFound) => {
-            tracing::debug!(
-                code = crate::error_code(&error),
-                "already gone; delete succeeds"
-            );
-            Ok(())
-        }
-        other => other,
-    }
-}
-
-/// Checks a repository name (used by every operation before it sends anything).
-pub(crate) fn check_repository(name: &str) -> azure_core::Result<()> {
-    validate_repository_name(name)
 }

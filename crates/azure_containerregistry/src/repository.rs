@@ -10,9 +10,11 @@ use crate::models::{
     ArtifactManifestOrder, ManifestPropertiesPage, RepositoryProperties,
     RepositoryWriteableProperties,
 };
+use crate::operation::{ok_if_not_found, traced};
 use crate::paging::link_pager;
+use crate::paging::{raw_page, wire_page_size};
 use crate::pipeline::Pipeline;
-use crate::registry_client::{check_repository, ok_if_not_found, raw_page, traced, wire_page_size};
+use crate::reference::validate_repository_name;
 use crate::{DeleteRepositoryOptions, RegistryArtifact};
 
 /// Options for [`ContainerRepository::get_properties`].
@@ -75,7 +77,7 @@ impl ContainerRepository {
     ) -> azure_core::Result<RepositoryProperties> {
         let _ = options;
         traced("get_repository_properties", &self.name, async {
-            check_repository(&self.name)?;
+            validate_repository_name(&self.name)?;
             let response = self
                 .pipeline
                 .rest()
@@ -96,7 +98,7 @@ impl ContainerRepository {
     ) -> azure_core::Result<RepositoryProperties> {
         let _ = options;
         traced("update_repository_properties", &self.name, async {
-            check_repository(&self.name)?;
+            validate_repository_name(&self.name)?;
             let body = value.to_wire();
             let response = self
                 .pipeline
@@ -116,7 +118,7 @@ impl ContainerRepository {
     pub async fn delete(&self, options: Option<DeleteRepositoryOptions>) -> azure_core::Result<()> {
         let _ = options;
         traced("delete_repository", &self.name, async {
-            check_repository(&self.name)?;
+            validate_repository_name(&self.name)?;
             let result = self
                 .pipeline
                 .rest()
@@ -145,7 +147,7 @@ impl ContainerRepository {
             let name = name.clone();
             Box::pin(async move {
                 traced("list_manifest_properties", &name, async {
-                    check_repository(&name)?;
+                    validate_repository_name(&name)?;
                     let n = wire_page_size(page_size)?;
                     let response = pipeline
                         .rest()

@@ -339,7 +339,7 @@ async fn connection_cut_mid_download_resumes() {
             // Cut every time: the bounded resumes give up, and no file is left.
             proxy.add_rule(Rule::new(blob_get(), Fault::CutResponseAfter(1000)));
             let options = DownloadBlobOptions {
-                max_resume_attempts: 2,
+                max_retries: 2,
                 ..Default::default()
             };
             let path = dir.path().join("never.bin");

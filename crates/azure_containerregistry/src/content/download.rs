@@ -3,18 +3,19 @@
 //! verified.
 
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 use azure_core::error::ErrorKind;
 use bytes::Bytes;
-use futures::stream::{BoxStream, Stream, StreamExt};
+use futures::stream::{Stream, StreamExt};
 
 use super::file_writer::FileWriter;
-use super::progress::{report, ProgressCallback};
-use super::{header, ContainerRegistryContentClient, Hasher};
-use crate::error::{digest_mismatch, invalid_argument, rest_error, transport_error};
+use super::progress::ProgressCallback;
+use super::verified_stream::verified;
+pub use super::verified_stream::DownloadBlobStream;
+use super::{header, ContainerRegistryContentClient};
+use crate::error::{invalid_argument, protocol_error, rest_error, transport_error};
 use crate::reference::validate_digest;
+use crate::retry::is_retryable;
 
 /// Bytes per write of a download to a file (4 MiB; two such buffers are in memory).
 const FILE_WRITE_SIZE: usize = 4 * 1024 * 1024;
@@ -33,8 +34,9 @@ pub struct DownloadBlobOptions {
     pub concurrency: Option<usize>,
     /// The size of each range of a parallel download (default 8 MiB). Must not be 0.
     pub range_size: Option<usize>,
-    /// How many times a broken download (or range) is resumed with `Range` (default 3).
-    pub max_resume_attempts: u32,
+    /// How many times a broken download (or range) is resumed with `Range` (default 3), each
+    /// after the client's [`RetryOptions`](crate::RetryOptions) delay.
+    pub max_retries: u32,
     /// Called with `(bytes received, total if known)` as data arrives.
     pub progress: Option<ProgressCallback>,
 }
@@ -44,7 +46,7 @@ impl Default for DownloadBlobOptions {
         Self {
             concurrency: None,
             range_size: None,
-            max_resume_attempts: 3,
+            max_retries: 3,
             progress: None,
         }
     }
@@ -59,57 +61,7 @@ pub struct DownloadBlobResult {
     pub size: u64,
 }
 
-/// The bytes of a blob, checked against its digest as they arrive.
-///
-/// The stream holds back the last chunk until the whole blob has been hashed: when the content
-/// does not match the digest, the stream ends with an error carrying a
-/// [`DigestMismatch`](crate::DigestMismatch) instead of that chunk, so a consumer that stops at
-/// the first error never accepts wrong content as complete.
-pub struct DownloadBlobStream {
-    inner: BoxStream<'static, azure_core::Result<Bytes>>,
-    size: Option<u64>,
-    digest: String,
-}
-
-impl std::fmt::Debug for DownloadBlobStream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DownloadBlobStream")
-            .field("digest", &self.digest)
-            .field("size", &self.size)
-            .finish_non_exhaustive()
-    }
-}
-
-impl DownloadBlobStream {
-    /// The blob's size, when the registry said.
-    pub fn size(&self) -> Option<u64> {
-        self.size
-    }
-
-    /// The digest the content is checked against.
-    pub fn digest(&self) -> &str {
-        &self.digest
-    }
-
-    /// Reads the whole blob into memory (verified). Only for blobs known to be small.
-    pub async fn collect_bytes(mut self) -> azure_core::Result<Bytes> {
-        let mut out = bytes::BytesMut::new();
-        while let Some(chunk) = self.next().await {
-            out.extend_from_slice(&chunk?);
-        }
-        Ok(out.freeze())
-    }
-}
-
-impl Stream for DownloadBlobStream {
-    type Item = azure_core::Result<Bytes>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.inner.as_mut().poll_next(cx)
-    }
-}
-
-type RawBody = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send + Sync>>;
+type RawBody = std::pin::Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send + Sync>>;
 
 /// An open `GET` of a blob from some offset.
 struct Opened {
@@ -135,7 +87,7 @@ impl ContainerRegistryContentClient {
     /// Downloads a blob as a stream of [`Bytes`], verified against `digest`: a mismatch ends
     /// the stream with a [`DigestMismatch`](crate::DigestMismatch) error in place of the final
     /// chunk. A broken connection is resumed with `Range` from the bytes already received (at
-    /// most [`DownloadBlobOptions::max_resume_attempts`] times). Registry redirects to storage
+    /// most [`DownloadBlobOptions::max_retries`] times). Registry redirects to storage
     /// are followed without the `Authorization` header.
     ///
     /// The first request is made before this returns, so a missing blob is an error here.
@@ -186,43 +138,48 @@ impl ContainerRegistryContentClient {
             _ => PathBuf::from("."),
         };
         let mut stream = self.download_blob(digest, options).await?;
-        let suffix: u64 = rand::random();
-        let temp = dir.join(format!(
-            ".{}.{suffix:016x}.partial",
-            file_name.to_string_lossy()
-        ));
-        let mut guard = TempFile {
-            path: Some(temp.clone()),
-        };
-        let file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)
+        // Removed when dropped, so nothing is left behind on any failure.
+        let temp = {
+            let in_dir = dir.clone();
+            let prefix = format!(".{}.", file_name.to_string_lossy());
+            tokio::task::spawn_blocking(move || {
+                let mut builder = tempfile::Builder::new();
+                builder.prefix(&prefix).suffix(".partial");
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt as _;
+                    // As a plainly created file (the process's umask applies), not 0600.
+                    builder.permissions(std::fs::Permissions::from_mode(0o666));
+                }
+                builder.tempfile_in(&in_dir)
+            })
             .await
-            .map_err(|e| io(e, &temp))?
-            .into_std()
-            .await;
+            .map_err(|e| azure_core::Error::new(ErrorKind::Io, e))?
+            .map_err(|e| io(e, &dir))?
+        };
+        let file = temp.as_file().try_clone().map_err(|e| io(e, temp.path()))?;
         let mut writer = FileWriter::new(file, FILE_WRITE_SIZE);
         let mut size = 0u64;
         let written: azure_core::Result<()> = async {
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk?;
                 size += chunk.len() as u64;
-                writer.write(&chunk).await.map_err(|e| io(e, &temp))?;
+                writer.write(&chunk).await.map_err(|e| io(e, temp.path()))?;
             }
             Ok(())
         }
         .await;
         if let Err(e) = written {
-            // Closed before the guard removes it.
+            // Closed before the temporary file is removed.
             writer.abandon().await;
             return Err(e);
         }
-        writer.finish().await.map_err(|e| io(e, &temp))?;
-        tokio::fs::rename(&temp, path)
+        writer.finish().await.map_err(|e| io(e, temp.path()))?;
+        let target = path.to_path_buf();
+        tokio::task::spawn_blocking(move || temp.persist(&target))
             .await
-            .map_err(|e| io(e, path))?;
-        guard.path = None;
+            .map_err(|e| azure_core::Error::new(ErrorKind::Io, e))?
+            .map_err(|e| io(e.error, path))?;
         Ok(DownloadBlobResult {
             digest: digest.to_string(),
             size,
@@ -256,9 +213,7 @@ impl ContainerRegistryContentClient {
         if status == 206 {
             let (a, _, total) = header(&headers, "content-range")
                 .and_then(parse_content_range)
-                .ok_or_else(|| {
-                    protocol_error("a 206 answer without a valid Content-Range".into())
-                })?;
+                .ok_or_else(|| protocol_error("a 206 answer without a valid Content-Range"))?;
             if a != offset {
                 return Err(protocol_error(format!(
                     "asked for bytes from {offset}, the registry sent from {a}"
@@ -293,7 +248,7 @@ impl ContainerRegistryContentClient {
             offset: u64,
             total: Option<u64>,
             attempts: u32,
-            max_attempts: u32,
+            max_retries: u32,
         }
         let state = State {
             client: self.clone(),
@@ -302,7 +257,7 @@ impl ContainerRegistryContentClient {
             offset: 0,
             total,
             attempts: 0,
-            max_attempts: options.max_resume_attempts,
+            max_retries: options.max_retries,
         };
         // Raw bytes in order, resuming after transport errors; verification wraps it.
         let raw = futures::stream::unfold(Some(state), |state| async move {
@@ -317,9 +272,9 @@ impl ContainerRegistryContentClient {
                             st.opened = Some(o);
                         }
                         Err(e) => {
-                            if st.attempts < st.max_attempts && is_transport(&e) {
+                            if st.attempts < st.max_retries && is_retryable(&e) {
+                                tokio::time::sleep(st.client.retry_delay(st.attempts)).await;
                                 st.attempts += 1;
-                                tokio::time::sleep(resume_delay(st.attempts)).await;
                                 continue;
                             }
                             return Some((Err(e), None));
@@ -344,10 +299,10 @@ impl ContainerRegistryContentClient {
                     }
                     Some(Err(e)) => {
                         st.opened = None;
-                        if st.attempts < st.max_attempts {
+                        if st.attempts < st.max_retries {
+                            tracing::debug!(error = %e, offset = st.offset, attempt = st.attempts + 1, "blob download broke; resuming with Range");
+                            tokio::time::sleep(st.client.retry_delay(st.attempts)).await;
                             st.attempts += 1;
-                            tracing::debug!(error = %e, offset = st.offset, attempt = st.attempts, "blob download broke; resuming with Range");
-                            tokio::time::sleep(resume_delay(st.attempts)).await;
                             continue;
                         }
                         return Some((Err(transport_error(e)), None));
@@ -356,7 +311,7 @@ impl ContainerRegistryContentClient {
                         st.opened = None;
                         if st.total.is_some_and(|t| st.offset < t) {
                             // Ended early without an error: resume too.
-                            if st.attempts < st.max_attempts {
+                            if st.attempts < st.max_retries {
                                 st.attempts += 1;
                                 continue;
                             }
@@ -403,7 +358,7 @@ impl ContainerRegistryContentClient {
             /// Ranges started, in blob order.
             running: std::collections::VecDeque<Chunks>,
             concurrency: usize,
-            max_attempts: u32,
+            max_retries: u32,
         }
         let state = State {
             client: self.clone(),
@@ -413,7 +368,7 @@ impl ContainerRegistryContentClient {
                 .collect(),
             running: std::collections::VecDeque::new(),
             concurrency,
-            max_attempts: options.max_resume_attempts,
+            max_retries: options.max_retries,
         };
         let raw = futures::stream::unfold(Some(state), |state| async move {
             let mut st = state?;
@@ -425,10 +380,10 @@ impl ContainerRegistryContentClient {
                     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
                     let client = st.client.clone();
                     let digest = st.digest.clone();
-                    let max_attempts = st.max_attempts;
+                    let max_retries = st.max_retries;
                     // Ends by itself when the stream is dropped (its sends fail).
                     tokio::spawn(async move {
-                        client.fetch_range(&digest, a, b, max_attempts, &tx).await;
+                        client.fetch_range(&digest, a, b, max_retries, &tx).await;
                     });
                     st.running.push_back(rx);
                 }
@@ -452,7 +407,7 @@ impl ContainerRegistryContentClient {
         digest: &str,
         a: u64,
         b: u64,
-        max_attempts: u32,
+        max_retries: u32,
         out: &tokio::sync::mpsc::UnboundedSender<azure_core::Result<Bytes>>,
     ) {
         let want = b - a + 1;
@@ -505,13 +460,13 @@ impl ContainerRegistryContentClient {
             match result {
                 Ok(()) if received == want => return,
                 Ok(()) => {}
-                Err(e) if !is_transport(&e) => {
+                Err(e) if !is_retryable(&e) => {
                     let _ = out.send(Err(e));
                     return;
                 }
                 Err(_) => {}
             }
-            if attempts >= max_attempts {
+            if attempts >= max_retries {
                 let _ = out.send(Err(azure_core::Error::with_message(
                     ErrorKind::Io,
                     format!(
@@ -520,123 +475,8 @@ impl ContainerRegistryContentClient {
                 )));
                 return;
             }
+            tokio::time::sleep(self.retry_delay(attempts)).await;
             attempts += 1;
-            tokio::time::sleep(resume_delay(attempts)).await;
-        }
-    }
-}
-
-fn resume_delay(attempt: u32) -> std::time::Duration {
-    std::time::Duration::from_millis(100u64 << attempt.min(6))
-}
-
-fn is_transport(e: &azure_core::Error) -> bool {
-    match e.kind() {
-        ErrorKind::Io | ErrorKind::Connection => true,
-        ErrorKind::HttpResponse { status, .. } => {
-            matches!(u16::from(*status), 408 | 429 | 500 | 502 | 503 | 504)
-        }
-        _ => false,
-    }
-}
-
-fn protocol_error(message: String) -> azure_core::Error {
-    azure_core::Error::with_message(ErrorKind::DataConversion, message)
-}
-
-/// Hashes a raw byte stream in order, holds back the last chunk (the one that completes a blob
-/// of known size, else the latest each time), and at the end yields it only if the digest (and
-/// size, when known) match; else a `DigestMismatch` error.
-fn verified(
-    raw: BoxStream<'static, azure_core::Result<Bytes>>,
-    digest: &str,
-    size: Option<u64>,
-    progress: Option<ProgressCallback>,
-) -> DownloadBlobStream {
-    struct V {
-        raw: BoxStream<'static, azure_core::Result<Bytes>>,
-        hasher: Option<Hasher>,
-        held: Option<Bytes>,
-        received: u64,
-        digest: String,
-        size: Option<u64>,
-        progress: Option<ProgressCallback>,
-    }
-    let state = V {
-        raw,
-        hasher: Some(Hasher::for_digest(digest)),
-        held: None,
-        received: 0,
-        digest: digest.to_string(),
-        size,
-        progress,
-    };
-    let inner = futures::stream::unfold(Some(state), |state| async move {
-        let mut st = state?;
-        loop {
-            match st.raw.next().await {
-                Some(Ok(chunk)) => {
-                    if let Some(h) = st.hasher.as_mut() {
-                        h.update(&chunk);
-                    }
-                    st.received += chunk.len() as u64;
-                    report(&st.progress, st.received, st.size);
-                    match st.size {
-                        Some(size) if st.held.is_some() || st.received > size => {
-                            let e = protocol_error(format!(
-                                "the registry sent more than the blob's {size} bytes"
-                            ));
-                            return Some((Err(e), None));
-                        }
-                        // Not the last chunk of a blob of known size: out at once (holding
-                        // each chunk back would keep the connection from reusing its buffer).
-                        Some(size) if st.received < size => return Some((Ok(chunk), Some(st))),
-                        Some(_) => st.held = Some(chunk),
-                        None => {
-                            if let Some(previous) = st.held.replace(chunk) {
-                                return Some((Ok(previous), Some(st)));
-                            }
-                        }
-                    }
-                }
-                Some(Err(e)) => return Some((Err(e), None)),
-                None => {
-                    let actual = st.hasher.take().map(Hasher::finish).unwrap_or_default();
-                    if actual != st.digest {
-                        return Some((Err(digest_mismatch(st.digest.clone(), actual)), None));
-                    }
-                    if let Some(size) = st.size {
-                        if size != st.received {
-                            return Some((
-                                Err(protocol_error(format!(
-                                    "expected {size} bytes, received {}",
-                                    st.received
-                                ))),
-                                None,
-                            ));
-                        }
-                    }
-                    return st.held.take().map(|last| (Ok(last), None));
-                }
-            }
-        }
-    });
-    DownloadBlobStream {
-        inner: inner.boxed(),
-        size,
-        digest: digest.to_string(),
-    }
-}
-
-/// Removes a temporary file when dropped, unless disarmed (`path = None`).
-struct TempFile {
-    path: Option<PathBuf>,
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if let Some(path) = self.path.take() {
-            let _ = std::fs::remove_file(path);
         }
     }
 }
@@ -653,74 +493,5 @@ mod tests {
         );
         assert_eq!(parse_content_range("bytes 0-1/*"), Some((0, 1, None)));
         assert_eq!(parse_content_range("0-1"), None);
-    }
-
-    #[tokio::test]
-    async fn mismatch_replaces_the_last_chunk() {
-        let chunks: Vec<azure_core::Result<Bytes>> = vec![
-            Ok(Bytes::from_static(b"hel")),
-            Ok(Bytes::from_static(b"lo")),
-        ];
-        let good = crate::reference::sha256_digest(b"hello");
-        let s = verified(futures::stream::iter(chunks).boxed(), &good, Some(5), None);
-        assert_eq!(
-            s.collect_bytes().await.unwrap(),
-            Bytes::from_static(b"hello")
-        );
-
-        let chunks: Vec<azure_core::Result<Bytes>> = vec![
-            Ok(Bytes::from_static(b"hel")),
-            Ok(Bytes::from_static(b"lp")),
-        ];
-        let mut s = verified(futures::stream::iter(chunks).boxed(), &good, None, None);
-        assert_eq!(s.next().await.unwrap().unwrap(), Bytes::from_static(b"hel"));
-        let err = s.next().await.unwrap().unwrap_err();
-        let mismatch = err.downcast_ref::<crate::DigestMismatch>().unwrap();
-        assert_eq!(mismatch.expected, good);
-        assert!(s.next().await.is_none());
-    }
-
-    #[tokio::test]
-    async fn with_a_known_size_only_the_last_chunk_waits() {
-        let good = crate::reference::sha256_digest(b"hello");
-        let chunks = |tail: &'static [u8]| -> Vec<azure_core::Result<Bytes>> {
-            vec![
-                Ok(Bytes::from_static(b"he")),
-                Ok(Bytes::from_static(b"l")),
-                Ok(Bytes::from_static(tail)),
-            ]
-        };
-        // Wrong last bytes: everything before comes out, the last chunk never does.
-        let mut s = verified(
-            futures::stream::iter(chunks(b"lp")).boxed(),
-            &good,
-            Some(5),
-            None,
-        );
-        assert_eq!(s.next().await.unwrap().unwrap(), Bytes::from_static(b"he"));
-        assert_eq!(s.next().await.unwrap().unwrap(), Bytes::from_static(b"l"));
-        let err = s.next().await.unwrap().unwrap_err();
-        assert!(err.downcast_ref::<crate::DigestMismatch>().is_some());
-        assert!(s.next().await.is_none());
-        // More than the size: an error, and the chunk that completed the size is not given.
-        let mut more = chunks(b"lo");
-        more.push(Ok(Bytes::from_static(b"!")));
-        let mut s = verified(futures::stream::iter(more).boxed(), &good, Some(5), None);
-        assert_eq!(s.next().await.unwrap().unwrap(), Bytes::from_static(b"he"));
-        assert_eq!(s.next().await.unwrap().unwrap(), Bytes::from_static(b"l"));
-        let err = s.next().await.unwrap().unwrap_err();
-        assert!(err.to_string().contains("more than"), "{err}");
-        assert!(s.next().await.is_none());
-        // Right: all of it.
-        let s = verified(
-            futures::stream::iter(chunks(b"lo")).boxed(),
-            &good,
-            Some(5),
-            None,
-        );
-        assert_eq!(
-            s.collect_bytes().await.unwrap(),
-            Bytes::from_static(b"hello")
-        );
     }
 }

@@ -8,6 +8,7 @@ mod manifests;
 mod progress;
 mod referrers;
 mod upload;
+mod verified_stream;
 
 use std::sync::Arc;
 
@@ -213,6 +214,14 @@ fn ok_if_missing(
 }
 
 /// The value of a response header as text.
+impl ContainerRegistryContentClient {
+    /// The wait before retry `n` (0-based) of an upload or download, from the client's
+    /// [`RetryOptions`](crate::RetryOptions).
+    pub(crate) fn retry_delay(&self, n: u32) -> std::time::Duration {
+        self.pipeline.options().retry.delay(n, None)
+    }
+}
+
 pub(crate) fn header<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get(name)

@@ -459,5 +459,5 @@ pub fn jwt(claims: serde_json::Value) -> String {
 
 /// The sha256 digest of bytes.
 pub fn sha256(data: &[u8]) -> String {
-    azure_containerregistry::reference::sha256_digest(data)
+    acr_test_support::sha256_digest(data)
 }
