@@ -9,17 +9,15 @@
 //! `<!-- bench:start -->` and `<!-- bench:end -->`.
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::process::{is_root, run_bounded};
+use crate::process::{is_root, run_bounded, target_dir, Apt};
 use anyhow::{bail, Context, Result};
 
 /// Where Debian installs `docker-registry` (the path `acr_test_support` runs).
 const DOCKER_REGISTRY: &str = "/usr/bin/docker-registry";
-const APT_UPDATE_TIMEOUT: Duration = Duration::from_secs(300);
-const APT_INSTALL_TIMEOUT: Duration = Duration::from_secs(900);
 /// The release build plus the default run (both profiles) stay well below this.
 const BENCH_TIMEOUT: Duration = Duration::from_secs(3600);
 const NPM_TIMEOUT: Duration = Duration::from_secs(600);
@@ -101,13 +99,6 @@ fn prepare_peers(root: &Path) -> Vec<(&'static str, OsString)> {
     env
 }
 
-fn target_dir(root: &Path) -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(d) => root.join(d),
-        None => root.join("target"),
-    }
-}
-
 /// `npm install` of the JS SDK into `dir` unless it is there.
 fn ensure_js_sdk(dir: &Path) -> Result<()> {
     println!("==> JS peer: {}", NPM_PACKAGES.join(" "));
@@ -150,23 +141,9 @@ fn ensure_docker_registry() -> Result<()> {
         bail!("{DOCKER_REGISTRY} is missing; install it with: sudo apt-get install -y docker-registry");
     }
     println!("==> installing docker-registry (apt-get)");
-    let status = run_bounded(
-        Command::new("apt-get").args(["update", "-q"]),
-        APT_UPDATE_TIMEOUT,
-        "apt-get update",
-    )?;
-    if !status.success() {
-        bail!("apt-get update failed ({status})");
-    }
-    let status = run_bounded(
-        Command::new("apt-get")
-            .args(["install", "-y", "-q", "docker-registry"])
-            .env("DEBIAN_FRONTEND", "noninteractive"),
-        APT_INSTALL_TIMEOUT,
-        "apt-get install docker-registry",
-    )?;
-    if !status.success() || !Path::new(DOCKER_REGISTRY).is_file() {
-        bail!("apt-get install docker-registry failed ({status})");
+    Apt::default().install(&["docker-registry"])?;
+    if !Path::new(DOCKER_REGISTRY).is_file() {
+        bail!("apt-get install docker-registry did not install {DOCKER_REGISTRY}");
     }
     Ok(())
 }

@@ -20,11 +20,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::process::{is_root, run_bounded};
+use crate::process::{run_bounded, target_dir, Apt};
 use anyhow::{bail, Context, Result};
 
-const APT_UPDATE_TIMEOUT: Duration = Duration::from_secs(300);
-const APT_INSTALL_TIMEOUT: Duration = Duration::from_secs(900);
 const VENV_TIMEOUT: Duration = Duration::from_secs(120);
 const PIP_TIMEOUT: Duration = Duration::from_secs(600);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -91,58 +89,6 @@ fn repo_root() -> Result<PathBuf> {
         .parent()
         .map(Path::to_path_buf)
         .context("xtask has no parent directory")
-}
-
-fn target_dir(root: &Path) -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(d) => root.join(d),
-        None => root.join("target"),
-    }
-}
-
-/// apt-get, with `update` run at most once per invocation.
-#[derive(Default)]
-struct Apt {
-    updated: bool,
-}
-
-impl Apt {
-    fn install(&mut self, packages: &[&str]) -> Result<()> {
-        if !is_root() {
-            bail!(
-                "missing prerequisites; install them with: sudo apt-get install -y {}",
-                packages.join(" ")
-            );
-        }
-        if !self.updated {
-            println!("    apt-get update");
-            let status = run_bounded(
-                Command::new("apt-get").args(["update", "-q"]),
-                APT_UPDATE_TIMEOUT,
-                "apt-get update",
-            )?;
-            if !status.success() {
-                bail!("apt-get update failed ({status})");
-            }
-            self.updated = true;
-        }
-        println!("    apt-get install -y {}", packages.join(" "));
-        let status = run_bounded(
-            Command::new("apt-get")
-                .args(["install", "-y", "-q"])
-                .args(packages)
-                .env("DEBIAN_FRONTEND", "noninteractive"),
-            APT_INSTALL_TIMEOUT,
-            "apt-get install",
-        )?;
-        if !status.success() {
-            bail!(
-                "apt-get install -y {} failed ({status})",
-                packages.join(" ")
-            );
-        }
-        Ok(())
-    }
 }
 
 fn ensure_system_tools(apt: &mut Apt) -> Result<()> {

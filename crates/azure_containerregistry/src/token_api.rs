@@ -1,8 +1,6 @@
 //! The public token API: ACR refresh and access tokens for tools that talk to the registry
 //! themselves (`docker login`, helm, oras).
 
-use std::fmt;
-
 use azure_core::credentials::Secret;
 use time::OffsetDateTime;
 
@@ -13,8 +11,8 @@ use crate::pipeline::Pipeline;
 /// An ACR refresh token, from
 /// [`exchange_aad_token_for_refresh_token`](crate::ContainerRegistryClient::exchange_aad_token_for_refresh_token).
 ///
-/// `Debug` never shows the token.
-#[derive(Clone)]
+/// `Debug` never shows the token (a [`Secret`] prints as `Secret`).
+#[derive(Clone, Debug)]
 pub struct AcrRefreshToken {
     /// The refresh token (use it as the password of `docker login` with the user name
     /// `00000000-0000-0000-0000-000000000000`).
@@ -25,21 +23,11 @@ pub struct AcrRefreshToken {
     pub expires_on: Option<OffsetDateTime>,
 }
 
-impl fmt::Debug for AcrRefreshToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AcrRefreshToken")
-            .field("refresh_token", &"<redacted>")
-            .field("service", &self.service)
-            .field("expires_on", &self.expires_on)
-            .finish()
-    }
-}
-
 /// An ACR access token for one or more scopes, from
 /// [`exchange_aad_token_for_access_token`](crate::ContainerRegistryClient::exchange_aad_token_for_access_token).
 ///
-/// `Debug` never shows the token.
-#[derive(Clone)]
+/// `Debug` never shows the token (a [`Secret`] prints as `Secret`).
+#[derive(Clone, Debug)]
 pub struct AcrAccessToken {
     /// The access token, sent as `Authorization: Bearer <token>`.
     pub access_token: Secret,
@@ -49,17 +37,6 @@ pub struct AcrAccessToken {
     pub service: String,
     /// When the token expires, if it says.
     pub expires_on: Option<OffsetDateTime>,
-}
-
-impl fmt::Debug for AcrAccessToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AcrAccessToken")
-            .field("access_token", &"<redacted>")
-            .field("scope", &self.scope)
-            .field("service", &self.service)
-            .field("expires_on", &self.expires_on)
-            .finish()
-    }
 }
 
 fn expires_on(token: &str) -> Option<OffsetDateTime> {

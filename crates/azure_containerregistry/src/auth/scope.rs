@@ -113,52 +113,63 @@ mod tests {
 
     #[test]
     fn predictions_match_acr_challenges() {
-        assert_eq!(
-            p(Method::GET, "https://r/acr/v1/_catalog?n=1").as_deref(),
-            Some("registry:catalog:*")
-        );
-        assert_eq!(
-            p(Method::GET, "https://r/acr/v1/library%2Fhello/_tags?n=1").as_deref(),
-            Some("repository:library/hello:metadata_read")
-        );
-        assert_eq!(
-            p(Method::PATCH, "https://r/acr/v1/a/_tags/v1").as_deref(),
-            Some("repository:a:metadata_write")
-        );
-        assert_eq!(
-            p(Method::DELETE, "https://r/acr/v1/a").as_deref(),
-            Some("repository:a:delete")
-        );
-        assert_eq!(
-            p(Method::GET, "https://r/acr/v1/a/_manifests/sha256:00").as_deref(),
-            Some("repository:a:metadata_read")
-        );
-        assert_eq!(
-            p(Method::HEAD, "https://r/v2/a/b/blobs/sha256:00").as_deref(),
-            Some("repository:a/b:pull")
-        );
-        assert_eq!(
-            p(Method::PUT, "https://r/v2/a/manifests/v1").as_deref(),
-            Some("repository:a:pull,push")
-        );
-        assert_eq!(
-            p(Method::DELETE, "https://r/v2/a/blobs/uploads/u?_state=x").as_deref(),
-            Some("repository:a:delete")
-        );
-        assert_eq!(
-            p(
+        let cases = [
+            (
+                Method::GET,
+                "https://r/acr/v1/_catalog?n=1",
+                Some("registry:catalog:*"),
+            ),
+            (
+                Method::GET,
+                "https://r/acr/v1/library%2Fhello/_tags?n=1",
+                Some("repository:library/hello:metadata_read"),
+            ),
+            (
+                Method::PATCH,
+                "https://r/acr/v1/a/_tags/v1",
+                Some("repository:a:metadata_write"),
+            ),
+            (
+                Method::DELETE,
+                "https://r/acr/v1/a",
+                Some("repository:a:delete"),
+            ),
+            (
+                Method::GET,
+                "https://r/acr/v1/a/_manifests/sha256:00",
+                Some("repository:a:metadata_read"),
+            ),
+            (
+                Method::HEAD,
+                "https://r/v2/a/b/blobs/sha256:00",
+                Some("repository:a/b:pull"),
+            ),
+            (
+                Method::PUT,
+                "https://r/v2/a/manifests/v1",
+                Some("repository:a:pull,push"),
+            ),
+            (
+                Method::DELETE,
+                "https://r/v2/a/blobs/uploads/u?_state=x",
+                Some("repository:a:delete"),
+            ),
+            (
                 Method::POST,
-                "https://r/v2/hello-world/blobs/uploads/?from=alpine&mount=sha256%3A00"
-            )
-            .as_deref(),
-            Some("repository:hello-world:pull,push repository:alpine:pull")
-        );
-        assert_eq!(
-            p(Method::GET, "https://r/v2/x/manifests/y/blobs/sha256:0").as_deref(),
-            Some("repository:x/manifests/y:pull")
-        );
-        assert_eq!(p(Method::GET, "https://r/v2/").as_deref(), None);
-        assert_eq!(p(Method::GET, "https://r/oauth2/token").as_deref(), None);
+                "https://r/v2/hello-world/blobs/uploads/?from=alpine&mount=sha256%3A00",
+                Some("repository:hello-world:pull,push repository:alpine:pull"),
+            ),
+            (
+                Method::GET,
+                "https://r/v2/x/manifests/y/blobs/sha256:0",
+                Some("repository:x/manifests/y:pull"),
+            ),
+            (Method::GET, "https://r/v2/", None),
+            (Method::GET, "https://r/oauth2/token", None),
+        ];
+        for (method, url, want) in cases {
+            assert_eq!(p(method.clone(), url).as_deref(), want, "{method} {url}");
+        }
     }
 
     #[test]
