@@ -4,8 +4,9 @@
 //! `target/<profile>/examples/`) before it runs any test, so a test finds them beside its own
 //! executable (`target/<profile>/deps/`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// Environment variables that point an example at a real registry; removed so the example runs
@@ -51,8 +52,13 @@ impl ExampleRun {
 
 /// The path of example `name`, beside the running test executable.
 ///
+/// `cargo test -p <crate>` builds the crate's examples as plain binaries there; with a target
+/// selection (`--tests --examples`) cargo builds them as test harnesses only, so when the plain
+/// binary is missing, the crate's examples are built once with `cargo build --examples` into
+/// the same target directory.
+///
 /// # Panics
-/// When the binary is missing, naming the command that builds it.
+/// When the binary is missing and cannot be built, naming the command that builds it.
 pub fn example_path(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test executable's path");
     let profile_dir = exe
@@ -62,6 +68,9 @@ pub fn example_path(name: &str) -> PathBuf {
     let path = profile_dir
         .join("examples")
         .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    if !path.is_file() {
+        build_examples(profile_dir);
+    }
     assert!(
         path.is_file(),
         "example binary {} is missing: `cargo test -p <crate>` builds a crate's examples (a \
@@ -69,6 +78,39 @@ pub fn example_path(name: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// Builds the examples of the crate under test (once per test process) into `profile_dir`'s
+/// target directory; a failure is reported, and left to the caller's check of the binary.
+fn build_examples(profile_dir: &Path) {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let Some(manifest_dir) = std::env::var_os("CARGO_MANIFEST_DIR") else {
+            return;
+        };
+        let (Some(target_dir), Some(profile)) = (
+            profile_dir.parent(),
+            profile_dir.file_name().and_then(|p| p.to_str()),
+        ) else {
+            return;
+        };
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.arg("build")
+            .arg("--examples")
+            .arg("--manifest-path")
+            .arg(Path::new(&manifest_dir).join("Cargo.toml"))
+            .arg("--target-dir")
+            .arg(target_dir)
+            .stdin(Stdio::null());
+        if profile != "debug" {
+            cmd.args(["--profile", profile]);
+        }
+        match cmd.status() {
+            Ok(status) if status.success() => {}
+            other => eprintln!("cargo build --examples: {other:?}"),
+        }
+    });
 }
 
 /// Runs example `name` with `args`, without the variables that would point it at a real

@@ -6,17 +6,14 @@
 
 mod common;
 
-use azure_containerregistry::{
-    ContainerRegistryClient, ManifestWriteableProperties, TagWriteableProperties,
-};
+use azure_containerregistry::{ManifestWriteableProperties, TagWriteableProperties};
 
 #[tokio::main]
-async fn main() -> Result<(), common::SeedError> {
+async fn main() -> Result<(), common::Error> {
     let target = common::target(&[("library/hello-world", &["v1", "latest"])]).await?;
     let repository = std::env::var("CONTAINER_REGISTRY_REPOSITORY")
         .unwrap_or_else(|_| "library/hello-world".into());
-    let client =
-        ContainerRegistryClient::new(&target.endpoint, Some(target.credential.clone()), None)?;
+    let client = target.registry_client()?;
     let artifact = client.artifact(&repository, "latest");
 
     // Lock the manifest and its tag: PATCH bodies carry only the fields that are set.

@@ -7,19 +7,14 @@
 mod common;
 
 use azure_containerregistry::{
-    media_types, ContainerRegistryContentClient, OciDescriptor, OciImageManifest, ProgressCallback,
-    SetManifestOptions, UploadBlobOptions,
+    media_types, OciDescriptor, OciImageManifest, ProgressCallback, SetManifestOptions,
+    UploadBlobOptions,
 };
 
 #[tokio::main]
-async fn main() -> Result<(), common::SeedError> {
+async fn main() -> Result<(), common::Error> {
     let target = common::target(&[]).await?;
-    let content = ContainerRegistryContentClient::new(
-        &target.endpoint,
-        "hello-world",
-        Some(target.credential.clone()),
-        None,
-    )?;
+    let content = target.content_client("hello-world")?;
 
     let config = content
         .upload_blob_bytes(&br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#[..], None)

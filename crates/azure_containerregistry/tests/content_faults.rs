@@ -2,34 +2,16 @@
 //! and lying digests are caught (and leave no file behind), and connections cut mid-upload or
 //! mid-download are recovered.
 
-mod content_support;
+mod common;
 
 use acr_test_support::{random_bytes_seeded, sha256_digest, Fault, FaultProxy, Match, Rule};
 use azure_containerregistry::{
     media_types, DownloadBlobOptions, SetManifestOptions, UploadBlobOptions,
 };
-use azure_containerregistry_emulator::{Emulator, EmulatorOptions};
-use content_support::{bounded, client, distribution, download_all, mismatch, Backend};
+use common::{backends_with, bounded, client, download_all, mismatch};
 use futures::StreamExt;
 
 const MIB: usize = 1024 * 1024;
-
-/// docker-registry (if available) and the emulator without storage redirects (so blob GETs go
-/// through the proxy).
-async fn proxied_backends(test: &str) -> Vec<Backend> {
-    let mut out = Vec::new();
-    if let Some(d) = distribution(test) {
-        out.push(d);
-    }
-    let emulator = Emulator::start(EmulatorOptions {
-        redirect_blobs: false,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    out.push(Backend::Emulator(emulator));
-    out
-}
 
 fn blob_get() -> Match {
     Match::any().method("GET").path_contains("/blobs/sha256")
@@ -37,8 +19,8 @@ fn blob_get() -> Match {
 
 #[tokio::test]
 async fn corrupted_blob_is_caught_and_leaves_no_file() {
-    for backend in proxied_backends("corrupted_blob_is_caught_and_leaves_no_file").await {
-        bounded(async {
+    for backend in backends_with("corrupted_blob_is_caught_and_leaves_no_file", false).await {
+        bounded(60, async {
             let proxy = FaultProxy::start(&backend.endpoint()).await.unwrap();
             let content = client(&proxy.endpoint(), "faults-flip");
             let data = random_bytes_seeded(MIB + 11, 40);
@@ -106,8 +88,8 @@ async fn corrupted_blob_is_caught_and_leaves_no_file() {
 
 #[tokio::test]
 async fn lying_digests_are_caught() {
-    for backend in proxied_backends("lying_digests_are_caught").await {
-        bounded(async {
+    for backend in backends_with("lying_digests_are_caught", false).await {
+        bounded(60, async {
             let proxy = FaultProxy::start(&backend.endpoint()).await.unwrap();
             let content = client(&proxy.endpoint(), "faults-digest");
             let config = content.upload_blob_bytes(&b"{}"[..], None).await.unwrap();
@@ -188,8 +170,8 @@ async fn lying_digests_are_caught() {
 
 #[tokio::test]
 async fn connection_cut_mid_upload_recovers() {
-    for backend in proxied_backends("connection_cut_mid_upload_recovers").await {
-        bounded(async {
+    for backend in backends_with("connection_cut_mid_upload_recovers", false).await {
+        bounded(60, async {
             let proxy = FaultProxy::start(&backend.endpoint()).await.unwrap();
             let content = client(&proxy.endpoint(), "faults-upload");
             let patch = || {
@@ -289,8 +271,8 @@ async fn connection_cut_mid_upload_recovers() {
 
 #[tokio::test]
 async fn connection_cut_mid_download_resumes() {
-    for backend in proxied_backends("connection_cut_mid_download_resumes").await {
-        bounded(async {
+    for backend in backends_with("connection_cut_mid_download_resumes", false).await {
+        bounded(60, async {
             let proxy = FaultProxy::start(&backend.endpoint()).await.unwrap();
             let content = client(&proxy.endpoint(), "faults-download");
             let data = random_bytes_seeded(3 * MIB, 43);
@@ -359,14 +341,14 @@ async fn connection_cut_mid_download_resumes() {
 /// registry's range, instead of hanging; a large body that keeps moving is not cut by it.
 #[tokio::test]
 async fn a_stalled_upload_request_is_given_up_and_resumed() {
-    for backend in proxied_backends("a_stalled_upload_request_is_given_up_and_resumed").await {
+    for backend in backends_with("a_stalled_upload_request_is_given_up_and_resumed", false).await {
         // Well under the time the proxy holds the request (and under a hidden 30 s limit of
         // the connection stack): only giving up after the client's timeout gets through.
         tokio::time::timeout(std::time::Duration::from_secs(15), async {
             let proxy = FaultProxy::start(&backend.endpoint()).await.unwrap();
             let options = azure_containerregistry::ContainerRegistryClientOptions {
                 timeout: Some(std::time::Duration::from_millis(300)),
-                ..content_support::options()
+                ..common::options()
             };
             let content = azure_containerregistry::ContainerRegistryContentClient::new(
                 &proxy.endpoint(),

@@ -1,6 +1,6 @@
 //! Manifests and referrers against docker-registry (CNCF distribution 2.8) and the emulator.
 
-mod content_support;
+mod common;
 
 use acr_test_support::{random_bytes_seeded, sha256_digest, Fault, FaultProxy, Match, Rule};
 use azure_containerregistry::{
@@ -8,7 +8,7 @@ use azure_containerregistry::{
     InvalidArgument, ListReferrersOptions, ManifestKind, OciDescriptor, OciImageIndex,
     OciImageManifest, SetManifestOptions, MAX_MANIFEST_SIZE,
 };
-use content_support::{backends, bounded, client, distribution, emulator};
+use common::{backends, bounded, client, distribution, emulator_backend};
 use futures::TryStreamExt;
 
 /// Uploads a config and a layer and returns an OCI manifest naming them.
@@ -42,7 +42,7 @@ async fn image(content: &ContainerRegistryContentClient, seed: u64) -> OciImageM
 #[tokio::test]
 async fn set_and_get_by_tag_and_digest() {
     for backend in backends("set_and_get_by_tag_and_digest").await {
-        bounded(async {
+        bounded(60, async {
             let content = client(&backend.endpoint(), "manifests-basic");
             let mut manifest = image(&content, 10).await;
             manifest.extra.insert(
@@ -149,7 +149,7 @@ async fn set_and_get_by_tag_and_digest() {
 
 #[tokio::test]
 async fn manifests_over_4_mib_are_refused() {
-    let backend = emulator().await;
+    let backend = emulator_backend().await;
     let proxy = FaultProxy::start(&backend.endpoint()).await.unwrap();
     let content = client(&proxy.endpoint(), "manifests-big");
     let big = vec![b' '; MAX_MANIFEST_SIZE + 1];
@@ -292,10 +292,10 @@ async fn referrers_scenario(content: &ContainerRegistryContentClient, name: &str
 
 #[tokio::test]
 async fn referrers_api_on_the_emulator() {
-    let backend = emulator().await;
+    let backend = emulator_backend().await;
     let proxy = FaultProxy::start(&backend.endpoint()).await.unwrap();
     let content = client(&proxy.endpoint(), "referrers-api");
-    bounded(referrers_scenario(&content, "emulator")).await;
+    bounded(60, referrers_scenario(&content, "emulator")).await;
     let requests = proxy.requests();
     assert!(requests
         .iter()
@@ -316,7 +316,7 @@ async fn referrers_tag_schema_fallback_on_distribution() {
     };
     let proxy = FaultProxy::start(&backend.endpoint()).await.unwrap();
     let content = client(&proxy.endpoint(), "referrers-fallback");
-    bounded(referrers_scenario(&content, "docker-registry")).await;
+    bounded(60, referrers_scenario(&content, "docker-registry")).await;
     let requests = proxy.requests();
     assert!(requests
         .iter()

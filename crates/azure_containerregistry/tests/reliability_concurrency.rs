@@ -3,7 +3,7 @@
 //! running are refreshed without a single failed request; both clients (and the futures of
 //! their operations) are `Send + Sync + Clone`.
 
-mod reliability_common;
+mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -14,8 +14,8 @@ use azure_containerregistry::{
     OciDescriptor, OciImageManifest, RegistryArtifact, SetManifestOptions,
 };
 use azure_containerregistry_emulator::{AuthMode, Emulator, EmulatorOptions, RequestRecord};
+use common::{bounded, credential, fast_options, token_emulator, AAD_TOKEN};
 use futures::TryStreamExt;
-use reliability_common::{bounded, credential, fast_options, token_emulator, AAD_TOKEN};
 
 fn count(log: &[RequestRecord], prefix: &str) -> usize {
     log.iter()

@@ -3,7 +3,7 @@
 //! registry's tokens serve every client of it (one exchange for two repositories and a
 //! push-then-pull).
 
-mod reliability_common;
+mod common;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -13,8 +13,8 @@ use azure_containerregistry::{
     ContainerRegistryClient, ContainerRegistryClientOptions, ContainerRegistryContentClient,
     PagingLoop, RetryOptions,
 };
+use common::{bounded, credential, token_emulator, HostileServer, Reply};
 use futures::TryStreamExt;
-use reliability_common::{bounded, credential, token_emulator, HostileServer, Reply};
 
 /// Short bounds, so that each hostile case ends in about a second.
 fn short_options(max_retries: u32) -> ContainerRegistryClientOptions {
@@ -31,7 +31,7 @@ fn short_options(max_retries: u32) -> ContainerRegistryClientOptions {
     }
 }
 
-fn path(request: &reliability_common::Received) -> &str {
+fn path(request: &common::Received) -> &str {
     request.path_and_query.split('?').next().unwrap_or_default()
 }
 
@@ -342,7 +342,7 @@ async fn proxied(
     acr_test_support::FaultProxy,
     ContainerRegistryContentClient,
 ) {
-    let emu = reliability_common::open_emulator().await;
+    let emu = common::open_emulator().await;
     let proxy = acr_test_support::FaultProxy::start(&emu.endpoint())
         .await
         .expect("proxy");
@@ -381,7 +381,7 @@ async fn reliability_the_existence_check_follows_its_threshold_and_stays_optiona
             )
             .await
             .expect("upload");
-        assert_eq!(uploaded.digest, reliability_common::sha256(&small));
+        assert_eq!(uploaded.digest, common::sha256_digest(&small));
         assert_eq!(heads(&proxy), 0, "{:#?}", proxy.requests());
 
         // A check that fails (500) does not stop the upload, in one request or in chunks.
@@ -407,7 +407,7 @@ async fn reliability_the_existence_check_follows_its_threshold_and_stays_optiona
                 .await
                 .unwrap_or_else(|e| panic!("upload with chunk size {chunk_size:?}: {e:?}"));
             assert!(!uploaded.skipped);
-            assert_eq!(uploaded.digest, reliability_common::sha256(&data));
+            assert_eq!(uploaded.digest, common::sha256_digest(&data));
         }
         assert!(heads(&proxy) >= 2, "the checks were made");
         proxy.clear_rules();
@@ -493,7 +493,7 @@ async fn reliability_a_manifest_without_a_registry_digest_is_not_returned_silent
 async fn reliability_a_stalled_blob_download_resumes_from_where_it_was() {
     bounded(30, async {
         let blob = acr_test_support::random_bytes(64 * 1024);
-        let digest = reliability_common::sha256(&blob);
+        let digest = common::sha256_digest(&blob);
         let server = HostileServer::start("127.0.0.1", {
             let blob = blob.clone();
             move |request| {

@@ -7,7 +7,7 @@
 //! (Upload cut mid-chunk, download cut, corrupted bytes and lying digests through the proxy are
 //! covered by `content_faults.rs`.)
 
-mod reliability_common;
+mod common;
 
 use std::time::{Duration, Instant};
 
@@ -16,8 +16,8 @@ use azure_containerregistry::{
     error_code, media_types, ContainerRegistryClient, ContainerRegistryContentClient,
     OciDescriptor, OciImageManifest, SetManifestOptions,
 };
+use common::{bounded, fast_options, open_emulator};
 use futures::TryStreamExt;
-use reliability_common::{bounded, fast_options, open_emulator};
 
 const THROTTLED: &str = r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"too many requests"}]}"#;
 const UNAVAILABLE: &str = r#"{"errors":[{"code":"UNAVAILABLE","message":"service unavailable"}]}"#;

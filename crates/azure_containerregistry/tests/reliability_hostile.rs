@@ -4,7 +4,7 @@
 //! expiries. Each ends in a clear error (or a verified success), never a panic, a hang,
 //! unbounded memory or a credential sent where it does not belong.
 
-mod reliability_common;
+mod common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,11 +13,11 @@ use azure_containerregistry::{
     ContainerRegistryClient, ContainerRegistryContentClient, DigestMismatch, InvalidArgument,
     UploadBlobOptions,
 };
-use futures::TryStreamExt;
-use reliability_common::{
-    bounded, credential, fast_options, jwt, sha256, token_flow, HostileServer, Received, Reply,
-    AAD_TOKEN,
+use common::{
+    bounded, credential, fast_options, jwt, sha256_digest, token_flow, HostileServer, Received,
+    Reply, AAD_TOKEN,
 };
+use futures::TryStreamExt;
 
 const MIB: u64 = 1024 * 1024;
 const REFRESH: &str = "hostile-refresh-token-r3fr3sh";
@@ -50,11 +50,11 @@ async fn lying_digests_are_detected() {
     bounded(60, async {
         let real = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#.to_vec();
         let other = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[],"annotations":{"evil":"1"}}"#.to_vec();
-        let (real_digest, other_digest) = (sha256(&real), sha256(&other));
+        let (real_digest, other_digest) = (sha256_digest(&real), sha256_digest(&other));
         let blob = vec![7u8; 100_000];
         let mut evil_blob = blob.clone();
         evil_blob[99_999] = 8;
-        let blob_digest = sha256(&blob);
+        let blob_digest = sha256_digest(&blob);
         let server = HostileServer::start("127.0.0.1", {
             let (real, other, real_digest, other_digest, blob_digest, evil_blob) =
                 (real.clone(), other.clone(), real_digest.clone(), other_digest.clone(), blob_digest.clone(), evil_blob.clone());
@@ -93,7 +93,7 @@ async fn lying_digests_are_detected() {
 
         let e = content.download_blob(&blob_digest, None).await.expect("stream").collect_bytes().await.expect_err("a lying blob");
         let m = e.downcast_ref::<DigestMismatch>().unwrap_or_else(|| panic!("{e}"));
-        assert_eq!((m.expected.as_str(), m.actual.as_str()), (blob_digest.as_str(), sha256(&evil_blob).as_str()));
+        assert_eq!((m.expected.as_str(), m.actual.as_str()), (blob_digest.as_str(), sha256_digest(&evil_blob).as_str()));
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("blob");
         let e = content.download_blob_to_file(&blob_digest, &file, None).await.expect_err("a lying blob to a file");
@@ -128,7 +128,7 @@ async fn registry_with_realm(realm: Arc<Mutex<String>>) -> HostileServer {
             .unwrap_or_else(|| {
                 Reply::new(200)
                     .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
-                    .header("Docker-Content-Digest", &sha256(b"{}"))
+                    .header("Docker-Content-Digest", &sha256_digest(b"{}"))
                     .body(&b"{}"[..])
             })
         }
@@ -203,7 +203,7 @@ async fn credentials_never_go_to_a_realm_on_another_host() {
 async fn redirects_to_another_host_carry_no_authorization() {
     bounded(60, async {
         let blob = vec![42u8; 50_000];
-        let digest = sha256(&blob);
+        let digest = sha256_digest(&blob);
         let storage_handler = {
             let blob = blob.clone();
             move |_: &Received| {
@@ -757,7 +757,7 @@ async fn malformed_upload_locations_and_ranges() {
                 .upload_blob_bytes(data.clone(), Some(chunked.clone()))
                 .await
             {
-                Ok(result) => assert_eq!(result.digest, sha256(&data), "Range {bad:?}"),
+                Ok(result) => assert_eq!(result.digest, sha256_digest(&data), "Range {bad:?}"),
                 Err(e) => assert!(!e.to_string().is_empty(), "Range {bad:?}"),
             }
         }
@@ -854,7 +854,7 @@ async fn a_registry_that_keeps_part_of_each_request() {
                     "HEAD" => Reply::new(404),
                     "PUT" => {
                         stored.extend_from_slice(&request.body);
-                        let actual = sha256(&stored);
+                        let actual = sha256_digest(&stored);
                         if request
                             .path_and_query
                             .contains(&actual.replace(':', "%3A"))
@@ -909,7 +909,7 @@ async fn a_registry_that_keeps_part_of_each_request() {
                 }
             }
             .unwrap_or_else(|e| panic!("{label}: {e}"));
-            assert_eq!(result.digest, sha256(&data), "{label}");
+            assert_eq!(result.digest, sha256_digest(&data), "{label}");
             assert_eq!(result.size, data.len() as u64);
             assert!(*stored.lock().expect("lock") == data, "{label}");
             let received = server.received();

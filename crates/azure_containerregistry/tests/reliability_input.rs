@@ -3,7 +3,7 @@
 //! with a typed [`InvalidArgument`] naming the argument, and the registry (the emulator, in
 //! token mode with a credential) receives no request at all: not even a token request.
 
-mod reliability_common;
+mod common;
 
 use azure_containerregistry::{
     media_types, ContainerRegistryClient, ContainerRegistryClientOptions,
@@ -11,8 +11,8 @@ use azure_containerregistry::{
     ListManifestPropertiesOptions, ListRepositoryNamesOptions, ListTagPropertiesOptions,
     SetManifestOptions, UploadBlobOptions,
 };
+use common::{bounded, credential, fast_options, token_emulator};
 use futures::TryStreamExt;
-use reliability_common::{bounded, credential, fast_options, token_emulator};
 
 /// Asserts that `result` failed with an `InvalidArgument` for `argument`.
 #[track_caller]

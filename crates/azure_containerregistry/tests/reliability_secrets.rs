@@ -3,7 +3,7 @@
 //! the Microsoft Entra token, the ACR refresh token, and each ACR access token the client used
 //! (read back through the client's public token API, which shares the client's cache).
 
-mod reliability_common;
+mod common;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -12,8 +12,8 @@ use azure_containerregistry::{
     media_types, ContainerRegistryClient, ContainerRegistryContentClient, OciDescriptor,
     OciImageManifest, SetManifestOptions,
 };
+use common::{bounded, credential, fast_options, token_emulator, TestCredential, AAD_TOKEN};
 use futures::TryStreamExt;
-use reliability_common::{bounded, credential, fast_options, token_emulator, AAD_TOKEN};
 
 #[derive(Clone, Default)]
 struct Buffer(Arc<Mutex<Vec<u8>>>);
@@ -162,7 +162,10 @@ fn no_token_in_debug_output_or_traces() {
                     .expect_err("404"),
                 ContainerRegistryClient::new(
                     &endpoint,
-                    Some(Arc::new(Rejected)),
+                    // A token the emulator does not accept.
+                    Some(Arc::new(TestCredential::new(
+                        "rejected-aad-token-never-logged",
+                    ))),
                     Some(options.clone()),
                 )
                 .expect("client")
@@ -240,22 +243,4 @@ fn no_token_in_debug_output_or_traces() {
         })
         .await;
     });
-}
-
-/// A credential whose token the emulator does not accept.
-#[derive(Debug)]
-struct Rejected;
-
-#[async_trait::async_trait]
-impl azure_core::credentials::TokenCredential for Rejected {
-    async fn get_token(
-        &self,
-        _scopes: &[&str],
-        _options: Option<azure_core::credentials::TokenRequestOptions<'_>>,
-    ) -> azure_core::Result<azure_core::credentials::AccessToken> {
-        Ok(azure_core::credentials::AccessToken::new(
-            "rejected-aad-token-never-logged".to_string(),
-            time::OffsetDateTime::now_utc() + time::Duration::hours(1),
-        ))
-    }
 }
