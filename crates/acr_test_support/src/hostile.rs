@@ -41,10 +41,7 @@ pub struct Received {
 impl Received {
     /// The first value of header `name` (any case).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        crate::util::header_value(&self.headers, name)
     }
 
     /// Whether `secret` appears anywhere in the request: path, header values or body.
@@ -116,21 +113,20 @@ impl Reply {
     }
 
     /// Sends the first `after` bytes of `data`, with the whole `Content-Length`, then stalls.
-    pub fn stall_after(mut self, data: impl Into<Vec<u8>>, after: usize) -> Self {
-        let data = data.into();
-        self.headers
-            .push(("Content-Length".to_string(), data.len().to_string()));
-        self.body = ReplyBody::Stall { data, after };
-        self
+    pub fn stall_after(self, data: impl Into<Vec<u8>>, after: usize) -> Self {
+        self.announced(data.into(), |data| ReplyBody::Stall { data, after })
     }
 
     /// Sends `data` a byte every `every`, with its `Content-Length`.
-    pub fn trickle(mut self, data: impl Into<Vec<u8>>, every: Duration) -> Self {
-        let data = data.into();
-        self.headers
-            .push(("Content-Length".to_string(), data.len().to_string()));
-        self.body = ReplyBody::Trickle { data, every };
-        self
+    pub fn trickle(self, data: impl Into<Vec<u8>>, every: Duration) -> Self {
+        self.announced(data.into(), |data| ReplyBody::Trickle { data, every })
+    }
+
+    /// The body `body(data)`, announced with the `Content-Length` of all of `data`.
+    fn announced(self, data: Vec<u8>, body: impl FnOnce(Vec<u8>) -> ReplyBody) -> Self {
+        let mut reply = self.header("Content-Length", &data.len().to_string());
+        reply.body = body(data);
+        reply
     }
 
     /// A JSON answer.
@@ -416,6 +412,16 @@ pub fn jwt(claims: serde_json::Value) -> String {
 mod tests {
     use super::*;
 
+    /// `GET`/`POST` of `url` (POST with `body`) through a client without proxies.
+    async fn send(url: String, body: Option<&'static str>) -> reqwest::Response {
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        let request = match body {
+            Some(body) => http.post(url).header("X-Secret", "s3cr3t").body(body),
+            None => http.get(url),
+        };
+        request.send().await.unwrap()
+    }
+
     #[tokio::test]
     async fn records_requests_and_answers_with_the_handler() {
         let server = HostileServer::start("127.0.0.1", |r| {
@@ -426,14 +432,7 @@ mod tests {
             }
         })
         .await;
-        let http = reqwest::Client::builder().no_proxy().build().unwrap();
-        let answer = http
-            .post(format!("{}/json", server.endpoint()))
-            .header("X-Secret", "s3cr3t")
-            .body("payload")
-            .send()
-            .await
-            .unwrap();
+        let answer = send(format!("{}/json", server.endpoint()), Some("payload")).await;
         assert_eq!(answer.status(), 201);
         assert_eq!(answer.headers()["x-test"], "yes");
         assert_eq!(answer.text().await.unwrap(), r#"{"a":1}"#);
@@ -457,17 +456,7 @@ mod tests {
             Reply::new(200).endless(vec![b'x'; 1000], 10_000)
         })
         .await;
-        let body = reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .unwrap()
-            .get(server.endpoint())
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let body = send(server.endpoint(), None).await.bytes().await.unwrap();
         assert_eq!(body.len(), 10_000);
         assert_eq!(server.streamed(), 10_000);
     }

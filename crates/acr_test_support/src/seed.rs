@@ -83,6 +83,19 @@ pub fn challenge_params(header: &str) -> HashMap<String, String> {
     out
 }
 
+/// The value of header `name` of `response`, or an error naming it.
+fn header(
+    response: &reqwest::Response,
+    name: reqwest::header::HeaderName,
+) -> Result<String, SeedError> {
+    Ok(response
+        .headers()
+        .get(&name)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| format!("{} answered without {name}", response.status()))?
+        .to_string())
+}
+
 /// Pushes content with plain HTTP, answering 401 challenges itself.
 pub struct Seeder {
     http: reqwest::Client,
@@ -169,12 +182,7 @@ impl Seeder {
     ) -> Result<reqwest::Response, SeedError> {
         let response = build().send().await?;
         let response = if response.status() == StatusCode::UNAUTHORIZED {
-            let challenge = response
-                .headers()
-                .get(reqwest::header::WWW_AUTHENTICATE)
-                .and_then(|v| v.to_str().ok())
-                .ok_or("401 without a challenge")?
-                .to_string();
+            let challenge = header(&response, reqwest::header::WWW_AUTHENTICATE)?;
             let token = self.token(&challenge).await?;
             build().bearer_auth(token).send().await?
         } else {
@@ -199,12 +207,7 @@ impl Seeder {
                     .header(reqwest::header::CONTENT_LENGTH, "0")
             })
             .await?;
-        let location = start
-            .headers()
-            .get(reqwest::header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or("upload answer without Location")?
-            .to_string();
+        let location = header(&start, reqwest::header::LOCATION)?;
         let mut url = Url::parse(&self.endpoint)?.join(&location)?;
         url.query_pairs_mut().append_pair("digest", &digest);
         self.send(StatusCode::CREATED, || {

@@ -43,6 +43,14 @@ pub fn random_bytes_seeded(n: usize, seed: u64) -> Vec<u8> {
     out
 }
 
+/// The first value of header `name` (any case) in a list of `(name, value)` pairs.
+pub(crate) fn header_value<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
 /// The 64 lowercase hex digits of the SHA-256 of `data`.
 pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
