@@ -6,10 +6,7 @@
 
 mod common;
 
-use azure_containerregistry::{
-    media_types, OciDescriptor, OciImageManifest, ProgressCallback, SetManifestOptions,
-    UploadBlobOptions,
-};
+use azure_containerregistry::{ProgressCallback, SetManifestOptions, UploadBlobOptions};
 
 #[tokio::main]
 async fn main() -> Result<(), common::Error> {
@@ -45,15 +42,8 @@ async fn main() -> Result<(), common::Error> {
     );
     std::fs::remove_dir_all(&dir)?;
 
-    let manifest = OciImageManifest {
-        config: OciDescriptor::new(media_types::OCI_CONFIG, config.digest, config.size),
-        layers: vec![OciDescriptor::new(
-            media_types::OCI_LAYER_TAR,
-            layer.digest,
-            layer.size,
-        )],
-        ..Default::default()
-    };
+    // An OCI image manifest naming the config and the layer.
+    let manifest = common::image_manifest(&config, &layer);
     let set = content
         .set_manifest(
             &manifest,

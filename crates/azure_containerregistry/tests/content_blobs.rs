@@ -10,7 +10,7 @@ use azure_containerregistry::{
     DownloadBlobOptions, InvalidArgument, ProgressCallback, UploadBlobOptions,
     PREHASH_OVERLAP_MIN_SIZE,
 };
-use common::{backends, bounded, client, download_all};
+use common::*;
 use futures::StreamExt;
 
 const MIB: usize = 1024 * 1024;

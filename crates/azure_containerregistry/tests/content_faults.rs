@@ -5,10 +5,8 @@
 mod common;
 
 use acr_test_support::{random_bytes_seeded, sha256_digest, Fault, FaultProxy, Match, Rule};
-use azure_containerregistry::{
-    media_types, DownloadBlobOptions, SetManifestOptions, UploadBlobOptions,
-};
-use common::{backends_with, bounded, client, download_all, mismatch};
+use azure_containerregistry::{DownloadBlobOptions, UploadBlobOptions};
+use common::*;
 use futures::StreamExt;
 
 const MIB: usize = 1024 * 1024;
@@ -92,24 +90,7 @@ async fn lying_digests_are_caught() {
         bounded(60, async {
             let proxy = FaultProxy::start(&backend.endpoint()).await.unwrap();
             let content = client(&proxy.endpoint(), "faults-digest");
-            let config = content.upload_blob_bytes(&b"{}"[..], None).await.unwrap();
-            let manifest = azure_containerregistry::OciImageManifest {
-                config: azure_containerregistry::OciDescriptor::new(
-                    media_types::OCI_CONFIG,
-                    config.digest.clone(),
-                    config.size,
-                ),
-                ..Default::default()
-            };
-            let set = content
-                .set_manifest(
-                    &manifest,
-                    Some(SetManifestOptions {
-                        tag: Some("t".into()),
-                    }),
-                )
-                .await
-                .unwrap();
+            let (manifest, set_digest) = set_config_only_manifest(&content, "t").await;
             let wrong = sha256_digest(b"something else");
 
             // Manifest by tag: the announced digest does not match the bytes.
@@ -121,7 +102,7 @@ async fn lying_digests_are_caught() {
             let m = mismatch(&e).unwrap_or_else(|| panic!("{}: {e}", backend.name()));
             assert_eq!(
                 (m.expected.as_str(), m.actual.as_str()),
-                (wrong.as_str(), set.digest.as_str())
+                (wrong.as_str(), set_digest.as_str())
             );
 
             // Manifest by digest: corrupted bytes.
@@ -132,10 +113,10 @@ async fn lying_digests_are_caught() {
                     .path_contains("/manifests/sha256"),
                 Fault::FlipByte(3),
             ));
-            let e = content.get_manifest(&set.digest, None).await.unwrap_err();
+            let e = content.get_manifest(&set_digest, None).await.unwrap_err();
             assert_eq!(
                 mismatch(&e).map(|m| m.expected.as_str()),
-                Some(set.digest.as_str())
+                Some(set_digest.as_str())
             );
 
             // Manifest PUT: the registry claims another digest.

@@ -6,9 +6,9 @@ use acr_test_support::{random_bytes_seeded, sha256_digest, Fault, FaultProxy, Ma
 use azure_containerregistry::{
     media_types, ContainerRegistryContentClient, DockerManifestV2, GetManifestOptions,
     InvalidArgument, ListReferrersOptions, ManifestKind, OciDescriptor, OciImageIndex,
-    OciImageManifest, SetManifestOptions, MAX_MANIFEST_SIZE,
+    OciImageManifest, MAX_MANIFEST_SIZE,
 };
-use common::{backends, bounded, client, distribution, emulator_backend};
+use common::*;
 use futures::TryStreamExt;
 
 /// Uploads a config and a layer and returns an OCI manifest naming them.
@@ -49,15 +49,7 @@ async fn set_and_get_by_tag_and_digest() {
                 "x-vendor-field".into(),
                 serde_json::json!({"kept": [1, 2, 3]}),
             );
-            let set = content
-                .set_manifest(
-                    &manifest,
-                    Some(SetManifestOptions {
-                        tag: Some("v1".into()),
-                    }),
-                )
-                .await
-                .unwrap();
+            let set = content.set_manifest(&manifest, tagged("v1")).await.unwrap();
             let sent = serde_json::to_vec(&manifest).unwrap();
             assert_eq!(set.digest, sha256_digest(&sent), "{}", backend.name());
 
@@ -114,9 +106,7 @@ async fn set_and_get_by_tag_and_digest() {
                 .set_manifest_bytes(
                     bytes.clone(),
                     media_types::DOCKER_MANIFEST_V2,
-                    Some(SetManifestOptions {
-                        tag: Some("docker".into()),
-                    }),
+                    tagged("docker"),
                 )
                 .await
                 .unwrap();
@@ -188,13 +178,7 @@ async fn bad_references_are_refused() {
         assert!(e.downcast_ref::<InvalidArgument>().is_some(), "{bad:?}");
     }
     let e = content
-        .set_manifest_bytes(
-            &b"{}"[..],
-            media_types::OCI_MANIFEST,
-            Some(SetManifestOptions {
-                tag: Some("bad tag".into()),
-            }),
-        )
+        .set_manifest_bytes(&b"{}"[..], media_types::OCI_MANIFEST, tagged("bad tag"))
         .await
         .unwrap_err();
     assert!(e.downcast_ref::<InvalidArgument>().is_some());
@@ -210,12 +194,7 @@ async fn referrers_scenario(content: &ContainerRegistryContentClient, name: &str
     let subject_manifest = image(content, 20).await;
     let subject_bytes = serde_json::to_vec(&subject_manifest).unwrap();
     let subject = content
-        .set_manifest(
-            &subject_manifest,
-            Some(SetManifestOptions {
-                tag: Some("subject".into()),
-            }),
-        )
+        .set_manifest(&subject_manifest, tagged("subject"))
         .await
         .unwrap();
     let empty = content.upload_blob_bytes(&b"{}"[..], None).await.unwrap();

@@ -6,7 +6,7 @@ mod common;
 use acr_test_support::{random_bytes_seeded, sha256_digest};
 use azure_containerregistry::{DownloadBlobOptions, UploadBlobOptions};
 use azure_containerregistry_emulator::Listener;
-use common::{bounded, client, client_with_credential, download_all, token_emulator};
+use common::*;
 
 #[tokio::test]
 async fn redirect_to_storage_drops_authorization() {

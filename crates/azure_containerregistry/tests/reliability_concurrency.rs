@@ -10,11 +10,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use azure_containerregistry::{
-    media_types, ContainerRegistryClient, ContainerRegistryContentClient, ContainerRepository,
-    OciDescriptor, OciImageManifest, RegistryArtifact, SetManifestOptions,
+    ContainerRegistryClient, ContainerRegistryContentClient, ContainerRepository, RegistryArtifact,
 };
 use azure_containerregistry_emulator::{AuthMode, Emulator, EmulatorOptions, RequestRecord};
-use common::{bounded, credential, fast_options, token_emulator, AAD_TOKEN};
+use common::*;
 use futures::TryStreamExt;
 
 fn count(log: &[RequestRecord], prefix: &str) -> usize {
@@ -32,24 +31,7 @@ async fn seed(endpoint: &str, repository: &str) -> String {
         Some(fast_options(2)),
     )
     .expect("client");
-    let config = content
-        .upload_blob_bytes(&b"{}"[..], None)
-        .await
-        .expect("upload");
-    let manifest = OciImageManifest {
-        config: OciDescriptor::new(media_types::OCI_CONFIG, config.digest, config.size),
-        ..Default::default()
-    };
-    content
-        .set_manifest(
-            &manifest,
-            Some(SetManifestOptions {
-                tag: Some("v1".into()),
-            }),
-        )
-        .await
-        .expect("set manifest")
-        .digest
+    set_config_only_manifest(&content, "v1").await.1
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -13,7 +13,7 @@ use azure_containerregistry::{
     ContainerRegistryClient, ContainerRegistryClientOptions, ContainerRegistryContentClient,
     PagingLoop, RetryOptions,
 };
-use common::{bounded, credential, token_emulator, HostileServer, Reply};
+use common::*;
 use futures::TryStreamExt;
 
 /// Short bounds, so that each hostile case ends in about a second.

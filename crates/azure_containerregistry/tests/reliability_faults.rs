@@ -13,10 +13,9 @@ use std::time::{Duration, Instant};
 
 use acr_test_support::{Fault, FaultProxy, Match, ProxyRequestRecord, Rule};
 use azure_containerregistry::{
-    error_code, media_types, ContainerRegistryClient, ContainerRegistryContentClient,
-    OciDescriptor, OciImageManifest, SetManifestOptions,
+    error_code, ContainerRegistryClient, ContainerRegistryContentClient,
 };
-use common::{bounded, fast_options, open_emulator};
+use common::*;
 use futures::TryStreamExt;
 
 const THROTTLED: &str = r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"too many requests"}]}"#;
@@ -43,24 +42,7 @@ fn manifest_gets(requests: &[ProxyRequestRecord]) -> usize {
 
 /// A repository with one tagged manifest, behind a proxy. Returns the digest.
 async fn seeded(content: &ContainerRegistryContentClient) -> String {
-    let config = content
-        .upload_blob_bytes(&b"{}"[..], None)
-        .await
-        .expect("config upload");
-    let manifest = OciImageManifest {
-        config: OciDescriptor::new(media_types::OCI_CONFIG, config.digest, config.size),
-        ..Default::default()
-    };
-    let set = content
-        .set_manifest(
-            &manifest,
-            Some(SetManifestOptions {
-                tag: Some("v1".into()),
-            }),
-        )
-        .await
-        .expect("set manifest");
-    set.digest
+    set_config_only_manifest(content, "v1").await.1
 }
 
 #[tokio::test]

@@ -13,10 +13,7 @@ use azure_containerregistry::{
     ContainerRegistryClient, ContainerRegistryContentClient, DigestMismatch, InvalidArgument,
     UploadBlobOptions,
 };
-use common::{
-    bounded, credential, fast_options, jwt, sha256_digest, token_flow, HostileServer, Received,
-    Reply, AAD_TOKEN,
-};
+use common::*;
 use futures::TryStreamExt;
 
 const MIB: u64 = 1024 * 1024;

@@ -11,7 +11,7 @@ use azure_containerregistry::{
     ListManifestPropertiesOptions, ListRepositoryNamesOptions, ListTagPropertiesOptions,
     SetManifestOptions, UploadBlobOptions,
 };
-use common::{bounded, credential, fast_options, token_emulator};
+use common::*;
 use futures::TryStreamExt;
 
 /// Asserts that `result` failed with an `InvalidArgument` for `argument`.

@@ -8,11 +8,8 @@ mod common;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use azure_containerregistry::{
-    media_types, ContainerRegistryClient, ContainerRegistryContentClient, OciDescriptor,
-    OciImageManifest, SetManifestOptions,
-};
-use common::{bounded, credential, fast_options, token_emulator, TestCredential, AAD_TOKEN};
+use azure_containerregistry::{ContainerRegistryClient, ContainerRegistryContentClient};
+use common::*;
 use futures::TryStreamExt;
 
 #[derive(Clone, Default)]
@@ -97,26 +94,9 @@ fn no_token_in_debug_output_or_traces() {
                 .upload_blob(&vec![9u8; 300_000][..], None)
                 .await
                 .expect("upload");
-            let manifest = OciImageManifest {
-                config: OciDescriptor::new(
-                    media_types::OCI_CONFIG,
-                    config.digest.clone(),
-                    config.size,
-                ),
-                layers: vec![OciDescriptor::new(
-                    media_types::OCI_LAYER_TAR,
-                    layer.digest.clone(),
-                    layer.size,
-                )],
-                ..Default::default()
-            };
+            let manifest = oci_manifest(&config, &[&layer]);
             let set = content
-                .set_manifest(
-                    &manifest,
-                    Some(SetManifestOptions {
-                        tag: Some("v1".into()),
-                    }),
-                )
+                .set_manifest(&manifest, tagged("v1"))
                 .await
                 .expect("set");
             let got = content.get_manifest("v1", None).await.expect("get");

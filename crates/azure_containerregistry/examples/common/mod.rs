@@ -11,7 +11,7 @@ use std::sync::Arc;
 use acr_test_support::TestCredential;
 use azure_containerregistry::{
     media_types, ContainerRegistryClient, ContainerRegistryContentClient, OciDescriptor,
-    OciImageManifest, SetManifestOptions,
+    OciImageManifest, SetManifestOptions, UploadBlobResult,
 };
 use azure_containerregistry_emulator::{AuthMode, Emulator, EmulatorOptions};
 use azure_core::credentials::TokenCredential;
@@ -95,6 +95,19 @@ pub async fn target(images: &[(&str, &[&str])]) -> Result<Target, Error> {
     })
 }
 
+/// An OCI image manifest naming an uploaded config and one uploaded (uncompressed tar) layer.
+pub fn image_manifest(config: &UploadBlobResult, layer: &UploadBlobResult) -> OciImageManifest {
+    OciImageManifest {
+        config: OciDescriptor::new(media_types::OCI_CONFIG, &config.digest, config.size),
+        layers: vec![OciDescriptor::new(
+            media_types::OCI_LAYER_TAR,
+            &layer.digest,
+            layer.size,
+        )],
+        ..Default::default()
+    }
+}
+
 /// Pushes a small image (a config and one layer, both derived from `seed` so that every seed
 /// gives another digest) and sets its manifest under each of `tags`, in order.
 pub async fn push_demo_image(
@@ -112,15 +125,7 @@ pub async fn push_demo_image(
     let layer = content
         .upload_blob_bytes(format!("layer of {seed}").into_bytes(), None)
         .await?;
-    let manifest = OciImageManifest {
-        config: OciDescriptor::new(media_types::OCI_CONFIG, config.digest, config.size),
-        layers: vec![OciDescriptor::new(
-            media_types::OCI_LAYER_TAR,
-            layer.digest,
-            layer.size,
-        )],
-        ..Default::default()
-    };
+    let manifest = image_manifest(&config, &layer);
     for tag in tags {
         let tag = Some(tag.to_string());
         content

@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use acr_test_support::{DockerRegistry, Seeder};
 use azure_containerregistry::{
-    ContainerRegistryClient, ContainerRegistryClientOptions, ContainerRegistryContentClient,
-    InvalidArgument, ManifestWriteableProperties, RepositoryWriteableProperties, RetryOptions,
-    TagWriteableProperties,
+    media_types, ContainerRegistryClient, ContainerRegistryClientOptions,
+    ContainerRegistryContentClient, InvalidArgument, ManifestWriteableProperties, OciDescriptor,
+    OciImageManifest, RepositoryWriteableProperties, RetryOptions, SetManifestOptions,
+    TagWriteableProperties, UploadBlobResult,
 };
 use azure_containerregistry_emulator::{AuthMode, Emulator, EmulatorOptions, RequestRecord};
 use azure_core::credentials::TokenCredential;
@@ -206,6 +207,46 @@ pub fn seeder(emu: &Emulator) -> Seeder {
 /// Pushes an image to `repository` tagged with each of `tags`, in order.
 pub async fn push(seeder: &Seeder, repository: &str, seed: &str, tags: &[&str]) -> PushedImage {
     seeder.push(repository, seed, tags).await
+}
+
+/// Manifest options that set `tag`.
+pub fn tagged(tag: &str) -> Option<SetManifestOptions> {
+    Some(SetManifestOptions {
+        tag: Some(tag.into()),
+    })
+}
+
+/// An OCI image manifest naming the uploaded `config` and `layers` (uncompressed tar).
+pub fn oci_manifest(config: &UploadBlobResult, layers: &[&UploadBlobResult]) -> OciImageManifest {
+    let descriptor = |media_type: &str, blob: &UploadBlobResult| {
+        OciDescriptor::new(media_type, blob.digest.clone(), blob.size)
+    };
+    OciImageManifest {
+        config: descriptor(media_types::OCI_CONFIG, config),
+        layers: layers
+            .iter()
+            .map(|l| descriptor(media_types::OCI_LAYER_TAR, l))
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// Uploads a `{}` config and sets an OCI manifest naming only it under `tag`; returns the
+/// manifest and its digest.
+pub async fn set_config_only_manifest(
+    content: &ContainerRegistryContentClient,
+    tag: &str,
+) -> (OciImageManifest, String) {
+    let config = content
+        .upload_blob_bytes(&b"{}"[..], None)
+        .await
+        .expect("config upload");
+    let manifest = oci_manifest(&config, &[]);
+    let set = content
+        .set_manifest(&manifest, tagged(tag))
+        .await
+        .expect("set manifest");
+    (manifest, set.digest)
 }
 
 // ---------------------------------------------------------------------------------------------
