@@ -136,6 +136,22 @@ impl Reply {
             .body(body.to_string())
     }
 
+    /// A `401` with an ACR-style `UNAUTHORIZED` error carrying `message`.
+    pub fn unauthorized(message: &str) -> Self {
+        Self::json(
+            401,
+            serde_json::json!({"errors": [{"code": "UNAUTHORIZED", "message": message}]}),
+        )
+    }
+
+    /// Adds a `WWW-Authenticate: Bearer` challenge naming `realm`, `service` and `scope`.
+    pub fn challenge(self, realm: &str, service: &str, scope: &str) -> Self {
+        self.header(
+            "WWW-Authenticate",
+            &format!(r#"Bearer realm="{realm}",service="{service}",scope="{scope}""#),
+        )
+    }
+
     /// Adds a header.
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_string(), value.to_string()));
@@ -391,10 +407,7 @@ pub fn token_flow(
     if request.header("authorization") == Some(format!("Bearer {access}").as_str()) {
         return None;
     }
-    Some(
-        Reply::json(401, serde_json::json!({"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]}))
-            .header("WWW-Authenticate", &format!(r#"Bearer realm="{realm}",service="hostile",scope="{scope}""#)),
-    )
+    Some(Reply::unauthorized("authentication required").challenge(realm, "hostile", scope))
 }
 
 /// A JWT-shaped token (unsigned) with these claims.

@@ -6,7 +6,10 @@
 
 mod common;
 
-use azure_containerregistry::{ManifestWriteableProperties, TagWriteableProperties};
+use azure_containerregistry::{
+    ArtifactManifestProperties, ArtifactTagProperties, ManifestWriteableProperties,
+    RegistryArtifact, TagWriteableProperties,
+};
 
 #[tokio::main]
 async fn main() -> Result<(), common::Error> {
@@ -17,12 +20,7 @@ async fn main() -> Result<(), common::Error> {
     let artifact = client.artifact(&repository, "latest");
 
     // Lock the manifest and its tag: PATCH bodies carry only the fields that are set.
-    let lock = ManifestWriteableProperties {
-        can_delete: Some(false),
-        can_write: Some(false),
-        ..Default::default()
-    };
-    let manifest = artifact.update_manifest_properties(lock, None).await?;
+    let (manifest, tag) = set_locked(&artifact, true).await?;
     println!(
         "{} ({}): can_delete={:?} can_write={:?}",
         artifact.fully_qualified_reference(),
@@ -30,17 +28,6 @@ async fn main() -> Result<(), common::Error> {
         manifest.can_delete,
         manifest.can_write
     );
-    let tag = artifact
-        .update_tag_properties(
-            "latest",
-            TagWriteableProperties {
-                can_delete: Some(false),
-                can_write: Some(false),
-                ..Default::default()
-            },
-            None,
-        )
-        .await?;
     println!(
         "tag {}: can_delete={:?} can_write={:?}",
         tag.name, tag.can_delete, tag.can_write
@@ -52,26 +39,31 @@ async fn main() -> Result<(), common::Error> {
     }
 
     // Unlock, leaving the image as it was.
-    let unlock = ManifestWriteableProperties {
-        can_delete: Some(true),
-        can_write: Some(true),
-        ..Default::default()
-    };
-    let manifest = artifact.update_manifest_properties(unlock, None).await?;
-    let tag = artifact
-        .update_tag_properties(
-            "latest",
-            TagWriteableProperties {
-                can_delete: Some(true),
-                can_write: Some(true),
-                ..Default::default()
-            },
-            None,
-        )
-        .await?;
+    let (manifest, tag) = set_locked(&artifact, false).await?;
     println!(
         "unlocked: manifest can_delete={:?}, tag can_delete={:?}",
         manifest.can_delete, tag.can_delete
     );
     Ok(())
+}
+
+/// Locks (or unlocks) the manifest and its `latest` tag against deletion and overwriting.
+async fn set_locked(
+    artifact: &RegistryArtifact,
+    locked: bool,
+) -> azure_core::Result<(ArtifactManifestProperties, ArtifactTagProperties)> {
+    let allowed = Some(!locked);
+    let manifest = ManifestWriteableProperties {
+        can_delete: allowed,
+        can_write: allowed,
+        ..Default::default()
+    };
+    let manifest = artifact.update_manifest_properties(manifest, None).await?;
+    let tag = TagWriteableProperties {
+        can_delete: allowed,
+        can_write: allowed,
+        ..Default::default()
+    };
+    let tag = artifact.update_tag_properties("latest", tag, None).await?;
+    Ok((manifest, tag))
 }

@@ -2,7 +2,9 @@
 
 mod common;
 
-use acr_test_support::{random_bytes_seeded, sha256_digest, Fault, FaultProxy, Match, Rule};
+use acr_test_support::{
+    random_bytes_seeded, sha256_digest, Fault, FaultProxy, Match, ProxyRequestRecord, Rule,
+};
 use azure_containerregistry::{
     media_types, ContainerRegistryContentClient, DockerManifestV2, GetManifestOptions,
     InvalidArgument, ListReferrersOptions, ManifestKind, OciDescriptor, OciImageIndex,
@@ -269,13 +271,18 @@ async fn referrers_scenario(content: &ContainerRegistryContentClient, name: &str
     assert!(none.is_empty());
 }
 
+/// Runs [`referrers_scenario`] against `backend` through a proxy; returns what it sent.
+async fn referrers_through_proxy(backend: &Backend, repository: &str) -> Vec<ProxyRequestRecord> {
+    let proxy = FaultProxy::start(&backend.endpoint()).await.unwrap();
+    let content = client(&proxy.endpoint(), repository);
+    bounded(60, referrers_scenario(&content, backend.name())).await;
+    proxy.requests()
+}
+
 #[tokio::test]
 async fn referrers_api_on_the_emulator() {
     let backend = emulator_backend().await;
-    let proxy = FaultProxy::start(&backend.endpoint()).await.unwrap();
-    let content = client(&proxy.endpoint(), "referrers-api");
-    bounded(60, referrers_scenario(&content, "emulator")).await;
-    let requests = proxy.requests();
+    let requests = referrers_through_proxy(&backend, "referrers-api").await;
     assert!(requests
         .iter()
         .any(|r| r.path_and_query.contains("/referrers/") && r.status == Some(200)));
@@ -293,10 +300,7 @@ async fn referrers_tag_schema_fallback_on_distribution() {
     let Some(backend) = distribution("referrers_tag_schema_fallback_on_distribution") else {
         return;
     };
-    let proxy = FaultProxy::start(&backend.endpoint()).await.unwrap();
-    let content = client(&proxy.endpoint(), "referrers-fallback");
-    bounded(60, referrers_scenario(&content, "docker-registry")).await;
-    let requests = proxy.requests();
+    let requests = referrers_through_proxy(&backend, "referrers-fallback").await;
     assert!(requests
         .iter()
         .any(|r| r.path_and_query.contains("/referrers/") && r.status == Some(404)));

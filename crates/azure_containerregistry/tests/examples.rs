@@ -27,24 +27,20 @@ fn digests(line: &str) -> Vec<&str> {
         .collect()
 }
 
+/// The digests in the lines of `run` that start with `prefix`, in order.
+fn digests_after<'a>(run: &'a ExampleRun, prefix: &str) -> Vec<&'a str> {
+    run.lines_starting(prefix)
+        .into_iter()
+        .flat_map(digests)
+        .collect()
+}
+
 #[test]
 fn quickstart_round_trips_an_image_and_cleans_up() {
     let run = run("quickstart");
-    let uploaded: Vec<_> = run
-        .lines_starting("uploaded ")
-        .iter()
-        .flat_map(|l| digests(l))
-        .collect();
-    let pulled: Vec<_> = run
-        .lines_starting("pulled blob")
-        .iter()
-        .flat_map(|l| digests(l))
-        .collect();
-    let deleted: Vec<_> = run
-        .lines_starting("deleted blob")
-        .iter()
-        .flat_map(|l| digests(l))
-        .collect();
+    let uploaded = digests_after(&run, "uploaded ");
+    let pulled = digests_after(&run, "pulled blob");
+    let deleted = digests_after(&run, "deleted blob");
     assert_eq!(uploaded.len(), 2, "{}", run.stdout);
     assert_eq!(pulled, uploaded, "every uploaded blob is pulled back");
     assert_eq!(deleted, uploaded, "every uploaded blob is deleted");

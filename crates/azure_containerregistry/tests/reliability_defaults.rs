@@ -43,8 +43,7 @@ async fn reliability_a_repeating_link_ends_the_listing_with_a_typed_error() {
                 .header("Link", r#"</acr/v1/_catalog?last=a&n=100>; rel="next""#)
         })
         .await;
-        let client = ContainerRegistryClient::new(&server.endpoint(), None, Some(short_options(0)))
-            .expect("client");
+        let client = registry_client(&server.endpoint(), None, short_options(0));
         let error = client
             .list_repository_names(None)
             .try_collect::<Vec<String>>()
@@ -71,9 +70,7 @@ async fn reliability_a_repeating_link_ends_the_listing_with_a_typed_error() {
             )
         })
         .await;
-        let client =
-            ContainerRegistryClient::new(&alternating.endpoint(), None, Some(short_options(0)))
-                .expect("client");
+        let client = registry_client(&alternating.endpoint(), None, short_options(0));
         let error = client
             .list_repository_names(None)
             .try_collect::<Vec<String>>()
@@ -156,8 +153,7 @@ async fn reliability_a_trickling_body_ends_at_the_body_timeout() {
         })
         .await;
         let client =
-            ContainerRegistryClient::new(&server.endpoint(), None, Some(short_options(0)))
-                .expect("client");
+            registry_client(&server.endpoint(), None, short_options(0));
         let started = Instant::now();
         let error = client
             .list_repository_names(None)
@@ -167,13 +163,7 @@ async fn reliability_a_trickling_body_ends_at_the_body_timeout() {
         assert!(format!("{error:?}").contains("body_timeout"), "{error:?}");
         assert!(started.elapsed() < Duration::from_secs(5));
 
-        let content = ContainerRegistryContentClient::new(
-            &server.endpoint(),
-            "trickle",
-            None,
-            Some(short_options(0)),
-        )
-        .expect("client");
+        let content = content_client(&server.endpoint(), "trickle", None, short_options(0));
         let started = Instant::now();
         let error = content
             .get_manifest("latest", None)
@@ -196,28 +186,18 @@ async fn reliability_a_silent_token_endpoint_is_bounded_and_retried() {
                     return Reply::new(200).after(Duration::from_secs(3600));
                 }
                 let realm = format!("{}/oauth2/token", own.lock().expect("lock"));
-                Reply::json(
-                    401,
-                    serde_json::json!({"errors": [{"code": "UNAUTHORIZED", "message": "no"}]}),
-                )
-                .header(
-                    "WWW-Authenticate",
-                    &format!(
-                        r#"Bearer realm="{realm}",service="silent",scope="repository:silent:pull""#
-                    ),
-                )
+                Reply::unauthorized("no").challenge(&realm, "silent", "repository:silent:pull")
             }
         })
         .await;
         *own.lock().expect("lock") = server.endpoint();
         // With a credential: the exchange never answers.
-        let content = ContainerRegistryContentClient::new(
+        let content = content_client(
             &server.endpoint(),
             "silent",
             Some(credential()),
-            Some(short_options(1)),
-        )
-        .expect("client");
+            short_options(1),
+        );
         let started = Instant::now();
         let error = content
             .get_manifest("latest", None)
@@ -238,25 +218,10 @@ async fn reliability_a_silent_token_endpoint_is_bounded_and_retried() {
         .await;
         let realm_url = format!("{}/token", realm.endpoint());
         let foreign = HostileServer::start("127.0.0.1", move |_| {
-            Reply::json(
-                401,
-                serde_json::json!({"errors": [{"code": "UNAUTHORIZED", "message": "no"}]}),
-            )
-            .header(
-                "WWW-Authenticate",
-                &format!(
-                    r#"Bearer realm="{realm_url}",service="foreign",scope="repository:silent:pull""#
-                ),
-            )
+            Reply::unauthorized("no").challenge(&realm_url, "foreign", "repository:silent:pull")
         })
         .await;
-        let content = ContainerRegistryContentClient::new(
-            &foreign.endpoint(),
-            "silent",
-            None,
-            Some(short_options(1)),
-        )
-        .expect("client");
+        let content = content_client(&foreign.endpoint(), "silent", None, short_options(1));
         let started = Instant::now();
         content
             .get_manifest("latest", None)
@@ -346,13 +311,7 @@ async fn proxied(
     let proxy = acr_test_support::FaultProxy::start(&emu.endpoint())
         .await
         .expect("proxy");
-    let content = ContainerRegistryContentClient::new(
-        &proxy.endpoint(),
-        repository,
-        None,
-        Some(short_options(1)),
-    )
-    .expect("client");
+    let content = content_client(&proxy.endpoint(), repository, None, short_options(1));
     (emu, proxy, content)
 }
 
@@ -518,13 +477,7 @@ async fn reliability_a_stalled_blob_download_resumes_from_where_it_was() {
             }
         })
         .await;
-        let content = ContainerRegistryContentClient::new(
-            &server.endpoint(),
-            "stall",
-            None,
-            Some(short_options(1)),
-        )
-        .expect("client");
+        let content = content_client(&server.endpoint(), "stall", None, short_options(1));
         let stream = content
             .download_blob(&digest, None)
             .await

@@ -110,10 +110,7 @@ async fn registry_with_realm(realm: Arc<Mutex<String>>) -> HostileServer {
             let own_realm = format!("{}/oauth2/token", own.lock().expect("lock"));
             if path(request) == "/v2/hostile/manifests/foreign" {
                 let realm = realm.lock().expect("lock").clone();
-                return Reply::new(401).header(
-                    "WWW-Authenticate",
-                    &format!(r#"Bearer realm="{realm}",service="hostile",scope="{SCOPE}""#),
-                );
+                return Reply::new(401).challenge(&realm, "hostile", SCOPE);
             }
             token_flow(
                 request,
@@ -350,12 +347,10 @@ async fn oversized_and_endless_bodies_are_bounded() {
                     "/acr/v1/_catalog" => endless_json(r#"{"repositories":[""#),
                     "/oauth2/exchange" => endless_json(r#"{"refresh_token":""#),
                     "/oauth2/token" => endless_json(r#"{"access_token":""#),
-                    "/v2/hostile/manifests/auth" => Reply::new(401).header(
-                        "WWW-Authenticate",
-                        &format!(
-                            r#"Bearer realm="{}/oauth2/token",service="hostile",scope="{SCOPE}""#,
-                            own.lock().expect("lock")
-                        ),
+                    "/v2/hostile/manifests/auth" => Reply::new(401).challenge(
+                        &format!("{}/oauth2/token", own.lock().expect("lock")),
+                        "hostile",
+                        SCOPE,
                     ),
                     _ => Reply::new(404),
                 }
@@ -393,9 +388,7 @@ async fn oversized_and_endless_bodies_are_bounded() {
         assert_eq!(e.http_status().map(u16::from), Some(404), "{e}");
         seen = check("error body", 64 * 1024, seen);
 
-        let registry =
-            ContainerRegistryClient::new(&server.endpoint(), None, Some(fast_options(0)))
-                .expect("client");
+        let registry = registry_client(&server.endpoint(), None, fast_options(0));
         let result: azure_core::Result<Vec<String>> =
             registry.list_repository_names(None).try_collect().await;
         assert!(result.is_err(), "endless first page");
@@ -440,9 +433,12 @@ async fn malformed_challenges_are_clear_errors() {
             let header = header.clone();
             move |request| {
                 if path(request).starts_with("/oauth2/") {
-                    return Reply::json(200, serde_json::json!({"access_token": ACCESS, "refresh_token": REFRESH}));
+                    return Reply::json(
+                        200,
+                        serde_json::json!({"access_token": ACCESS, "refresh_token": REFRESH}),
+                    );
                 }
-                let reply = Reply::json(401, serde_json::json!({"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]}));
+                let reply = Reply::unauthorized("authentication required");
                 match header.lock().expect("lock").clone() {
                     Some(value) => reply.header("WWW-Authenticate", &value),
                     None => reply,
@@ -468,12 +464,28 @@ async fn malformed_challenges_are_clear_errors() {
             for with_credential in [false, true] {
                 server.clear();
                 let content = content_client(&server.endpoint(), with_credential);
-                let e = content.get_manifest("v1", None).await.expect_err("unauthorized");
+                let e = content
+                    .get_manifest("v1", None)
+                    .await
+                    .expect_err("unauthorized");
                 assert_eq!(e.http_status().map(u16::from), Some(401), "{value:?}: {e}");
                 let requests = server.received();
-                let to_registry: Vec<_> = requests.iter().filter(|r| path(r).starts_with("/v2/")).collect();
-                assert!(to_registry.len() <= 2, "at most one retry after a token: {value:?} {requests:#?}");
-                no_secrets(&requests.iter().filter(|r| !path(r).starts_with("/oauth2/")).cloned().collect::<Vec<_>>(), "the registry");
+                let to_registry: Vec<_> = requests
+                    .iter()
+                    .filter(|r| path(r).starts_with("/v2/"))
+                    .collect();
+                assert!(
+                    to_registry.len() <= 2,
+                    "at most one retry after a token: {value:?} {requests:#?}"
+                );
+                no_secrets(
+                    &requests
+                        .iter()
+                        .filter(|r| !path(r).starts_with("/oauth2/"))
+                        .cloned()
+                        .collect::<Vec<_>>(),
+                    "the registry",
+                );
             }
         }
     })
@@ -510,12 +522,7 @@ async fn malformed_links_error_bodies_and_absurd_expiries() {
         })
         .await;
         *own.lock().expect("lock") = server.endpoint();
-        let client = ContainerRegistryClient::new(
-            &server.endpoint(),
-            Some(credential()),
-            Some(fast_options(0)),
-        )
-        .expect("client");
+        let client = registry_client(&server.endpoint(), Some(credential()), fast_options(0));
 
         for bad in [
             r#"/acr/v1/_catalog?last=a; rel="next""#.to_string(),
@@ -567,12 +574,7 @@ async fn malformed_links_error_bodies_and_absurd_expiries() {
             let refresh = jwt(serde_json::json!({"exp": exp}));
             let access = jwt(serde_json::json!({"exp": exp, "access": []}));
             *tokens.lock().expect("lock") = (refresh, access);
-            let fresh = ContainerRegistryClient::new(
-                &server.endpoint(),
-                Some(credential()),
-                Some(fast_options(0)),
-            )
-            .expect("client");
+            let fresh = registry_client(&server.endpoint(), Some(credential()), fast_options(0));
             let names: Vec<String> = fresh
                 .list_repository_names(None)
                 .try_collect()
@@ -598,8 +600,7 @@ async fn check_error_bodies(bodies: Vec<(Vec<u8>, Option<&str>)>) {
     })
     .await;
     let content = content_client(&server.endpoint(), false);
-    let registry = ContainerRegistryClient::new(&server.endpoint(), None, Some(fast_options(0)))
-        .expect("client");
+    let registry = registry_client(&server.endpoint(), None, fast_options(0));
     for (bytes, code) in bodies {
         *body.lock().expect("lock") = bytes.clone();
         let shown = String::from_utf8_lossy(&bytes[..bytes.len().min(40)]).into_owned();

@@ -165,16 +165,8 @@ async fn bad_input_is_refused_before_any_request() {
     let emulator = token_emulator(false, None).await;
     bounded(60, async {
         let endpoint = emulator.endpoint();
-        let registry =
-            ContainerRegistryClient::new(&endpoint, Some(credential()), Some(fast_options(0)))
-                .expect("client");
-        let content = ContainerRegistryContentClient::new(
-            &endpoint,
-            "ok",
-            Some(credential()),
-            Some(fast_options(0)),
-        )
-        .expect("client");
+        let registry = registry_client(&endpoint, Some(credential()), fast_options(0));
+        let content = content_client(&endpoint, "ok", Some(credential()), fast_options(0));
         let good_digest = format!("sha256:{HEX64}");
 
         for name in bad_repository_names() {

@@ -8,7 +8,7 @@ mod common;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use azure_containerregistry::{ContainerRegistryClient, ContainerRegistryContentClient};
+use azure_containerregistry::ContainerRegistryClient;
 use common::*;
 use futures::TryStreamExt;
 
@@ -73,16 +73,13 @@ fn no_token_in_debug_output_or_traces() {
         bounded(60, async {
             let endpoint = emulator.endpoint();
             let options = fast_options(1);
-            let registry =
-                ContainerRegistryClient::new(&endpoint, Some(credential()), Some(options.clone()))
-                    .expect("client");
-            let content = ContainerRegistryContentClient::new(
+            let registry = registry_client(&endpoint, Some(credential()), options.clone());
+            let content = content_client(
                 &endpoint,
                 "secrets/app",
                 Some(credential()),
-                Some(options.clone()),
-            )
-            .expect("client");
+                options.clone(),
+            );
             let mut shown = Vec::new();
 
             // A session touching every token path: push, pull, metadata, catalog, deletes.

@@ -173,27 +173,44 @@ pub fn options() -> ContainerRegistryClientOptions {
     }
 }
 
+/// A content client for `repository` at `endpoint`.
+pub fn content_client(
+    endpoint: &str,
+    repository: &str,
+    credential: Option<Arc<dyn TokenCredential>>,
+    options: ContainerRegistryClientOptions,
+) -> ContainerRegistryContentClient {
+    ContainerRegistryContentClient::new(endpoint, repository, credential, Some(options))
+        .expect("client")
+}
+
+/// A registry client for `endpoint`.
+pub fn registry_client(
+    endpoint: &str,
+    credential: Option<Arc<dyn TokenCredential>>,
+    options: ContainerRegistryClientOptions,
+) -> ContainerRegistryClient {
+    ContainerRegistryClient::new(endpoint, credential, Some(options)).expect("client")
+}
+
 /// An anonymous registry client with [`fast_options`].
 pub fn anonymous(emu: &Emulator) -> ContainerRegistryClient {
-    ContainerRegistryClient::new(&emu.endpoint(), None, Some(fast_options(3))).expect("client")
+    registry_client(&emu.endpoint(), None, fast_options(3))
 }
 
 /// A registry client with the test credential and [`fast_options`].
 pub fn authenticated(emu: &Emulator) -> ContainerRegistryClient {
-    ContainerRegistryClient::new(&emu.endpoint(), Some(credential()), Some(fast_options(3)))
-        .expect("client")
+    registry_client(&emu.endpoint(), Some(credential()), fast_options(3))
 }
 
 /// An anonymous content client with [`options`].
 pub fn client(endpoint: &str, repository: &str) -> ContainerRegistryContentClient {
-    ContainerRegistryContentClient::new(endpoint, repository, None, Some(options()))
-        .expect("client")
+    content_client(endpoint, repository, None, options())
 }
 
 /// A content client with the test credential and [`options`].
 pub fn client_with_credential(endpoint: &str, repository: &str) -> ContainerRegistryContentClient {
-    ContainerRegistryContentClient::new(endpoint, repository, Some(credential()), Some(options()))
-        .expect("client")
+    content_client(endpoint, repository, Some(credential()), options())
 }
 
 // ---------------------------------------------------------------------------------------------
