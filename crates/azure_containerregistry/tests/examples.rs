@@ -35,6 +35,14 @@ fn digests_after<'a>(run: &'a ExampleRun, prefix: &str) -> Vec<&'a str> {
         .collect()
 }
 
+/// The first `separator`-separated word of each (trimmed) line of `run` starting with `prefix`.
+fn first_words<'a>(run: &'a ExampleRun, prefix: &str, separator: char) -> Vec<&'a str> {
+    run.lines_starting(prefix)
+        .into_iter()
+        .filter_map(|l| l.trim().split(separator).next())
+        .collect()
+}
+
 #[test]
 fn quickstart_round_trips_an_image_and_cleans_up() {
     let run = run("quickstart");
@@ -56,11 +64,7 @@ fn quickstart_round_trips_an_image_and_cleans_up() {
 #[test]
 fn list_repositories_lists_every_seeded_repository() {
     let run = run("list_repositories");
-    let repos: Vec<_> = run
-        .lines_starting("  ")
-        .iter()
-        .filter_map(|l| l.trim().split(':').next())
-        .collect();
+    let repos = first_words(&run, "  ", ':');
     assert_eq!(
         repos,
         ["library/busybox", "library/hello-world", "samples/nginx"]
@@ -71,11 +75,7 @@ fn list_repositories_lists_every_seeded_repository() {
 #[test]
 fn list_tags_anonymous_lists_newest_first() {
     let run = run("list_tags_anonymous");
-    let tags: Vec<_> = run
-        .lines_starting("  library/hello-world:")
-        .iter()
-        .filter_map(|l| l.trim().split(' ').next())
-        .collect();
+    let tags = first_words(&run, "  library/hello-world:", ' ');
     assert_eq!(
         tags,
         [

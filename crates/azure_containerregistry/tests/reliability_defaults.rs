@@ -90,16 +90,15 @@ async fn reliability_a_silent_server_is_a_timeout_after_the_retries() {
         })
         .await;
         // The header timeout answers first (the idle-read timeout is longer here).
-        let content = ContainerRegistryContentClient::new(
+        let content = content_client(
             &server.endpoint(),
             "silent",
             None,
-            Some(ContainerRegistryClientOptions {
+            ContainerRegistryClientOptions {
                 read_timeout: Some(Duration::from_secs(5)),
                 ..short_options(2)
-            }),
-        )
-        .expect("client");
+            },
+        );
         let started = Instant::now();
         let error = content
             .get_manifest("latest", None)
@@ -112,16 +111,15 @@ async fn reliability_a_silent_server_is_a_timeout_after_the_retries() {
 
         // Without the header timeout, the idle-read timeout ends each attempt.
         server.clear();
-        let content = ContainerRegistryContentClient::new(
+        let content = content_client(
             &server.endpoint(),
             "silent",
             None,
-            Some(ContainerRegistryClientOptions {
+            ContainerRegistryClientOptions {
                 timeout: None,
                 ..short_options(1)
-            }),
-        )
-        .expect("client");
+            },
+        );
         let started = Instant::now();
         let error = content
             .get_manifest("latest", None)

@@ -339,24 +339,24 @@ async fn bad_input_is_refused_before_any_request() {
             "chunk_size",
             content.upload_blob_from_file(&file, Some(zero_chunk)).await,
         );
-        let zero = DownloadBlobOptions {
+        let zero_concurrency = DownloadBlobOptions {
             concurrency: Some(0),
             ..Default::default()
         };
-        refused(
-            "concurrency 0",
-            "concurrency",
-            content.download_blob(&good_digest, Some(zero)).await,
-        );
-        let zero = DownloadBlobOptions {
+        let zero_range = DownloadBlobOptions {
             range_size: Some(0),
             ..Default::default()
         };
-        refused(
-            "range_size 0",
-            "range_size",
-            content.download_blob(&good_digest, Some(zero)).await,
-        );
+        for (argument, zero) in [
+            ("concurrency", zero_concurrency),
+            ("range_size", zero_range),
+        ] {
+            refused(
+                &format!("{argument} 0"),
+                argument,
+                content.download_blob(&good_digest, Some(zero)).await,
+            );
+        }
         refused(
             "list_repository_names n=0",
             "page_size",
