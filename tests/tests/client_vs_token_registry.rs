@@ -5,33 +5,15 @@
 use std::sync::Arc;
 
 use acr_test_support::{
-    random_bytes, sha256_digest, DockerRegistry, DockerRegistryOptions, TokenAuth,
+    random_bytes, sha256_digest, DockerRegistry, DockerRegistryOptions, Seeder, TestCredential,
+    TokenAuth, AAD_TOKEN,
 };
 use azure_containerregistry::ContainerRegistryContentClient;
 use azure_containerregistry_emulator::{AuthMode, Emulator, EmulatorOptions};
-use azure_core::credentials::{AccessToken, Secret, TokenCredential, TokenRequestOptions};
+use azure_core::credentials::TokenCredential;
 use futures::TryStreamExt;
 
-const AAD_TOKEN: &str = "aad-token-for-the-token-registry-test";
 const REPO: &str = "tokenauth/app";
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-
-#[derive(Debug)]
-struct FixedCredential;
-
-#[async_trait::async_trait]
-impl TokenCredential for FixedCredential {
-    async fn get_token(
-        &self,
-        _: &[&str],
-        _: Option<TokenRequestOptions<'_>>,
-    ) -> azure_core::Result<AccessToken> {
-        Ok(AccessToken::new(
-            Secret::new(AAD_TOKEN),
-            time::OffsetDateTime::now_utc() + time::Duration::hours(1),
-        ))
-    }
-}
 
 async fn start() -> Option<(Emulator, DockerRegistry)> {
     let emu = Emulator::start(EmulatorOptions {
@@ -62,90 +44,25 @@ async fn start() -> Option<(Emulator, DockerRegistry)> {
     Some((emu, registry))
 }
 
-/// A push token for `REPO` from the emulator (exchange, then token), used to seed the registry.
-async fn push_token(http: &reqwest::Client, emu: &Emulator) -> String {
-    let refresh: serde_json::Value = http
-        .post(format!("{}/oauth2/exchange", emu.endpoint()))
-        .form(&[
-            ("grant_type", "access_token"),
-            ("service", &emu.service()),
-            ("access_token", AAD_TOKEN),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let access: serde_json::Value = http
-        .post(format!("{}/oauth2/token", emu.endpoint()))
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("service", emu.service().as_str()),
-            ("scope", &format!("repository:{REPO}:pull,push")),
-            ("refresh_token", refresh["refresh_token"].as_str().unwrap()),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    access["access_token"].as_str().unwrap().to_string()
-}
-
-async fn push_blob(http: &reqwest::Client, base: &str, token: &str, data: &[u8]) -> String {
-    let digest = sha256_digest(data);
-    let started = http
-        .post(format!("{base}/v2/{REPO}/blobs/uploads/"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(started.status(), 202, "{}", started.text().await.unwrap());
-    let location = started.headers()["location"].to_str().unwrap().to_string();
-    let sep = if location.contains('?') { '&' } else { '?' };
-    let done = http
-        .put(format!(
-            "{base}{location}{sep}digest={}",
-            digest.replace(':', "%3A")
-        ))
-        .bearer_auth(token)
-        .body(data.to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(done.status(), 201);
-    digest
-}
-
 #[tokio::test]
 async fn anonymous_client_pulls_through_a_real_registrys_challenges() {
     let Some((emu, registry)) = start().await else {
         return;
     };
-    let http = reqwest::Client::new();
-    let token = push_token(&http, &emu).await;
     let base = registry.endpoint();
+    // Seeded over plain HTTP: the seeder answers the registry's challenges at the emulator.
+    let seeder = Seeder::new(&base, Some(AAD_TOKEN));
     let layer = random_bytes(200_000);
-    let layer_digest = push_blob(&http, &base, &token, &layer).await;
     let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
-    let config_digest = push_blob(&http, &base, &token, &config).await;
-    let manifest = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer.len()}]
-    }))
-    .unwrap();
-    let put = http
-        .put(format!("{base}/v2/{REPO}/manifests/v1"))
-        .bearer_auth(&token)
-        .header("content-type", OCI_MANIFEST)
-        .body(manifest.clone())
-        .send()
+    let image = seeder
+        .push_image_with(REPO, &config, &[&layer])
         .await
         .unwrap();
-    assert_eq!(put.status(), 201);
+    seeder
+        .put_manifest(REPO, "v1", &image.manifest)
+        .await
+        .unwrap();
+    let (manifest, layer_digest) = (image.manifest, &image.layer_digests[0]);
 
     emu.clear_request_log();
     let client = ContainerRegistryContentClient::new(&base, REPO, None, None).unwrap();
@@ -153,7 +70,7 @@ async fn anonymous_client_pulls_through_a_real_registrys_challenges() {
     assert_eq!(got.content.as_ref(), manifest.as_slice());
     assert_eq!(got.digest, sha256_digest(&manifest));
     let blob: Vec<u8> = client
-        .download_blob(&layer_digest, None)
+        .download_blob(layer_digest, None)
         .await
         .unwrap()
         .try_fold(Vec::new(), |mut acc, chunk| async move {
@@ -187,7 +104,7 @@ async fn credential_is_not_sent_to_a_realm_on_another_origin() {
         return;
     };
     emu.clear_request_log();
-    let credential: Arc<dyn TokenCredential> = Arc::new(FixedCredential);
+    let credential: Arc<dyn TokenCredential> = Arc::new(TestCredential::default());
     let client =
         ContainerRegistryContentClient::new(&registry.endpoint(), REPO, Some(credential), None)
             .unwrap();

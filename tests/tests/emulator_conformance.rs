@@ -217,17 +217,14 @@ async fn skopeo_round_trip(skopeo: &Path, host: &str) {
     )
     .await;
 
-    let raw = run_ok(
-        skopeo,
-        &[
-            "inspect",
-            "--raw",
-            "--tls-verify=false",
-            "--no-creds",
-            &remote,
-        ],
-    )
-    .await;
+    let inspect_raw = [
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        "--no-creds",
+        &remote,
+    ];
+    let raw = run_ok(skopeo, &inspect_raw).await;
     assert_eq!(
         raw,
         img.manifest,
@@ -316,19 +313,7 @@ async fn skopeo_round_trip(skopeo: &Path, host: &str) {
         &["delete", "--tls-verify=false", "--no-creds", &remote],
     )
     .await;
-    let out = run(
-        skopeo,
-        &[
-            "inspect",
-            "--raw",
-            "--tls-verify=false",
-            "--no-creds",
-            &remote,
-        ],
-        &[],
-        SKOPEO_TIMEOUT,
-    )
-    .await;
+    let out = run(skopeo, &inspect_raw, &[], SKOPEO_TIMEOUT).await;
     assert!(
         !out.status.success(),
         "inspect after delete succeeded\n{}",

@@ -191,10 +191,7 @@ pub struct ProxyRequestRecord {
 impl ProxyRequestRecord {
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        crate::util::header_value(&self.headers, name)
     }
 }
 

@@ -1,7 +1,9 @@
 //! Small helpers shared by tests.
 
+use std::future::Future;
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
@@ -41,9 +43,33 @@ pub fn random_bytes_seeded(n: usize, seed: u64) -> Vec<u8> {
     out
 }
 
+/// The first value of header `name` (any case) in a list of `(name, value)` pairs.
+pub(crate) fn header_value<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// The 64 lowercase hex digits of the SHA-256 of `data`.
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
 /// The OCI digest of `data`: `sha256:` followed by 64 lowercase hex digits.
 pub fn sha256_digest(data: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(data)))
+    format!("sha256:{}", sha256_hex(data))
+}
+
+/// Runs `body` with a time limit of `seconds`, so that a hang fails the test instead of
+/// blocking the run.
+///
+/// # Panics
+/// When `body` takes longer.
+pub async fn bounded<F: Future>(seconds: u64, body: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(seconds), body)
+        .await
+        .unwrap_or_else(|_| panic!("the test took longer than {seconds} s"))
 }
 
 /// True when `ACR_TEST_REQUIRE_REAL` is set to something other than empty or `0`: tests that
@@ -94,6 +120,18 @@ mod tests {
             sha256_digest(b""),
             "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
+        assert_eq!(sha256_digest(b"x"), format!("sha256:{}", sha256_hex(b"x")));
+    }
+
+    #[tokio::test]
+    async fn bounded_returns_the_output() {
+        assert_eq!(bounded(5, async { 7 }).await, 7);
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "longer than 0 s")]
+    async fn bounded_panics_on_a_hang() {
+        bounded(0, std::future::pending::<()>()).await;
     }
 
     #[test]

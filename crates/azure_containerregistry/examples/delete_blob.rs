@@ -6,17 +6,12 @@
 
 mod common;
 
-use azure_containerregistry::{ContainerRegistryContentClient, OciImageManifest};
+use azure_containerregistry::OciImageManifest;
 
 #[tokio::main]
-async fn main() -> Result<(), common::SeedError> {
+async fn main() -> Result<(), common::Error> {
     let target = common::target(&[("hello-world", &["latest"])]).await?;
-    let content = ContainerRegistryContentClient::new(
-        &target.endpoint,
-        "hello-world",
-        Some(target.credential.clone()),
-        None,
-    )?;
+    let content = target.content_client("hello-world")?;
 
     let manifest: OciImageManifest = content.get_manifest("latest", None).await?.manifest()?;
     for layer in &manifest.layers {

@@ -6,16 +6,14 @@
 
 mod common;
 
-use azure_containerregistry::{
-    ArtifactManifestOrder, ContainerRegistryClient, ListManifestPropertiesOptions,
-};
+use azure_containerregistry::{ArtifactManifestOrder, ListManifestPropertiesOptions};
 use futures::TryStreamExt;
 
 /// How many images to keep per repository.
 const KEEP: usize = 3;
 
 #[tokio::main]
-async fn main() -> Result<(), common::SeedError> {
+async fn main() -> Result<(), common::Error> {
     let target = common::target(&[
         ("samples/app", &["v1"]),
         ("samples/app", &["v2"]),
@@ -27,8 +25,7 @@ async fn main() -> Result<(), common::SeedError> {
     ])
     .await?;
     let dry_run = std::env::var_os("DRY_RUN").is_some();
-    let client =
-        ContainerRegistryClient::new(&target.endpoint, Some(target.credential.clone()), None)?;
+    let client = target.registry_client()?;
 
     let mut names = client.list_repository_names(None);
     while let Some(name) = names.try_next().await? {

@@ -7,17 +7,10 @@
 
 mod common;
 
-use azure_containerregistry::ContainerRegistryContentClient;
-
 #[tokio::main]
-async fn main() -> Result<(), common::SeedError> {
+async fn main() -> Result<(), common::Error> {
     let target = common::target(&[("hello-world", &["latest"])]).await?;
-    let content = ContainerRegistryContentClient::new(
-        &target.endpoint,
-        "hello-world",
-        Some(target.credential.clone()),
-        None,
-    )?;
+    let content = target.content_client("hello-world")?;
 
     let manifest = content.get_manifest("latest", None).await?;
     println!("hello-world:latest is {}", manifest.digest);

@@ -6,19 +6,18 @@
 
 mod common;
 
-use azure_containerregistry::{ContainerRegistryClient, ListRepositoryNamesOptions};
+use azure_containerregistry::ListRepositoryNamesOptions;
 use futures::TryStreamExt;
 
 #[tokio::main]
-async fn main() -> Result<(), common::SeedError> {
+async fn main() -> Result<(), common::Error> {
     let target = common::target(&[
         ("library/hello-world", &["latest", "v1"]),
         ("library/busybox", &["1.36", "latest"]),
         ("samples/nginx", &["v1"]),
     ])
     .await?;
-    let client =
-        ContainerRegistryClient::new(&target.endpoint, Some(target.credential.clone()), None)?;
+    let client = target.registry_client()?;
 
     println!("repositories of {}:", client.endpoint());
     let mut names = client.list_repository_names(Some(ListRepositoryNamesOptions {

@@ -13,7 +13,7 @@ use azure_containerregistry::{
 use futures::TryStreamExt;
 
 #[tokio::main]
-async fn main() -> Result<(), common::SeedError> {
+async fn main() -> Result<(), common::Error> {
     let target = common::target(&[("library/hello-world", &["v1", "v2", "latest"])]).await?;
     let repository = std::env::var("CONTAINER_REGISTRY_REPOSITORY")
         .unwrap_or_else(|_| "library/hello-world".into());

@@ -17,7 +17,7 @@ const REPOSITORY: &str = "sample-oci-image";
 const TAG: &str = "demo";
 
 #[tokio::main]
-async fn main() -> Result<(), common::SeedError> {
+async fn main() -> Result<(), common::Error> {
     let target = common::target(&[]).await?;
     let endpoint = target.endpoint.as_str();
     let credential = target.credential.clone();

@@ -7,25 +7,20 @@
 mod common;
 
 use azure_containerregistry::{
-    ContainerRegistryClient, ManifestWriteableProperties, TagWriteableProperties,
+    ArtifactManifestProperties, ArtifactTagProperties, ManifestWriteableProperties,
+    RegistryArtifact, TagWriteableProperties,
 };
 
 #[tokio::main]
-async fn main() -> Result<(), common::SeedError> {
+async fn main() -> Result<(), common::Error> {
     let target = common::target(&[("library/hello-world", &["v1", "latest"])]).await?;
     let repository = std::env::var("CONTAINER_REGISTRY_REPOSITORY")
         .unwrap_or_else(|_| "library/hello-world".into());
-    let client =
-        ContainerRegistryClient::new(&target.endpoint, Some(target.credential.clone()), None)?;
+    let client = target.registry_client()?;
     let artifact = client.artifact(&repository, "latest");
 
     // Lock the manifest and its tag: PATCH bodies carry only the fields that are set.
-    let lock = ManifestWriteableProperties {
-        can_delete: Some(false),
-        can_write: Some(false),
-        ..Default::default()
-    };
-    let manifest = artifact.update_manifest_properties(lock, None).await?;
+    let (manifest, tag) = set_locked(&artifact, true).await?;
     println!(
         "{} ({}): can_delete={:?} can_write={:?}",
         artifact.fully_qualified_reference(),
@@ -33,17 +28,6 @@ async fn main() -> Result<(), common::SeedError> {
         manifest.can_delete,
         manifest.can_write
     );
-    let tag = artifact
-        .update_tag_properties(
-            "latest",
-            TagWriteableProperties {
-                can_delete: Some(false),
-                can_write: Some(false),
-                ..Default::default()
-            },
-            None,
-        )
-        .await?;
     println!(
         "tag {}: can_delete={:?} can_write={:?}",
         tag.name, tag.can_delete, tag.can_write
@@ -55,26 +39,31 @@ async fn main() -> Result<(), common::SeedError> {
     }
 
     // Unlock, leaving the image as it was.
-    let unlock = ManifestWriteableProperties {
-        can_delete: Some(true),
-        can_write: Some(true),
-        ..Default::default()
-    };
-    let manifest = artifact.update_manifest_properties(unlock, None).await?;
-    let tag = artifact
-        .update_tag_properties(
-            "latest",
-            TagWriteableProperties {
-                can_delete: Some(true),
-                can_write: Some(true),
-                ..Default::default()
-            },
-            None,
-        )
-        .await?;
+    let (manifest, tag) = set_locked(&artifact, false).await?;
     println!(
         "unlocked: manifest can_delete={:?}, tag can_delete={:?}",
         manifest.can_delete, tag.can_delete
     );
     Ok(())
+}
+
+/// Locks (or unlocks) the manifest and its `latest` tag against deletion and overwriting.
+async fn set_locked(
+    artifact: &RegistryArtifact,
+    locked: bool,
+) -> azure_core::Result<(ArtifactManifestProperties, ArtifactTagProperties)> {
+    let allowed = Some(!locked);
+    let manifest = ManifestWriteableProperties {
+        can_delete: allowed,
+        can_write: allowed,
+        ..Default::default()
+    };
+    let manifest = artifact.update_manifest_properties(manifest, None).await?;
+    let tag = TagWriteableProperties {
+        can_delete: allowed,
+        can_write: allowed,
+        ..Default::default()
+    };
+    let tag = artifact.update_tag_properties("latest", tag, None).await?;
+    Ok((manifest, tag))
 }

@@ -6,20 +6,12 @@
 
 mod common;
 
-use azure_containerregistry::{
-    media_types, ContainerRegistryContentClient, OciDescriptor, OciImageManifest, ProgressCallback,
-    SetManifestOptions, UploadBlobOptions,
-};
+use azure_containerregistry::{ProgressCallback, SetManifestOptions, UploadBlobOptions};
 
 #[tokio::main]
-async fn main() -> Result<(), common::SeedError> {
+async fn main() -> Result<(), common::Error> {
     let target = common::target(&[]).await?;
-    let content = ContainerRegistryContentClient::new(
-        &target.endpoint,
-        "hello-world",
-        Some(target.credential.clone()),
-        None,
-    )?;
+    let content = target.content_client("hello-world")?;
 
     let config = content
         .upload_blob_bytes(&br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#[..], None)
@@ -50,15 +42,8 @@ async fn main() -> Result<(), common::SeedError> {
     );
     std::fs::remove_dir_all(&dir)?;
 
-    let manifest = OciImageManifest {
-        config: OciDescriptor::new(media_types::OCI_CONFIG, config.digest, config.size),
-        layers: vec![OciDescriptor::new(
-            media_types::OCI_LAYER_TAR,
-            layer.digest,
-            layer.size,
-        )],
-        ..Default::default()
-    };
+    // An OCI image manifest naming the config and the layer.
+    let manifest = common::image_manifest(&config, &layer);
     let set = content
         .set_manifest(
             &manifest,

@@ -1,6 +1,6 @@
 //! Blob upload and download against docker-registry (CNCF distribution 2.8) and the emulator.
 
-mod content_support;
+mod common;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use azure_containerregistry::{
     DownloadBlobOptions, InvalidArgument, ProgressCallback, UploadBlobOptions,
     PREHASH_OVERLAP_MIN_SIZE,
 };
-use content_support::{backends, bounded, client, download_all};
+use common::*;
 use futures::StreamExt;
 
 const MIB: usize = 1024 * 1024;
@@ -18,7 +18,7 @@ const MIB: usize = 1024 * 1024;
 #[tokio::test]
 async fn small_blob_round_trip() {
     for backend in backends("small_blob_round_trip").await {
-        bounded(async {
+        bounded(60, async {
             let content = client(&backend.endpoint(), "blobs-small");
             let data = random_bytes_seeded(1000, 1);
             let result = content.upload_blob(&data[..], None).await.unwrap();
@@ -43,7 +43,7 @@ async fn small_blob_round_trip() {
 #[tokio::test]
 async fn large_blob_goes_in_content_range_chunks() {
     for backend in backends("large_blob_goes_in_content_range_chunks").await {
-        bounded(async {
+        bounded(60, async {
             let proxy = FaultProxy::start(&backend.endpoint()).await.unwrap();
             let content = client(&proxy.endpoint(), "blobs-large");
             let data = random_bytes_seeded(5 * MIB + 123, 2);
@@ -141,7 +141,7 @@ async fn large_blob_goes_in_content_range_chunks() {
 #[tokio::test]
 async fn upload_from_file_and_skip_existing() {
     for backend in backends("upload_from_file_and_skip_existing").await {
-        bounded(async {
+        bounded(60, async {
             let proxy = FaultProxy::start(&backend.endpoint()).await.unwrap();
             let content = client(&proxy.endpoint(), "blobs-file");
             let dir = tempfile::tempdir().unwrap();
@@ -216,7 +216,7 @@ async fn upload_from_file_and_skip_existing() {
 #[tokio::test]
 async fn a_large_file_uploads_while_it_is_hashed() {
     for backend in backends("a_large_file_uploads_while_it_is_hashed").await {
-        bounded(async {
+        bounded(60, async {
             let proxy = FaultProxy::start(&backend.endpoint()).await.unwrap();
             let content = client(&proxy.endpoint(), "blobs-overlap");
             let dir = tempfile::tempdir().unwrap();
@@ -272,7 +272,7 @@ async fn a_large_file_uploads_while_it_is_hashed() {
 #[tokio::test]
 async fn download_to_file_and_parallel_equals_sequential() {
     for backend in backends("download_to_file_and_parallel_equals_sequential").await {
-        bounded(async {
+        bounded(60, async {
             let proxy = FaultProxy::start(&backend.endpoint()).await.unwrap();
             let content = client(&proxy.endpoint(), "blobs-download");
             let data = random_bytes_seeded(4 * MIB + 7, 5);
@@ -409,7 +409,7 @@ async fn bad_input_is_refused_before_any_request() {
 #[tokio::test]
 async fn delete_and_mount() {
     for backend in backends("delete_and_mount").await {
-        bounded(async {
+        bounded(60, async {
             let source = client(&backend.endpoint(), "blobs-mount-source");
             let target = client(&backend.endpoint(), "blobs-mount-target");
             let data = random_bytes_seeded(2048, 6);
@@ -453,7 +453,7 @@ async fn delete_and_mount() {
 async fn client_and_futures_are_send_and_sync() {
     fn assert_send_sync_clone<T: Send + Sync + Clone>(_: &T) {}
     fn assert_send<T: Send>(_: &T) {}
-    let backend = content_support::emulator().await;
+    let backend = common::emulator_backend().await;
     let content = client(&backend.endpoint(), "blobs-send");
     assert_send_sync_clone(&content);
     let data = random_bytes_seeded(10, 7);

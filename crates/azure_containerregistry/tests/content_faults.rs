@@ -2,34 +2,14 @@
 //! and lying digests are caught (and leave no file behind), and connections cut mid-upload or
 //! mid-download are recovered.
 
-mod content_support;
+mod common;
 
 use acr_test_support::{random_bytes_seeded, sha256_digest, Fault, FaultProxy, Match, Rule};
-use azure_containerregistry::{
-    media_types, DownloadBlobOptions, SetManifestOptions, UploadBlobOptions,
-};
-use azure_containerregistry_emulator::{Emulator, EmulatorOptions};
-use content_support::{bounded, client, distribution, download_all, mismatch, Backend};
+use azure_containerregistry::{DownloadBlobOptions, UploadBlobOptions};
+use common::*;
 use futures::StreamExt;
 
 const MIB: usize = 1024 * 1024;
-
-/// docker-registry (if available) and the emulator without storage redirects (so blob GETs go
-/// through the proxy).
-async fn proxied_backends(test: &str) -> Vec<Backend> {
-    let mut out = Vec::new();
-    if let Some(d) = distribution(test) {
-        out.push(d);
-    }
-    let emulator = Emulator::start(EmulatorOptions {
-        redirect_blobs: false,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    out.push(Backend::Emulator(emulator));
-    out
-}
 
 fn blob_get() -> Match {
     Match::any().method("GET").path_contains("/blobs/sha256")
@@ -37,8 +17,8 @@ fn blob_get() -> Match {
 
 #[tokio::test]
 async fn corrupted_blob_is_caught_and_leaves_no_file() {
-    for backend in proxied_backends("corrupted_blob_is_caught_and_leaves_no_file").await {
-        bounded(async {
+    for backend in backends_with("corrupted_blob_is_caught_and_leaves_no_file", false).await {
+        bounded(60, async {
             let proxy = FaultProxy::start(&backend.endpoint()).await.unwrap();
             let content = client(&proxy.endpoint(), "faults-flip");
             let data = random_bytes_seeded(MIB + 11, 40);
@@ -106,28 +86,11 @@ async fn corrupted_blob_is_caught_and_leaves_no_file() {
 
 #[tokio::test]
 async fn lying_digests_are_caught() {
-    for backend in proxied_backends("lying_digests_are_caught").await {
-        bounded(async {
+    for backend in backends_with("lying_digests_are_caught", false).await {
+        bounded(60, async {
             let proxy = FaultProxy::start(&backend.endpoint()).await.unwrap();
             let content = client(&proxy.endpoint(), "faults-digest");
-            let config = content.upload_blob_bytes(&b"{}"[..], None).await.unwrap();
-            let manifest = azure_containerregistry::OciImageManifest {
-                config: azure_containerregistry::OciDescriptor::new(
-                    media_types::OCI_CONFIG,
-                    config.digest.clone(),
-                    config.size,
-                ),
-                ..Default::default()
-            };
-            let set = content
-                .set_manifest(
-                    &manifest,
-                    Some(SetManifestOptions {
-                        tag: Some("t".into()),
-                    }),
-                )
-                .await
-                .unwrap();
+            let (manifest, set_digest) = set_config_only_manifest(&content, "t").await;
             let wrong = sha256_digest(b"something else");
 
             // Manifest by tag: the announced digest does not match the bytes.
@@ -139,7 +102,7 @@ async fn lying_digests_are_caught() {
             let m = mismatch(&e).unwrap_or_else(|| panic!("{}: {e}", backend.name()));
             assert_eq!(
                 (m.expected.as_str(), m.actual.as_str()),
-                (wrong.as_str(), set.digest.as_str())
+                (wrong.as_str(), set_digest.as_str())
             );
 
             // Manifest by digest: corrupted bytes.
@@ -150,10 +113,10 @@ async fn lying_digests_are_caught() {
                     .path_contains("/manifests/sha256"),
                 Fault::FlipByte(3),
             ));
-            let e = content.get_manifest(&set.digest, None).await.unwrap_err();
+            let e = content.get_manifest(&set_digest, None).await.unwrap_err();
             assert_eq!(
                 mismatch(&e).map(|m| m.expected.as_str()),
-                Some(set.digest.as_str())
+                Some(set_digest.as_str())
             );
 
             // Manifest PUT: the registry claims another digest.
@@ -188,8 +151,8 @@ async fn lying_digests_are_caught() {
 
 #[tokio::test]
 async fn connection_cut_mid_upload_recovers() {
-    for backend in proxied_backends("connection_cut_mid_upload_recovers").await {
-        bounded(async {
+    for backend in backends_with("connection_cut_mid_upload_recovers", false).await {
+        bounded(60, async {
             let proxy = FaultProxy::start(&backend.endpoint()).await.unwrap();
             let content = client(&proxy.endpoint(), "faults-upload");
             let patch = || {
@@ -289,8 +252,8 @@ async fn connection_cut_mid_upload_recovers() {
 
 #[tokio::test]
 async fn connection_cut_mid_download_resumes() {
-    for backend in proxied_backends("connection_cut_mid_download_resumes").await {
-        bounded(async {
+    for backend in backends_with("connection_cut_mid_download_resumes", false).await {
+        bounded(60, async {
             let proxy = FaultProxy::start(&backend.endpoint()).await.unwrap();
             let content = client(&proxy.endpoint(), "faults-download");
             let data = random_bytes_seeded(3 * MIB, 43);
@@ -359,14 +322,14 @@ async fn connection_cut_mid_download_resumes() {
 /// registry's range, instead of hanging; a large body that keeps moving is not cut by it.
 #[tokio::test]
 async fn a_stalled_upload_request_is_given_up_and_resumed() {
-    for backend in proxied_backends("a_stalled_upload_request_is_given_up_and_resumed").await {
+    for backend in backends_with("a_stalled_upload_request_is_given_up_and_resumed", false).await {
         // Well under the time the proxy holds the request (and under a hidden 30 s limit of
         // the connection stack): only giving up after the client's timeout gets through.
         tokio::time::timeout(std::time::Duration::from_secs(15), async {
             let proxy = FaultProxy::start(&backend.endpoint()).await.unwrap();
             let options = azure_containerregistry::ContainerRegistryClientOptions {
                 timeout: Some(std::time::Duration::from_millis(300)),
-                ..content_support::options()
+                ..common::options()
             };
             let content = azure_containerregistry::ContainerRegistryContentClient::new(
                 &proxy.endpoint(),

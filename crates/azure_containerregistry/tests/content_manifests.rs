@@ -1,14 +1,16 @@
 //! Manifests and referrers against docker-registry (CNCF distribution 2.8) and the emulator.
 
-mod content_support;
+mod common;
 
-use acr_test_support::{random_bytes_seeded, sha256_digest, Fault, FaultProxy, Match, Rule};
+use acr_test_support::{
+    random_bytes_seeded, sha256_digest, Fault, FaultProxy, Match, ProxyRequestRecord, Rule,
+};
 use azure_containerregistry::{
     media_types, ContainerRegistryContentClient, DockerManifestV2, GetManifestOptions,
     InvalidArgument, ListReferrersOptions, ManifestKind, OciDescriptor, OciImageIndex,
-    OciImageManifest, SetManifestOptions, MAX_MANIFEST_SIZE,
+    OciImageManifest, MAX_MANIFEST_SIZE,
 };
-use content_support::{backends, bounded, client, distribution, emulator};
+use common::*;
 use futures::TryStreamExt;
 
 /// Uploads a config and a layer and returns an OCI manifest naming them.
@@ -42,22 +44,14 @@ async fn image(content: &ContainerRegistryContentClient, seed: u64) -> OciImageM
 #[tokio::test]
 async fn set_and_get_by_tag_and_digest() {
     for backend in backends("set_and_get_by_tag_and_digest").await {
-        bounded(async {
+        bounded(60, async {
             let content = client(&backend.endpoint(), "manifests-basic");
             let mut manifest = image(&content, 10).await;
             manifest.extra.insert(
                 "x-vendor-field".into(),
                 serde_json::json!({"kept": [1, 2, 3]}),
             );
-            let set = content
-                .set_manifest(
-                    &manifest,
-                    Some(SetManifestOptions {
-                        tag: Some("v1".into()),
-                    }),
-                )
-                .await
-                .unwrap();
+            let set = content.set_manifest(&manifest, tagged("v1")).await.unwrap();
             let sent = serde_json::to_vec(&manifest).unwrap();
             assert_eq!(set.digest, sha256_digest(&sent), "{}", backend.name());
 
@@ -114,9 +108,7 @@ async fn set_and_get_by_tag_and_digest() {
                 .set_manifest_bytes(
                     bytes.clone(),
                     media_types::DOCKER_MANIFEST_V2,
-                    Some(SetManifestOptions {
-                        tag: Some("docker".into()),
-                    }),
+                    tagged("docker"),
                 )
                 .await
                 .unwrap();
@@ -149,7 +141,7 @@ async fn set_and_get_by_tag_and_digest() {
 
 #[tokio::test]
 async fn manifests_over_4_mib_are_refused() {
-    let backend = emulator().await;
+    let backend = emulator_backend().await;
     let proxy = FaultProxy::start(&backend.endpoint()).await.unwrap();
     let content = client(&proxy.endpoint(), "manifests-big");
     let big = vec![b' '; MAX_MANIFEST_SIZE + 1];
@@ -188,13 +180,7 @@ async fn bad_references_are_refused() {
         assert!(e.downcast_ref::<InvalidArgument>().is_some(), "{bad:?}");
     }
     let e = content
-        .set_manifest_bytes(
-            &b"{}"[..],
-            media_types::OCI_MANIFEST,
-            Some(SetManifestOptions {
-                tag: Some("bad tag".into()),
-            }),
-        )
+        .set_manifest_bytes(&b"{}"[..], media_types::OCI_MANIFEST, tagged("bad tag"))
         .await
         .unwrap_err();
     assert!(e.downcast_ref::<InvalidArgument>().is_some());
@@ -210,12 +196,7 @@ async fn referrers_scenario(content: &ContainerRegistryContentClient, name: &str
     let subject_manifest = image(content, 20).await;
     let subject_bytes = serde_json::to_vec(&subject_manifest).unwrap();
     let subject = content
-        .set_manifest(
-            &subject_manifest,
-            Some(SetManifestOptions {
-                tag: Some("subject".into()),
-            }),
-        )
+        .set_manifest(&subject_manifest, tagged("subject"))
         .await
         .unwrap();
     let empty = content.upload_blob_bytes(&b"{}"[..], None).await.unwrap();
@@ -290,13 +271,18 @@ async fn referrers_scenario(content: &ContainerRegistryContentClient, name: &str
     assert!(none.is_empty());
 }
 
+/// Runs [`referrers_scenario`] against `backend` through a proxy; returns what it sent.
+async fn referrers_through_proxy(backend: &Backend, repository: &str) -> Vec<ProxyRequestRecord> {
+    let proxy = FaultProxy::start(&backend.endpoint()).await.unwrap();
+    let content = client(&proxy.endpoint(), repository);
+    bounded(60, referrers_scenario(&content, backend.name())).await;
+    proxy.requests()
+}
+
 #[tokio::test]
 async fn referrers_api_on_the_emulator() {
-    let backend = emulator().await;
-    let proxy = FaultProxy::start(&backend.endpoint()).await.unwrap();
-    let content = client(&proxy.endpoint(), "referrers-api");
-    bounded(referrers_scenario(&content, "emulator")).await;
-    let requests = proxy.requests();
+    let backend = emulator_backend().await;
+    let requests = referrers_through_proxy(&backend, "referrers-api").await;
     assert!(requests
         .iter()
         .any(|r| r.path_and_query.contains("/referrers/") && r.status == Some(200)));
@@ -314,10 +300,7 @@ async fn referrers_tag_schema_fallback_on_distribution() {
     let Some(backend) = distribution("referrers_tag_schema_fallback_on_distribution") else {
         return;
     };
-    let proxy = FaultProxy::start(&backend.endpoint()).await.unwrap();
-    let content = client(&proxy.endpoint(), "referrers-fallback");
-    bounded(referrers_scenario(&content, "docker-registry")).await;
-    let requests = proxy.requests();
+    let requests = referrers_through_proxy(&backend, "referrers-fallback").await;
     assert!(requests
         .iter()
         .any(|r| r.path_and_query.contains("/referrers/") && r.status == Some(404)));

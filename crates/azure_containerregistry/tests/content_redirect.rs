@@ -1,19 +1,17 @@
 //! Blob downloads redirected (307) to a storage host are followed without `Authorization`:
 //! the emulator's storage listener rejects any request that carries one.
 
-mod content_support;
+mod common;
 
 use acr_test_support::{random_bytes_seeded, sha256_digest};
 use azure_containerregistry::{DownloadBlobOptions, UploadBlobOptions};
 use azure_containerregistry_emulator::Listener;
-use content_support::{
-    bounded, client, client_with_credential, download_all, emulator_with_tokens,
-};
+use common::*;
 
 #[tokio::test]
 async fn redirect_to_storage_drops_authorization() {
-    let emulator = emulator_with_tokens().await;
-    bounded(async {
+    let emulator = token_emulator(false, None).await;
+    bounded(60, async {
         let content = client_with_credential(&emulator.endpoint(), "redirect/demo");
         let data = random_bytes_seeded(2 * 1024 * 1024 + 5, 30);
         // Chunked upload in token mode: the POST gets the pull,push token, the PATCHes reuse it.

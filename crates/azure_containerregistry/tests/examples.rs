@@ -27,24 +27,28 @@ fn digests(line: &str) -> Vec<&str> {
         .collect()
 }
 
+/// The digests in the lines of `run` that start with `prefix`, in order.
+fn digests_after<'a>(run: &'a ExampleRun, prefix: &str) -> Vec<&'a str> {
+    run.lines_starting(prefix)
+        .into_iter()
+        .flat_map(digests)
+        .collect()
+}
+
+/// The first `separator`-separated word of each (trimmed) line of `run` starting with `prefix`.
+fn first_words<'a>(run: &'a ExampleRun, prefix: &str, separator: char) -> Vec<&'a str> {
+    run.lines_starting(prefix)
+        .into_iter()
+        .filter_map(|l| l.trim().split(separator).next())
+        .collect()
+}
+
 #[test]
 fn quickstart_round_trips_an_image_and_cleans_up() {
     let run = run("quickstart");
-    let uploaded: Vec<_> = run
-        .lines_starting("uploaded ")
-        .iter()
-        .flat_map(|l| digests(l))
-        .collect();
-    let pulled: Vec<_> = run
-        .lines_starting("pulled blob")
-        .iter()
-        .flat_map(|l| digests(l))
-        .collect();
-    let deleted: Vec<_> = run
-        .lines_starting("deleted blob")
-        .iter()
-        .flat_map(|l| digests(l))
-        .collect();
+    let uploaded = digests_after(&run, "uploaded ");
+    let pulled = digests_after(&run, "pulled blob");
+    let deleted = digests_after(&run, "deleted blob");
     assert_eq!(uploaded.len(), 2, "{}", run.stdout);
     assert_eq!(pulled, uploaded, "every uploaded blob is pulled back");
     assert_eq!(deleted, uploaded, "every uploaded blob is deleted");
@@ -60,11 +64,7 @@ fn quickstart_round_trips_an_image_and_cleans_up() {
 #[test]
 fn list_repositories_lists_every_seeded_repository() {
     let run = run("list_repositories");
-    let repos: Vec<_> = run
-        .lines_starting("  ")
-        .iter()
-        .filter_map(|l| l.trim().split(':').next())
-        .collect();
+    let repos = first_words(&run, "  ", ':');
     assert_eq!(
         repos,
         ["library/busybox", "library/hello-world", "samples/nginx"]
@@ -75,11 +75,7 @@ fn list_repositories_lists_every_seeded_repository() {
 #[test]
 fn list_tags_anonymous_lists_newest_first() {
     let run = run("list_tags_anonymous");
-    let tags: Vec<_> = run
-        .lines_starting("  library/hello-world:")
-        .iter()
-        .filter_map(|l| l.trim().split(' ').next())
-        .collect();
+    let tags = first_words(&run, "  library/hello-world:", ' ');
     assert_eq!(
         tags,
         [

@@ -1,21 +1,20 @@
 //! The registry clients against an emulator with ACR token authentication: anonymous pull,
 //! a `TokenCredential`, token reuse, and the public token-exchange API.
 
-mod registry_common;
+mod common;
 
 use std::sync::Arc;
 
 use azure_containerregistry::{
     ArtifactManifestOrder, ArtifactTagOrder, ContainerRegistryClient,
     ListManifestPropertiesOptions, ListRepositoryNamesOptions, ListTagPropertiesOptions,
-    ManifestWriteableProperties, RepositoryWriteableProperties, TagWriteableProperties,
 };
 use azure_core::error::ErrorKind;
-use registry_common::*;
+use common::*;
 
 #[tokio::test]
 async fn anonymous_pull_reads_but_cannot_write() {
-    bounded(async {
+    bounded(60, async {
         let emu = emulator(token_mode(true)).await;
         let seeder = seeder(&emu);
         let image = push(&seeder, "library/hello-world", "anon", &["latest", "v1"]).await;
@@ -59,13 +58,7 @@ async fn anonymous_pull_reads_but_cannot_write() {
 
         // Writes: the anonymous token lacks the scope; one retry, then the registry's 401.
         let e = repo
-            .update_properties(
-                RepositoryWriteableProperties {
-                    can_write: Some(false),
-                    ..Default::default()
-                },
-                None,
-            )
+            .update_properties(repo_flag(Flag::Write, false), None)
             .await
             .unwrap_err();
         assert_http_error(&e, 401, Some("UNAUTHORIZED"));
@@ -89,7 +82,7 @@ async fn anonymous_pull_reads_but_cannot_write() {
 
 #[tokio::test]
 async fn without_anonymous_pull_an_anonymous_client_is_refused() {
-    bounded(async {
+    bounded(60, async {
         let emu = emulator(token_mode(false)).await;
         push(&seeder(&emu), "private", "private", &["v1"]).await;
         let client = anonymous(&emu);
@@ -109,7 +102,7 @@ async fn without_anonymous_pull_an_anonymous_client_is_refused() {
 
 #[tokio::test]
 async fn a_credential_can_do_everything() {
-    bounded(async {
+    bounded(60, async {
         let emu = emulator(token_mode(false)).await;
         let seeder = seeder(&emu);
         let first = push(&seeder, "app/web", "cred-1", &["v1"]).await;
@@ -126,25 +119,13 @@ async fn a_credential_can_do_everything() {
         let props = repo.get_properties(None).await.unwrap();
         assert_eq!((props.manifest_count, props.tag_count), (2, 3));
         let props = repo
-            .update_properties(
-                RepositoryWriteableProperties {
-                    can_list: Some(false),
-                    ..Default::default()
-                },
-                None,
-            )
+            .update_properties(repo_flag(Flag::List, false), None)
             .await
             .unwrap();
         assert_eq!(props.can_list, Some(false));
-        repo.update_properties(
-            RepositoryWriteableProperties {
-                can_list: Some(true),
-                ..Default::default()
-            },
-            None,
-        )
-        .await
-        .unwrap();
+        repo.update_properties(repo_flag(Flag::List, true), None)
+            .await
+            .unwrap();
 
         let asc = collect(
             repo.list_manifest_properties(Some(ListManifestPropertiesOptions {
@@ -171,36 +152,17 @@ async fn a_credential_can_do_everything() {
             ["latest", "v2"]
         );
         let m = artifact
-            .update_manifest_properties(
-                ManifestWriteableProperties {
-                    can_read: Some(false),
-                    ..Default::default()
-                },
-                None,
-            )
+            .update_manifest_properties(manifest_flag(Flag::Read, false), None)
             .await
             .unwrap();
         assert_eq!(m.can_read, Some(false));
         let m = artifact
-            .update_manifest_properties(
-                ManifestWriteableProperties {
-                    can_read: Some(true),
-                    ..Default::default()
-                },
-                None,
-            )
+            .update_manifest_properties(manifest_flag(Flag::Read, true), None)
             .await
             .unwrap();
         assert_eq!(m.can_read, Some(true));
         let t = artifact
-            .update_tag_properties(
-                "v2",
-                TagWriteableProperties {
-                    can_delete: Some(false),
-                    ..Default::default()
-                },
-                None,
-            )
+            .update_tag_properties("v2", tag_flag(Flag::Delete, false), None)
             .await
             .unwrap();
         assert_eq!(t.can_delete, Some(false));
@@ -213,14 +175,7 @@ async fn a_credential_can_do_everything() {
             Some(false)
         );
         artifact
-            .update_tag_properties(
-                "v2",
-                TagWriteableProperties {
-                    can_delete: Some(true),
-                    ..Default::default()
-                },
-                None,
-            )
+            .update_tag_properties("v2", tag_flag(Flag::Delete, true), None)
             .await
             .unwrap();
         artifact.delete_tag("v2", None).await.unwrap();
@@ -246,13 +201,13 @@ async fn a_credential_can_do_everything() {
 
 #[tokio::test]
 async fn a_rejected_credential_is_an_error() {
-    bounded(async {
+    bounded(60, async {
         let emu = emulator(token_mode(true)).await;
         push(&seeder(&emu), "x", "x", &["v1"]).await;
         let wrong: Arc<dyn azure_core::credentials::TokenCredential> =
-            Arc::new(FixedCredential("not-accepted".into()));
+            Arc::new(TestCredential::new("not-accepted"));
         let client =
-            ContainerRegistryClient::new(&emu.endpoint(), Some(wrong), Some(fast_options()))
+            ContainerRegistryClient::new(&emu.endpoint(), Some(wrong), Some(fast_options(3)))
                 .unwrap();
         let e = client
             .repository("x")
@@ -275,7 +230,7 @@ async fn a_rejected_credential_is_an_error() {
 
 #[tokio::test]
 async fn a_warm_client_sends_no_token_requests_and_gets_no_401() {
-    bounded(async {
+    bounded(60, async {
         let emu = emulator(token_mode(true)).await;
         push(&seeder(&emu), "warm", "warm", &["v1"]).await;
         for (label, client) in [
@@ -306,7 +261,7 @@ async fn a_warm_client_sends_no_token_requests_and_gets_no_401() {
 
 #[tokio::test]
 async fn token_api_exchanges_and_caches() {
-    bounded(async {
+    bounded(60, async {
         let emu = emulator(token_mode(true)).await;
         push(&seeder(&emu), "library/hello-world", "token-api", &["v1"]).await;
         let client = authenticated(&emu);

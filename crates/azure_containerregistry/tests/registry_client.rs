@@ -1,7 +1,7 @@
 //! `ContainerRegistryClient`, `ContainerRepository` and `RegistryArtifact` end to end against
 //! the in-process emulator (open mode: anonymous, no challenges).
 
-mod registry_common;
+mod common;
 
 use std::sync::Arc;
 
@@ -9,15 +9,15 @@ use azure_containerregistry::{
     ArtifactArchitecture, ArtifactManifestOrder, ArtifactOperatingSystem, ArtifactTagOrder,
     ContainerRegistryClient, ContainerRegistryClientOptions, ListManifestPropertiesOptions,
     ListRepositoryNamesOptions, ListTagPropertiesOptions, ManifestWriteableProperties,
-    RepositoryWriteableProperties, TagWriteableProperties,
+    RepositoryWriteableProperties,
 };
 use azure_containerregistry_emulator::AuthMode;
+use common::*;
 use futures::TryStreamExt;
-use registry_common::*;
 
 #[tokio::test]
 async fn catalog_paging_follows_links_for_page_sizes_1_2_and_default() {
-    bounded(async {
+    bounded(60, async {
         let emu = emulator(AuthMode::Open).await;
         let seeder = seeder(&emu);
         let repositories = [
@@ -38,7 +38,7 @@ async fn catalog_paging_follows_links_for_page_sizes_1_2_and_default() {
             None,
             Some(ContainerRegistryClientOptions {
                 page_size: Some(1),
-                ..fast_options()
+                ..fast_options(3)
             }),
         )
         .unwrap();
@@ -97,7 +97,7 @@ async fn catalog_paging_follows_links_for_page_sizes_1_2_and_default() {
 
 #[tokio::test]
 async fn repository_properties_round_trip() {
-    bounded(async {
+    bounded(60, async {
         let emu = emulator(AuthMode::Open).await;
         let seeder = seeder(&emu);
         push(&seeder, "library/hello-world", "props", &["v1", "latest"]).await;
@@ -122,13 +122,7 @@ async fn repository_properties_round_trip() {
 
         emu.clear_request_log();
         let changed = repo
-            .update_properties(
-                RepositoryWriteableProperties {
-                    can_write: Some(false),
-                    ..Default::default()
-                },
-                None,
-            )
+            .update_properties(repo_flag(Flag::Write, false), None)
             .await
             .unwrap();
         assert_eq!(changed.can_write, Some(false));
@@ -174,7 +168,7 @@ async fn repository_properties_round_trip() {
 
 #[tokio::test]
 async fn manifest_listing_orders_and_pages() {
-    bounded(async {
+    bounded(60, async {
         let emu = emulator(AuthMode::Open).await;
         let seeder = seeder(&emu);
         let mut pushed = Vec::new();
@@ -265,7 +259,7 @@ async fn manifest_listing_orders_and_pages() {
 
 #[tokio::test]
 async fn artifact_by_tag_or_digest() {
-    bounded(async {
+    bounded(60, async {
         let emu = emulator(AuthMode::Open).await;
         let seeder = seeder(&emu);
         let image = push(
@@ -315,13 +309,7 @@ async fn artifact_by_tag_or_digest() {
         assert!(from_tag.related_artifacts.is_empty());
 
         let locked = by_tag
-            .update_manifest_properties(
-                ManifestWriteableProperties {
-                    can_write: Some(false),
-                    ..Default::default()
-                },
-                None,
-            )
+            .update_manifest_properties(manifest_flag(Flag::Write, false), None)
             .await
             .unwrap();
         assert_eq!(
@@ -329,13 +317,7 @@ async fn artifact_by_tag_or_digest() {
             (Some(false), Some(true))
         );
         let unlocked = by_digest
-            .update_manifest_properties(
-                ManifestWriteableProperties {
-                    can_write: Some(true),
-                    ..Default::default()
-                },
-                None,
-            )
+            .update_manifest_properties(manifest_flag(Flag::Write, true), None)
             .await
             .unwrap();
         assert_eq!(unlocked.can_write, Some(true));
@@ -349,7 +331,7 @@ async fn artifact_by_tag_or_digest() {
 
 #[tokio::test]
 async fn tags_of_an_artifact() {
-    bounded(async {
+    bounded(60, async {
         let emu = emulator(AuthMode::Open).await;
         let seeder = seeder(&emu);
         // Tags in the order c, a, b, so that time order and name order differ.
@@ -404,14 +386,7 @@ async fn tags_of_an_artifact() {
         );
         assert_eq!(b.registry_login_server, emu.service());
         let hidden = artifact
-            .update_tag_properties(
-                "b",
-                TagWriteableProperties {
-                    can_list: Some(false),
-                    ..Default::default()
-                },
-                None,
-            )
+            .update_tag_properties("b", tag_flag(Flag::List, false), None)
             .await
             .unwrap();
         assert_eq!(
@@ -424,14 +399,7 @@ async fn tags_of_an_artifact() {
             "unlisted tags are not listed"
         );
         let shown = artifact
-            .update_tag_properties(
-                "b",
-                TagWriteableProperties {
-                    can_list: Some(true),
-                    ..Default::default()
-                },
-                None,
-            )
+            .update_tag_properties("b", tag_flag(Flag::List, true), None)
             .await
             .unwrap();
         assert_eq!(shown.can_list, Some(true));
@@ -444,7 +412,7 @@ async fn tags_of_an_artifact() {
 
 #[tokio::test]
 async fn locked_items_refuse_changes_with_the_registry_code() {
-    bounded(async {
+    bounded(60, async {
         let emu = emulator(AuthMode::Open).await;
         let seeder = seeder(&emu);
         let image = push(&seeder, "locked", "locked", &["v1", "v2"]).await;
@@ -456,41 +424,20 @@ async fn locked_items_refuse_changes_with_the_registry_code() {
 
         // can_delete: false on a tag.
         artifact
-            .update_tag_properties(
-                "v1",
-                TagWriteableProperties {
-                    can_delete: Some(false),
-                    ..Default::default()
-                },
-                None,
-            )
+            .update_tag_properties("v1", tag_flag(Flag::Delete, false), None)
             .await
             .unwrap();
         disallowed(&artifact.delete_tag("v1", None).await.unwrap_err());
         disallowed(&artifact.delete(None).await.unwrap_err());
         disallowed(&client.delete_repository("locked", None).await.unwrap_err());
         artifact
-            .update_tag_properties(
-                "v1",
-                TagWriteableProperties {
-                    can_delete: Some(true),
-                    ..Default::default()
-                },
-                None,
-            )
+            .update_tag_properties("v1", tag_flag(Flag::Delete, true), None)
             .await
             .unwrap();
 
         // can_write: false on a tag: it can be neither moved nor deleted.
         artifact
-            .update_tag_properties(
-                "v2",
-                TagWriteableProperties {
-                    can_write: Some(false),
-                    ..Default::default()
-                },
-                None,
-            )
+            .update_tag_properties("v2", tag_flag(Flag::Write, false), None)
             .await
             .unwrap();
         disallowed(&artifact.delete_tag("v2", None).await.unwrap_err());
@@ -518,38 +465,19 @@ async fn locked_items_refuse_changes_with_the_registry_code() {
 
         // can_delete: false on the repository.
         let repo = client.repository("locked");
-        repo.update_properties(
-            RepositoryWriteableProperties {
-                can_delete: Some(false),
-                ..Default::default()
-            },
-            None,
-        )
-        .await
-        .unwrap();
+        repo.update_properties(repo_flag(Flag::Delete, false), None)
+            .await
+            .unwrap();
         disallowed(&repo.delete(None).await.unwrap_err());
 
         // Unlocked, everything goes.
         artifact
-            .update_tag_properties(
-                "v2",
-                TagWriteableProperties {
-                    can_write: Some(true),
-                    ..Default::default()
-                },
-                None,
-            )
+            .update_tag_properties("v2", tag_flag(Flag::Write, true), None)
             .await
             .unwrap();
-        repo.update_properties(
-            RepositoryWriteableProperties {
-                can_delete: Some(true),
-                ..Default::default()
-            },
-            None,
-        )
-        .await
-        .unwrap();
+        repo.update_properties(repo_flag(Flag::Delete, true), None)
+            .await
+            .unwrap();
         artifact.delete_tag("v2", None).await.unwrap();
         repo.delete(None).await.unwrap();
         assert_http_error(
@@ -563,7 +491,7 @@ async fn locked_items_refuse_changes_with_the_registry_code() {
 
 #[tokio::test]
 async fn not_found_errors_carry_the_registry_codes() {
-    bounded(async {
+    bounded(60, async {
         let emu = emulator(AuthMode::Open).await;
         let seeder = seeder(&emu);
         let image = push(&seeder, "present", "present", &["v1"]).await;
@@ -594,14 +522,7 @@ async fn not_found_errors_carry_the_registry_codes() {
         assert_http_error(&e, 404, Some("TAG_UNKNOWN"));
         let e = client
             .artifact("present", "nonexistent")
-            .update_tag_properties(
-                "nonexistent",
-                TagWriteableProperties {
-                    can_write: Some(false),
-                    ..Default::default()
-                },
-                None,
-            )
+            .update_tag_properties("nonexistent", tag_flag(Flag::Write, false), None)
             .await
             .unwrap_err();
         assert_http_error(&e, 404, Some("TAG_UNKNOWN"));
@@ -625,7 +546,7 @@ async fn not_found_errors_carry_the_registry_codes() {
 
 #[tokio::test]
 async fn deletes_succeed_and_missing_things_count_as_deleted() {
-    bounded(async {
+    bounded(60, async {
         let emu = emulator(AuthMode::Open).await;
         let seeder = seeder(&emu);
         let image = push(&seeder, "doomed", "doomed", &["v1", "v2"]).await;
@@ -714,7 +635,7 @@ async fn deletes_succeed_and_missing_things_count_as_deleted() {
 
 #[tokio::test]
 async fn bad_input_fails_before_any_request() {
-    bounded(async {
+    bounded(60, async {
         for endpoint in [
             "",
             "not a url",

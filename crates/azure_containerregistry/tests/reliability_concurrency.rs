@@ -3,19 +3,18 @@
 //! running are refreshed without a single failed request; both clients (and the futures of
 //! their operations) are `Send + Sync + Clone`.
 
-mod reliability_common;
+mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use azure_containerregistry::{
-    media_types, ContainerRegistryClient, ContainerRegistryContentClient, ContainerRepository,
-    OciDescriptor, OciImageManifest, RegistryArtifact, SetManifestOptions,
+    ContainerRegistryClient, ContainerRegistryContentClient, ContainerRepository, RegistryArtifact,
 };
 use azure_containerregistry_emulator::{AuthMode, Emulator, EmulatorOptions, RequestRecord};
+use common::*;
 use futures::TryStreamExt;
-use reliability_common::{bounded, credential, fast_options, token_emulator, AAD_TOKEN};
 
 fn count(log: &[RequestRecord], prefix: &str) -> usize {
     log.iter()
@@ -25,31 +24,8 @@ fn count(log: &[RequestRecord], prefix: &str) -> usize {
 
 /// Pushes a tagged manifest to `repository` with a separate client.
 async fn seed(endpoint: &str, repository: &str) -> String {
-    let content = ContainerRegistryContentClient::new(
-        endpoint,
-        repository,
-        Some(credential()),
-        Some(fast_options(2)),
-    )
-    .expect("client");
-    let config = content
-        .upload_blob_bytes(&b"{}"[..], None)
-        .await
-        .expect("upload");
-    let manifest = OciImageManifest {
-        config: OciDescriptor::new(media_types::OCI_CONFIG, config.digest, config.size),
-        ..Default::default()
-    };
-    content
-        .set_manifest(
-            &manifest,
-            Some(SetManifestOptions {
-                tag: Some("v1".into()),
-            }),
-        )
-        .await
-        .expect("set manifest")
-        .digest
+    let content = content_client(endpoint, repository, Some(credential()), fast_options(2));
+    set_config_only_manifest(&content, "v1").await.1
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -60,12 +36,7 @@ async fn two_hundred_concurrent_operations_share_one_token_fetch_per_scope() {
         emulator.clear_request_log();
 
         // The registry client: two scopes (repository metadata_read and registry catalog).
-        let client = ContainerRegistryClient::new(
-            &emulator.endpoint(),
-            Some(credential()),
-            Some(fast_options(2)),
-        )
-        .expect("client");
+        let client = registry_client(&emulator.endpoint(), Some(credential()), fast_options(2));
         let mut tasks = tokio::task::JoinSet::new();
         for i in 0..200 {
             let client = client.clone();
@@ -117,13 +88,12 @@ async fn two_hundred_concurrent_operations_share_one_token_fetch_per_scope() {
 
         // The content client: one scope (pull); a separate client, a separate cold cache.
         emulator.clear_request_log();
-        let content = ContainerRegistryContentClient::new(
+        let content = content_client(
             &emulator.endpoint(),
             "conc/app",
             Some(credential()),
-            Some(fast_options(2)),
-        )
-        .expect("client");
+            fast_options(2),
+        );
         let mut tasks = tokio::task::JoinSet::new();
         for i in 0..200 {
             let content = content.clone();
@@ -178,19 +148,13 @@ async fn tokens_expiring_mid_run_are_refreshed_without_failures() {
     bounded(90, async {
         seed(&emulator.endpoint(), "expiring").await;
         emulator.clear_request_log();
-        let client = ContainerRegistryClient::new(
-            &emulator.endpoint(),
-            Some(credential()),
-            Some(fast_options(2)),
-        )
-        .expect("client");
-        let content = ContainerRegistryContentClient::new(
+        let client = registry_client(&emulator.endpoint(), Some(credential()), fast_options(2));
+        let content = content_client(
             &emulator.endpoint(),
             "expiring",
             Some(credential()),
-            Some(fast_options(2)),
-        )
-        .expect("client");
+            fast_options(2),
+        );
         let failures = Arc::new(AtomicUsize::new(0));
         let done = Arc::new(AtomicUsize::new(0));
         let started = Instant::now();

@@ -3,7 +3,7 @@
 //! registry's tokens serve every client of it (one exchange for two repositories and a
 //! push-then-pull).
 
-mod reliability_common;
+mod common;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -13,8 +13,8 @@ use azure_containerregistry::{
     ContainerRegistryClient, ContainerRegistryClientOptions, ContainerRegistryContentClient,
     PagingLoop, RetryOptions,
 };
+use common::*;
 use futures::TryStreamExt;
-use reliability_common::{bounded, credential, token_emulator, HostileServer, Reply};
 
 /// Short bounds, so that each hostile case ends in about a second.
 fn short_options(max_retries: u32) -> ContainerRegistryClientOptions {
@@ -31,7 +31,7 @@ fn short_options(max_retries: u32) -> ContainerRegistryClientOptions {
     }
 }
 
-fn path(request: &reliability_common::Received) -> &str {
+fn path(request: &common::Received) -> &str {
     request.path_and_query.split('?').next().unwrap_or_default()
 }
 
@@ -43,8 +43,7 @@ async fn reliability_a_repeating_link_ends_the_listing_with_a_typed_error() {
                 .header("Link", r#"</acr/v1/_catalog?last=a&n=100>; rel="next""#)
         })
         .await;
-        let client = ContainerRegistryClient::new(&server.endpoint(), None, Some(short_options(0)))
-            .expect("client");
+        let client = registry_client(&server.endpoint(), None, short_options(0));
         let error = client
             .list_repository_names(None)
             .try_collect::<Vec<String>>()
@@ -71,9 +70,7 @@ async fn reliability_a_repeating_link_ends_the_listing_with_a_typed_error() {
             )
         })
         .await;
-        let client =
-            ContainerRegistryClient::new(&alternating.endpoint(), None, Some(short_options(0)))
-                .expect("client");
+        let client = registry_client(&alternating.endpoint(), None, short_options(0));
         let error = client
             .list_repository_names(None)
             .try_collect::<Vec<String>>()
@@ -93,16 +90,15 @@ async fn reliability_a_silent_server_is_a_timeout_after_the_retries() {
         })
         .await;
         // The header timeout answers first (the idle-read timeout is longer here).
-        let content = ContainerRegistryContentClient::new(
+        let content = content_client(
             &server.endpoint(),
             "silent",
             None,
-            Some(ContainerRegistryClientOptions {
+            ContainerRegistryClientOptions {
                 read_timeout: Some(Duration::from_secs(5)),
                 ..short_options(2)
-            }),
-        )
-        .expect("client");
+            },
+        );
         let started = Instant::now();
         let error = content
             .get_manifest("latest", None)
@@ -115,16 +111,15 @@ async fn reliability_a_silent_server_is_a_timeout_after_the_retries() {
 
         // Without the header timeout, the idle-read timeout ends each attempt.
         server.clear();
-        let content = ContainerRegistryContentClient::new(
+        let content = content_client(
             &server.endpoint(),
             "silent",
             None,
-            Some(ContainerRegistryClientOptions {
+            ContainerRegistryClientOptions {
                 timeout: None,
                 ..short_options(1)
-            }),
-        )
-        .expect("client");
+            },
+        );
         let started = Instant::now();
         let error = content
             .get_manifest("latest", None)
@@ -156,8 +151,7 @@ async fn reliability_a_trickling_body_ends_at_the_body_timeout() {
         })
         .await;
         let client =
-            ContainerRegistryClient::new(&server.endpoint(), None, Some(short_options(0)))
-                .expect("client");
+            registry_client(&server.endpoint(), None, short_options(0));
         let started = Instant::now();
         let error = client
             .list_repository_names(None)
@@ -167,13 +161,7 @@ async fn reliability_a_trickling_body_ends_at_the_body_timeout() {
         assert!(format!("{error:?}").contains("body_timeout"), "{error:?}");
         assert!(started.elapsed() < Duration::from_secs(5));
 
-        let content = ContainerRegistryContentClient::new(
-            &server.endpoint(),
-            "trickle",
-            None,
-            Some(short_options(0)),
-        )
-        .expect("client");
+        let content = content_client(&server.endpoint(), "trickle", None, short_options(0));
         let started = Instant::now();
         let error = content
             .get_manifest("latest", None)
@@ -196,28 +184,18 @@ async fn reliability_a_silent_token_endpoint_is_bounded_and_retried() {
                     return Reply::new(200).after(Duration::from_secs(3600));
                 }
                 let realm = format!("{}/oauth2/token", own.lock().expect("lock"));
-                Reply::json(
-                    401,
-                    serde_json::json!({"errors": [{"code": "UNAUTHORIZED", "message": "no"}]}),
-                )
-                .header(
-                    "WWW-Authenticate",
-                    &format!(
-                        r#"Bearer realm="{realm}",service="silent",scope="repository:silent:pull""#
-                    ),
-                )
+                Reply::unauthorized("no").challenge(&realm, "silent", "repository:silent:pull")
             }
         })
         .await;
         *own.lock().expect("lock") = server.endpoint();
         // With a credential: the exchange never answers.
-        let content = ContainerRegistryContentClient::new(
+        let content = content_client(
             &server.endpoint(),
             "silent",
             Some(credential()),
-            Some(short_options(1)),
-        )
-        .expect("client");
+            short_options(1),
+        );
         let started = Instant::now();
         let error = content
             .get_manifest("latest", None)
@@ -238,25 +216,10 @@ async fn reliability_a_silent_token_endpoint_is_bounded_and_retried() {
         .await;
         let realm_url = format!("{}/token", realm.endpoint());
         let foreign = HostileServer::start("127.0.0.1", move |_| {
-            Reply::json(
-                401,
-                serde_json::json!({"errors": [{"code": "UNAUTHORIZED", "message": "no"}]}),
-            )
-            .header(
-                "WWW-Authenticate",
-                &format!(
-                    r#"Bearer realm="{realm_url}",service="foreign",scope="repository:silent:pull""#
-                ),
-            )
+            Reply::unauthorized("no").challenge(&realm_url, "foreign", "repository:silent:pull")
         })
         .await;
-        let content = ContainerRegistryContentClient::new(
-            &foreign.endpoint(),
-            "silent",
-            None,
-            Some(short_options(1)),
-        )
-        .expect("client");
+        let content = content_client(&foreign.endpoint(), "silent", None, short_options(1));
         let started = Instant::now();
         content
             .get_manifest("latest", None)
@@ -342,17 +305,11 @@ async fn proxied(
     acr_test_support::FaultProxy,
     ContainerRegistryContentClient,
 ) {
-    let emu = reliability_common::open_emulator().await;
+    let emu = common::open_emulator().await;
     let proxy = acr_test_support::FaultProxy::start(&emu.endpoint())
         .await
         .expect("proxy");
-    let content = ContainerRegistryContentClient::new(
-        &proxy.endpoint(),
-        repository,
-        None,
-        Some(short_options(1)),
-    )
-    .expect("client");
+    let content = content_client(&proxy.endpoint(), repository, None, short_options(1));
     (emu, proxy, content)
 }
 
@@ -381,7 +338,7 @@ async fn reliability_the_existence_check_follows_its_threshold_and_stays_optiona
             )
             .await
             .expect("upload");
-        assert_eq!(uploaded.digest, reliability_common::sha256(&small));
+        assert_eq!(uploaded.digest, common::sha256_digest(&small));
         assert_eq!(heads(&proxy), 0, "{:#?}", proxy.requests());
 
         // A check that fails (500) does not stop the upload, in one request or in chunks.
@@ -407,7 +364,7 @@ async fn reliability_the_existence_check_follows_its_threshold_and_stays_optiona
                 .await
                 .unwrap_or_else(|e| panic!("upload with chunk size {chunk_size:?}: {e:?}"));
             assert!(!uploaded.skipped);
-            assert_eq!(uploaded.digest, reliability_common::sha256(&data));
+            assert_eq!(uploaded.digest, common::sha256_digest(&data));
         }
         assert!(heads(&proxy) >= 2, "the checks were made");
         proxy.clear_rules();
@@ -493,7 +450,7 @@ async fn reliability_a_manifest_without_a_registry_digest_is_not_returned_silent
 async fn reliability_a_stalled_blob_download_resumes_from_where_it_was() {
     bounded(30, async {
         let blob = acr_test_support::random_bytes(64 * 1024);
-        let digest = reliability_common::sha256(&blob);
+        let digest = common::sha256_digest(&blob);
         let server = HostileServer::start("127.0.0.1", {
             let blob = blob.clone();
             move |request| {
@@ -518,13 +475,7 @@ async fn reliability_a_stalled_blob_download_resumes_from_where_it_was() {
             }
         })
         .await;
-        let content = ContainerRegistryContentClient::new(
-            &server.endpoint(),
-            "stall",
-            None,
-            Some(short_options(1)),
-        )
-        .expect("client");
+        let content = content_client(&server.endpoint(), "stall", None, short_options(1));
         let stream = content
             .download_blob(&digest, None)
             .await

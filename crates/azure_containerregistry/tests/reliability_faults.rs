@@ -7,17 +7,17 @@
 //! (Upload cut mid-chunk, download cut, corrupted bytes and lying digests through the proxy are
 //! covered by `content_faults.rs`.)
 
-mod reliability_common;
+mod common;
 
 use std::time::{Duration, Instant};
 
 use acr_test_support::{Fault, FaultProxy, Match, ProxyRequestRecord, Rule};
 use azure_containerregistry::{
-    error_code, media_types, ContainerRegistryClient, ContainerRegistryContentClient,
-    OciDescriptor, OciImageManifest, SetManifestOptions,
+    error_code, ContainerRegistryClientOptions, ContainerRegistryContentClient,
 };
+use azure_containerregistry_emulator::Emulator;
+use common::*;
 use futures::TryStreamExt;
-use reliability_common::{bounded, fast_options, open_emulator};
 
 const THROTTLED: &str = r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"too many requests"}]}"#;
 const UNAVAILABLE: &str = r#"{"errors":[{"code":"UNAVAILABLE","message":"service unavailable"}]}"#;
@@ -41,42 +41,29 @@ fn manifest_gets(requests: &[ProxyRequestRecord]) -> usize {
         .count()
 }
 
-/// A repository with one tagged manifest, behind a proxy. Returns the digest.
-async fn seeded(content: &ContainerRegistryContentClient) -> String {
-    let config = content
-        .upload_blob_bytes(&b"{}"[..], None)
-        .await
-        .expect("config upload");
-    let manifest = OciImageManifest {
-        config: OciDescriptor::new(media_types::OCI_CONFIG, config.digest, config.size),
-        ..Default::default()
-    };
-    let set = content
-        .set_manifest(
-            &manifest,
-            Some(SetManifestOptions {
-                tag: Some("v1".into()),
-            }),
-        )
-        .await
-        .expect("set manifest");
-    set.digest
-}
-
-#[tokio::test]
-async fn throttling_honours_retry_after_then_succeeds() {
+/// The open emulator behind a fault proxy, and an anonymous content client for `repository`
+/// through the proxy.
+async fn proxied(
+    repository: &str,
+    options: ContainerRegistryClientOptions,
+) -> (Emulator, FaultProxy, ContainerRegistryContentClient) {
     let emulator = open_emulator().await;
     let proxy = FaultProxy::start(&emulator.endpoint())
         .await
         .expect("proxy");
+    let content = content_client(&proxy.endpoint(), repository, None, options);
+    (emulator, proxy, content)
+}
+
+/// A repository with one tagged manifest, behind a proxy. Returns the digest.
+async fn seeded(content: &ContainerRegistryContentClient) -> String {
+    set_config_only_manifest(content, "v1").await.1
+}
+
+#[tokio::test]
+async fn throttling_honours_retry_after_then_succeeds() {
+    let (_emulator, proxy, content) = proxied("faults/throttle", fast_options(3)).await;
     bounded(60, async {
-        let content = ContainerRegistryContentClient::new(
-            &proxy.endpoint(),
-            "faults/throttle",
-            None,
-            Some(fast_options(3)),
-        )
-        .expect("client");
         let digest = seeded(&content).await;
         proxy.clear_requests();
         // Two 429s advertising 1 s each: the client waits at least 2 s in total (an initial
@@ -102,18 +89,8 @@ async fn throttling_honours_retry_after_then_succeeds() {
 
 #[tokio::test]
 async fn server_error_bursts_are_retried_with_backoff() {
-    let emulator = open_emulator().await;
-    let proxy = FaultProxy::start(&emulator.endpoint())
-        .await
-        .expect("proxy");
+    let (_emulator, proxy, content) = proxied("faults/burst", fast_options(3)).await;
     bounded(60, async {
-        let content = ContainerRegistryContentClient::new(
-            &proxy.endpoint(),
-            "faults/burst",
-            None,
-            Some(fast_options(3)),
-        )
-        .expect("client");
         let digest = seeded(&content).await;
 
         // 503, 500, 502 (one each), then the registry: backoff 20 ms, 40 ms, 80 ms (±20%).
@@ -161,13 +138,7 @@ async fn server_error_bursts_are_retried_with_backoff() {
         assert_eq!(manifest_gets(&proxy.requests()), 4);
 
         // max_retries = 0: one attempt only.
-        let once = ContainerRegistryContentClient::new(
-            &proxy.endpoint(),
-            "faults/burst",
-            None,
-            Some(fast_options(0)),
-        )
-        .expect("client");
+        let once = content_client(&proxy.endpoint(), "faults/burst", None, fast_options(0));
         proxy.clear_requests();
         let error = once
             .get_manifest(&digest, None)
@@ -181,20 +152,10 @@ async fn server_error_bursts_are_retried_with_backoff() {
 
 #[tokio::test]
 async fn retry_after_is_capped_and_client_errors_are_not_retried() {
-    let emulator = open_emulator().await;
-    let proxy = FaultProxy::start(&emulator.endpoint())
-        .await
-        .expect("proxy");
+    let mut options = fast_options(2);
+    options.retry.max_delay = Duration::from_millis(200);
+    let (_emulator, proxy, content) = proxied("faults/cap", options).await;
     bounded(60, async {
-        let mut options = fast_options(2);
-        options.retry.max_delay = Duration::from_millis(200);
-        let content = ContainerRegistryContentClient::new(
-            &proxy.endpoint(),
-            "faults/cap",
-            None,
-            Some(options),
-        )
-        .expect("client");
         let digest = seeded(&content).await;
 
         // An hour-long Retry-After is capped by max_delay (200 ms): the test does not hang.
@@ -255,18 +216,8 @@ async fn retry_after_is_capped_and_client_errors_are_not_retried() {
 
 #[tokio::test]
 async fn truncated_bodies_are_errors_not_partial_parses() {
-    let emulator = open_emulator().await;
-    let proxy = FaultProxy::start(&emulator.endpoint())
-        .await
-        .expect("proxy");
+    let (_emulator, proxy, content) = proxied("faults/truncate", fast_options(1)).await;
     bounded(60, async {
-        let content = ContainerRegistryContentClient::new(
-            &proxy.endpoint(),
-            "faults/truncate",
-            None,
-            Some(fast_options(1)),
-        )
-        .expect("client");
         let digest = seeded(&content).await;
         let full = content
             .get_manifest(&digest, None)
@@ -294,8 +245,7 @@ async fn truncated_bodies_are_errors_not_partial_parses() {
         }
 
         // The catalog: a truncated page is an error, not a shorter list.
-        let registry = ContainerRegistryClient::new(&proxy.endpoint(), None, Some(fast_options(1)))
-            .expect("client");
+        let registry = registry_client(&proxy.endpoint(), None, fast_options(1));
         proxy.clear();
         let names: Vec<String> = registry
             .list_repository_names(None)

@@ -4,7 +4,7 @@
 //! expiries. Each ends in a clear error (or a verified success), never a panic, a hang,
 //! unbounded memory or a credential sent where it does not belong.
 
-mod reliability_common;
+mod common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,11 +13,8 @@ use azure_containerregistry::{
     ContainerRegistryClient, ContainerRegistryContentClient, DigestMismatch, InvalidArgument,
     UploadBlobOptions,
 };
+use common::*;
 use futures::TryStreamExt;
-use reliability_common::{
-    bounded, credential, fast_options, jwt, sha256, token_flow, HostileServer, Received, Reply,
-    AAD_TOKEN,
-};
 
 const MIB: u64 = 1024 * 1024;
 const REFRESH: &str = "hostile-refresh-token-r3fr3sh";
@@ -50,11 +47,11 @@ async fn lying_digests_are_detected() {
     bounded(60, async {
         let real = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#.to_vec();
         let other = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[],"annotations":{"evil":"1"}}"#.to_vec();
-        let (real_digest, other_digest) = (sha256(&real), sha256(&other));
+        let (real_digest, other_digest) = (sha256_digest(&real), sha256_digest(&other));
         let blob = vec![7u8; 100_000];
         let mut evil_blob = blob.clone();
         evil_blob[99_999] = 8;
-        let blob_digest = sha256(&blob);
+        let blob_digest = sha256_digest(&blob);
         let server = HostileServer::start("127.0.0.1", {
             let (real, other, real_digest, other_digest, blob_digest, evil_blob) =
                 (real.clone(), other.clone(), real_digest.clone(), other_digest.clone(), blob_digest.clone(), evil_blob.clone());
@@ -93,7 +90,7 @@ async fn lying_digests_are_detected() {
 
         let e = content.download_blob(&blob_digest, None).await.expect("stream").collect_bytes().await.expect_err("a lying blob");
         let m = e.downcast_ref::<DigestMismatch>().unwrap_or_else(|| panic!("{e}"));
-        assert_eq!((m.expected.as_str(), m.actual.as_str()), (blob_digest.as_str(), sha256(&evil_blob).as_str()));
+        assert_eq!((m.expected.as_str(), m.actual.as_str()), (blob_digest.as_str(), sha256_digest(&evil_blob).as_str()));
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("blob");
         let e = content.download_blob_to_file(&blob_digest, &file, None).await.expect_err("a lying blob to a file");
@@ -113,10 +110,7 @@ async fn registry_with_realm(realm: Arc<Mutex<String>>) -> HostileServer {
             let own_realm = format!("{}/oauth2/token", own.lock().expect("lock"));
             if path(request) == "/v2/hostile/manifests/foreign" {
                 let realm = realm.lock().expect("lock").clone();
-                return Reply::new(401).header(
-                    "WWW-Authenticate",
-                    &format!(r#"Bearer realm="{realm}",service="hostile",scope="{SCOPE}""#),
-                );
+                return Reply::new(401).challenge(&realm, "hostile", SCOPE);
             }
             token_flow(
                 request,
@@ -128,7 +122,7 @@ async fn registry_with_realm(realm: Arc<Mutex<String>>) -> HostileServer {
             .unwrap_or_else(|| {
                 Reply::new(200)
                     .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
-                    .header("Docker-Content-Digest", &sha256(b"{}"))
+                    .header("Docker-Content-Digest", &sha256_digest(b"{}"))
                     .body(&b"{}"[..])
             })
         }
@@ -203,7 +197,7 @@ async fn credentials_never_go_to_a_realm_on_another_host() {
 async fn redirects_to_another_host_carry_no_authorization() {
     bounded(60, async {
         let blob = vec![42u8; 50_000];
-        let digest = sha256(&blob);
+        let digest = sha256_digest(&blob);
         let storage_handler = {
             let blob = blob.clone();
             move |_: &Received| {
@@ -353,12 +347,10 @@ async fn oversized_and_endless_bodies_are_bounded() {
                     "/acr/v1/_catalog" => endless_json(r#"{"repositories":[""#),
                     "/oauth2/exchange" => endless_json(r#"{"refresh_token":""#),
                     "/oauth2/token" => endless_json(r#"{"access_token":""#),
-                    "/v2/hostile/manifests/auth" => Reply::new(401).header(
-                        "WWW-Authenticate",
-                        &format!(
-                            r#"Bearer realm="{}/oauth2/token",service="hostile",scope="{SCOPE}""#,
-                            own.lock().expect("lock")
-                        ),
+                    "/v2/hostile/manifests/auth" => Reply::new(401).challenge(
+                        &format!("{}/oauth2/token", own.lock().expect("lock")),
+                        "hostile",
+                        SCOPE,
                     ),
                     _ => Reply::new(404),
                 }
@@ -396,9 +388,7 @@ async fn oversized_and_endless_bodies_are_bounded() {
         assert_eq!(e.http_status().map(u16::from), Some(404), "{e}");
         seen = check("error body", 64 * 1024, seen);
 
-        let registry =
-            ContainerRegistryClient::new(&server.endpoint(), None, Some(fast_options(0)))
-                .expect("client");
+        let registry = registry_client(&server.endpoint(), None, fast_options(0));
         let result: azure_core::Result<Vec<String>> =
             registry.list_repository_names(None).try_collect().await;
         assert!(result.is_err(), "endless first page");
@@ -443,9 +433,12 @@ async fn malformed_challenges_are_clear_errors() {
             let header = header.clone();
             move |request| {
                 if path(request).starts_with("/oauth2/") {
-                    return Reply::json(200, serde_json::json!({"access_token": ACCESS, "refresh_token": REFRESH}));
+                    return Reply::json(
+                        200,
+                        serde_json::json!({"access_token": ACCESS, "refresh_token": REFRESH}),
+                    );
                 }
-                let reply = Reply::json(401, serde_json::json!({"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]}));
+                let reply = Reply::unauthorized("authentication required");
                 match header.lock().expect("lock").clone() {
                     Some(value) => reply.header("WWW-Authenticate", &value),
                     None => reply,
@@ -471,12 +464,28 @@ async fn malformed_challenges_are_clear_errors() {
             for with_credential in [false, true] {
                 server.clear();
                 let content = content_client(&server.endpoint(), with_credential);
-                let e = content.get_manifest("v1", None).await.expect_err("unauthorized");
+                let e = content
+                    .get_manifest("v1", None)
+                    .await
+                    .expect_err("unauthorized");
                 assert_eq!(e.http_status().map(u16::from), Some(401), "{value:?}: {e}");
                 let requests = server.received();
-                let to_registry: Vec<_> = requests.iter().filter(|r| path(r).starts_with("/v2/")).collect();
-                assert!(to_registry.len() <= 2, "at most one retry after a token: {value:?} {requests:#?}");
-                no_secrets(&requests.iter().filter(|r| !path(r).starts_with("/oauth2/")).cloned().collect::<Vec<_>>(), "the registry");
+                let to_registry: Vec<_> = requests
+                    .iter()
+                    .filter(|r| path(r).starts_with("/v2/"))
+                    .collect();
+                assert!(
+                    to_registry.len() <= 2,
+                    "at most one retry after a token: {value:?} {requests:#?}"
+                );
+                no_secrets(
+                    &requests
+                        .iter()
+                        .filter(|r| !path(r).starts_with("/oauth2/"))
+                        .cloned()
+                        .collect::<Vec<_>>(),
+                    "the registry",
+                );
             }
         }
     })
@@ -513,12 +522,7 @@ async fn malformed_links_error_bodies_and_absurd_expiries() {
         })
         .await;
         *own.lock().expect("lock") = server.endpoint();
-        let client = ContainerRegistryClient::new(
-            &server.endpoint(),
-            Some(credential()),
-            Some(fast_options(0)),
-        )
-        .expect("client");
+        let client = registry_client(&server.endpoint(), Some(credential()), fast_options(0));
 
         for bad in [
             r#"/acr/v1/_catalog?last=a; rel="next""#.to_string(),
@@ -570,12 +574,7 @@ async fn malformed_links_error_bodies_and_absurd_expiries() {
             let refresh = jwt(serde_json::json!({"exp": exp}));
             let access = jwt(serde_json::json!({"exp": exp, "access": []}));
             *tokens.lock().expect("lock") = (refresh, access);
-            let fresh = ContainerRegistryClient::new(
-                &server.endpoint(),
-                Some(credential()),
-                Some(fast_options(0)),
-            )
-            .expect("client");
+            let fresh = registry_client(&server.endpoint(), Some(credential()), fast_options(0));
             let names: Vec<String> = fresh
                 .list_repository_names(None)
                 .try_collect()
@@ -601,8 +600,7 @@ async fn check_error_bodies(bodies: Vec<(Vec<u8>, Option<&str>)>) {
     })
     .await;
     let content = content_client(&server.endpoint(), false);
-    let registry = ContainerRegistryClient::new(&server.endpoint(), None, Some(fast_options(0)))
-        .expect("client");
+    let registry = registry_client(&server.endpoint(), None, fast_options(0));
     for (bytes, code) in bodies {
         *body.lock().expect("lock") = bytes.clone();
         let shown = String::from_utf8_lossy(&bytes[..bytes.len().min(40)]).into_owned();
@@ -757,7 +755,7 @@ async fn malformed_upload_locations_and_ranges() {
                 .upload_blob_bytes(data.clone(), Some(chunked.clone()))
                 .await
             {
-                Ok(result) => assert_eq!(result.digest, sha256(&data), "Range {bad:?}"),
+                Ok(result) => assert_eq!(result.digest, sha256_digest(&data), "Range {bad:?}"),
                 Err(e) => assert!(!e.to_string().is_empty(), "Range {bad:?}"),
             }
         }
@@ -854,7 +852,7 @@ async fn a_registry_that_keeps_part_of_each_request() {
                     "HEAD" => Reply::new(404),
                     "PUT" => {
                         stored.extend_from_slice(&request.body);
-                        let actual = sha256(&stored);
+                        let actual = sha256_digest(&stored);
                         if request
                             .path_and_query
                             .contains(&actual.replace(':', "%3A"))
@@ -909,7 +907,7 @@ async fn a_registry_that_keeps_part_of_each_request() {
                 }
             }
             .unwrap_or_else(|e| panic!("{label}: {e}"));
-            assert_eq!(result.digest, sha256(&data), "{label}");
+            assert_eq!(result.digest, sha256_digest(&data), "{label}");
             assert_eq!(result.size, data.len() as u64);
             assert!(*stored.lock().expect("lock") == data, "{label}");
             let received = server.received();

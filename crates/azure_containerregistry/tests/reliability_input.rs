@@ -3,7 +3,7 @@
 //! with a typed [`InvalidArgument`] naming the argument, and the registry (the emulator, in
 //! token mode with a credential) receives no request at all: not even a token request.
 
-mod reliability_common;
+mod common;
 
 use azure_containerregistry::{
     media_types, ContainerRegistryClient, ContainerRegistryClientOptions,
@@ -11,8 +11,8 @@ use azure_containerregistry::{
     ListManifestPropertiesOptions, ListRepositoryNamesOptions, ListTagPropertiesOptions,
     SetManifestOptions, UploadBlobOptions,
 };
+use common::*;
 use futures::TryStreamExt;
-use reliability_common::{bounded, credential, fast_options, token_emulator};
 
 /// Asserts that `result` failed with an `InvalidArgument` for `argument`.
 #[track_caller]
@@ -165,16 +165,8 @@ async fn bad_input_is_refused_before_any_request() {
     let emulator = token_emulator(false, None).await;
     bounded(60, async {
         let endpoint = emulator.endpoint();
-        let registry =
-            ContainerRegistryClient::new(&endpoint, Some(credential()), Some(fast_options(0)))
-                .expect("client");
-        let content = ContainerRegistryContentClient::new(
-            &endpoint,
-            "ok",
-            Some(credential()),
-            Some(fast_options(0)),
-        )
-        .expect("client");
+        let registry = registry_client(&endpoint, Some(credential()), fast_options(0));
+        let content = content_client(&endpoint, "ok", Some(credential()), fast_options(0));
         let good_digest = format!("sha256:{HEX64}");
 
         for name in bad_repository_names() {
@@ -347,24 +339,24 @@ async fn bad_input_is_refused_before_any_request() {
             "chunk_size",
             content.upload_blob_from_file(&file, Some(zero_chunk)).await,
         );
-        let zero = DownloadBlobOptions {
+        let zero_concurrency = DownloadBlobOptions {
             concurrency: Some(0),
             ..Default::default()
         };
-        refused(
-            "concurrency 0",
-            "concurrency",
-            content.download_blob(&good_digest, Some(zero)).await,
-        );
-        let zero = DownloadBlobOptions {
+        let zero_range = DownloadBlobOptions {
             range_size: Some(0),
             ..Default::default()
         };
-        refused(
-            "range_size 0",
-            "range_size",
-            content.download_blob(&good_digest, Some(zero)).await,
-        );
+        for (argument, zero) in [
+            ("concurrency", zero_concurrency),
+            ("range_size", zero_range),
+        ] {
+            refused(
+                &format!("{argument} 0"),
+                argument,
+                content.download_blob(&good_digest, Some(zero)).await,
+            );
+        }
         refused(
             "list_repository_names n=0",
             "page_size",

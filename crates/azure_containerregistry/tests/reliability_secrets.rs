@@ -3,17 +3,14 @@
 //! the Microsoft Entra token, the ACR refresh token, and each ACR access token the client used
 //! (read back through the client's public token API, which shares the client's cache).
 
-mod reliability_common;
+mod common;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use azure_containerregistry::{
-    media_types, ContainerRegistryClient, ContainerRegistryContentClient, OciDescriptor,
-    OciImageManifest, SetManifestOptions,
-};
+use azure_containerregistry::ContainerRegistryClient;
+use common::*;
 use futures::TryStreamExt;
-use reliability_common::{bounded, credential, fast_options, token_emulator, AAD_TOKEN};
 
 #[derive(Clone, Default)]
 struct Buffer(Arc<Mutex<Vec<u8>>>);
@@ -76,16 +73,13 @@ fn no_token_in_debug_output_or_traces() {
         bounded(60, async {
             let endpoint = emulator.endpoint();
             let options = fast_options(1);
-            let registry =
-                ContainerRegistryClient::new(&endpoint, Some(credential()), Some(options.clone()))
-                    .expect("client");
-            let content = ContainerRegistryContentClient::new(
+            let registry = registry_client(&endpoint, Some(credential()), options.clone());
+            let content = content_client(
                 &endpoint,
                 "secrets/app",
                 Some(credential()),
-                Some(options.clone()),
-            )
-            .expect("client");
+                options.clone(),
+            );
             let mut shown = Vec::new();
 
             // A session touching every token path: push, pull, metadata, catalog, deletes.
@@ -97,26 +91,9 @@ fn no_token_in_debug_output_or_traces() {
                 .upload_blob(&vec![9u8; 300_000][..], None)
                 .await
                 .expect("upload");
-            let manifest = OciImageManifest {
-                config: OciDescriptor::new(
-                    media_types::OCI_CONFIG,
-                    config.digest.clone(),
-                    config.size,
-                ),
-                layers: vec![OciDescriptor::new(
-                    media_types::OCI_LAYER_TAR,
-                    layer.digest.clone(),
-                    layer.size,
-                )],
-                ..Default::default()
-            };
+            let manifest = oci_manifest(&config, &[&layer]);
             let set = content
-                .set_manifest(
-                    &manifest,
-                    Some(SetManifestOptions {
-                        tag: Some("v1".into()),
-                    }),
-                )
+                .set_manifest(&manifest, tagged("v1"))
                 .await
                 .expect("set");
             let got = content.get_manifest("v1", None).await.expect("get");
@@ -162,7 +139,10 @@ fn no_token_in_debug_output_or_traces() {
                     .expect_err("404"),
                 ContainerRegistryClient::new(
                     &endpoint,
-                    Some(Arc::new(Rejected)),
+                    // A token the emulator does not accept.
+                    Some(Arc::new(TestCredential::new(
+                        "rejected-aad-token-never-logged",
+                    ))),
                     Some(options.clone()),
                 )
                 .expect("client")
@@ -240,22 +220,4 @@ fn no_token_in_debug_output_or_traces() {
         })
         .await;
     });
-}
-
-/// A credential whose token the emulator does not accept.
-#[derive(Debug)]
-struct Rejected;
-
-#[async_trait::async_trait]
-impl azure_core::credentials::TokenCredential for Rejected {
-    async fn get_token(
-        &self,
-        _scopes: &[&str],
-        _options: Option<azure_core::credentials::TokenRequestOptions<'_>>,
-    ) -> azure_core::Result<azure_core::credentials::AccessToken> {
-        Ok(azure_core::credentials::AccessToken::new(
-            "rejected-aad-token-never-logged".to_string(),
-            time::OffsetDateTime::now_utc() + time::Duration::hours(1),
-        ))
-    }
 }

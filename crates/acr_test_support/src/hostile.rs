@@ -1,116 +1,47 @@
-//! Shared helpers of the `reliability_*` tests: a fast-retrying client configuration, the
-//! emulator in ACR token mode, a test credential, and a hand-written hostile HTTP server that
-//! records every request it receives (headers and body) and answers as a test tells it to.
-#![allow(dead_code)]
+//! A hand-written hostile HTTP/1.1 server: it records every request it receives (headers and
+//! body) and answers as a test's handler tells it to, including answers no honest registry
+//! gives (endless or trickling bodies, stalls, silence). Beside [`FaultProxy`](crate::FaultProxy),
+//! which breaks the traffic of a real upstream, this one *is* the upstream.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use acr_test_support::{HostileServer, Reply};
+//! let server = HostileServer::start("127.0.0.1", |request| match request.path_and_query.as_str() {
+//!     "/v2/" => Reply::new(200),
+//!     _ => Reply::new(404).after(std::time::Duration::from_secs(1)),
+//! })
+//! .await;
+//! let base = server.endpoint(); // point the client under test here
+//! # let _ = base; }
+//! ```
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use azure_containerregistry::{ContainerRegistryClientOptions, RetryOptions};
-use azure_containerregistry_emulator::{AuthMode, Emulator, EmulatorOptions};
-use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
 use bytes::Bytes;
 use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
 use hyper::body::Frame;
 
-/// The Microsoft Entra token of the tests: the emulator accepts it, hostile servers must never
-/// see it.
-pub const AAD_TOKEN: &str = "reliability-aad-token-5ecr3t";
-
-/// A credential that always returns [`AAD_TOKEN`] and counts its calls.
-#[derive(Debug, Default)]
-pub struct TestCredential {
-    pub calls: AtomicU64,
-}
-
-#[async_trait::async_trait]
-impl TokenCredential for TestCredential {
-    async fn get_token(
-        &self,
-        _scopes: &[&str],
-        _options: Option<TokenRequestOptions<'_>>,
-    ) -> azure_core::Result<AccessToken> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        Ok(AccessToken::new(
-            AAD_TOKEN.to_string(),
-            time::OffsetDateTime::now_utc() + time::Duration::hours(1),
-        ))
-    }
-}
-
-/// The test credential as the clients take it.
-pub fn credential() -> Arc<dyn TokenCredential> {
-    Arc::new(TestCredential::default())
-}
-
-/// Options with small retry delays, so that retry tests stay fast.
-pub fn fast_options(max_retries: u32) -> ContainerRegistryClientOptions {
-    ContainerRegistryClientOptions {
-        retry: RetryOptions {
-            max_retries,
-            initial_delay: Duration::from_millis(20),
-            max_delay: Duration::from_secs(5),
-        },
-        timeout: Some(Duration::from_secs(20)),
-        ..Default::default()
-    }
-}
-
-/// Runs a test body with a time limit, so that a hang fails instead of blocking the run.
-pub async fn bounded<F: Future>(seconds: u64, body: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(seconds), body)
-        .await
-        .unwrap_or_else(|_| panic!("the test took longer than {seconds} s"))
-}
-
-/// The emulator in ACR token mode, accepting [`AAD_TOKEN`].
-pub async fn token_emulator(
-    anonymous_pull: bool,
-    access_token_lifetime: Option<Duration>,
-) -> Emulator {
-    let mut options = EmulatorOptions {
-        auth: AuthMode::Token {
-            anonymous_pull,
-            accepted_aad_tokens: vec![AAD_TOKEN.to_string()],
-        },
-        ..Default::default()
-    };
-    if let Some(lifetime) = access_token_lifetime {
-        options.access_token_lifetime = lifetime;
-    }
-    Emulator::start(options).await.expect("emulator starts")
-}
-
-/// The open emulator (no auth) without blob redirects.
-pub async fn open_emulator() -> Emulator {
-    Emulator::start(EmulatorOptions {
-        redirect_blobs: false,
-        ..Default::default()
-    })
-    .await
-    .expect("emulator starts")
-}
-
 /// One request received by a [`HostileServer`].
 #[derive(Debug, Clone)]
 pub struct Received {
+    /// The method, e.g. `GET`.
     pub method: String,
+    /// The path and query as received.
     pub path_and_query: String,
     /// Lower-case names.
     pub headers: Vec<(String, String)>,
+    /// The whole body.
     pub body: Vec<u8>,
 }
 
 impl Received {
+    /// The first value of header `name` (any case).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        crate::util::header_value(&self.headers, name)
     }
 
     /// Whether `secret` appears anywhere in the request: path, header values or body.
@@ -124,22 +55,29 @@ impl Received {
 /// The body of a [`Reply`].
 #[derive(Debug, Clone)]
 pub enum ReplyBody {
+    /// These bytes (with `Content-Length`).
     Bytes(Vec<u8>),
     /// `chunk` repeated up to `cap` bytes in total (chunked, no `Content-Length`): "endless"
     /// for any client that bounds its reads, while the test can never use unbounded memory.
     Endless {
+        /// What is repeated.
         chunk: Vec<u8>,
+        /// The total at most.
         cap: u64,
     },
     /// `data` one byte at a time, a byte every `every` (with `Content-Length`): inside every
     /// size limit, and slow enough to last for ever.
     Trickle {
+        /// The whole body.
         data: Vec<u8>,
+        /// The pause before each byte.
         every: Duration,
     },
     /// The first `after` bytes of `data` (with the whole `Content-Length`), then nothing.
     Stall {
+        /// The whole body (its length is announced).
         data: Vec<u8>,
+        /// How many bytes are sent.
         after: usize,
     },
 }
@@ -147,14 +85,18 @@ pub enum ReplyBody {
 /// An answer of a [`HostileServer`].
 #[derive(Debug, Clone)]
 pub struct Reply {
+    /// The status code.
     pub status: u16,
+    /// Headers, in order.
     pub headers: Vec<(String, String)>,
+    /// The body.
     pub body: ReplyBody,
     /// How long the server waits before it answers (a silent server: longer than the test).
     pub delay: Option<Duration>,
 }
 
 impl Reply {
+    /// An empty answer with `status`.
     pub fn new(status: u16) -> Self {
         Self {
             status,
@@ -171,39 +113,58 @@ impl Reply {
     }
 
     /// Sends the first `after` bytes of `data`, with the whole `Content-Length`, then stalls.
-    pub fn stall_after(mut self, data: impl Into<Vec<u8>>, after: usize) -> Self {
-        let data = data.into();
-        self.headers
-            .push(("Content-Length".to_string(), data.len().to_string()));
-        self.body = ReplyBody::Stall { data, after };
-        self
+    pub fn stall_after(self, data: impl Into<Vec<u8>>, after: usize) -> Self {
+        self.announced(data.into(), |data| ReplyBody::Stall { data, after })
     }
 
     /// Sends `data` a byte every `every`, with its `Content-Length`.
-    pub fn trickle(mut self, data: impl Into<Vec<u8>>, every: Duration) -> Self {
-        let data = data.into();
-        self.headers
-            .push(("Content-Length".to_string(), data.len().to_string()));
-        self.body = ReplyBody::Trickle { data, every };
-        self
+    pub fn trickle(self, data: impl Into<Vec<u8>>, every: Duration) -> Self {
+        self.announced(data.into(), |data| ReplyBody::Trickle { data, every })
     }
 
+    /// The body `body(data)`, announced with the `Content-Length` of all of `data`.
+    fn announced(self, data: Vec<u8>, body: impl FnOnce(Vec<u8>) -> ReplyBody) -> Self {
+        let mut reply = self.header("Content-Length", &data.len().to_string());
+        reply.body = body(data);
+        reply
+    }
+
+    /// A JSON answer.
     pub fn json(status: u16, body: serde_json::Value) -> Self {
         Self::new(status)
             .header("Content-Type", "application/json")
             .body(body.to_string())
     }
 
+    /// A `401` with an ACR-style `UNAUTHORIZED` error carrying `message`.
+    pub fn unauthorized(message: &str) -> Self {
+        Self::json(
+            401,
+            serde_json::json!({"errors": [{"code": "UNAUTHORIZED", "message": message}]}),
+        )
+    }
+
+    /// Adds a `WWW-Authenticate: Bearer` challenge naming `realm`, `service` and `scope`.
+    pub fn challenge(self, realm: &str, service: &str, scope: &str) -> Self {
+        self.header(
+            "WWW-Authenticate",
+            &format!(r#"Bearer realm="{realm}",service="{service}",scope="{scope}""#),
+        )
+    }
+
+    /// Adds a header.
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_string(), value.to_string()));
         self
     }
 
+    /// Sets the body.
     pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
         self.body = ReplyBody::Bytes(body.into());
         self
     }
 
+    /// Sends `chunk` again and again, up to `cap` bytes, chunked.
     pub fn endless(mut self, chunk: impl Into<Vec<u8>>, cap: u64) -> Self {
         self.body = ReplyBody::Endless {
             chunk: chunk.into(),
@@ -233,6 +194,9 @@ impl Drop for HostileServer {
 
 impl HostileServer {
     /// Starts on `ip` (e.g. 127.0.0.1 or 127.0.0.2) and a free port.
+    ///
+    /// # Panics
+    /// When `ip` is not an IP address or cannot be bound.
     pub async fn start(
         ip: &str,
         handler: impl Fn(&Received) -> Reply + Send + Sync + 'static,
@@ -293,10 +257,12 @@ impl HostileServer {
         format!("http://localhost:{}", self.addr.port())
     }
 
+    /// The port it listens on.
     pub fn port(&self) -> u16 {
         self.addr.port()
     }
 
+    /// Every request received so far, in order.
     pub fn received(&self) -> Vec<Received> {
         self.received
             .lock()
@@ -304,6 +270,7 @@ impl HostileServer {
             .clone()
     }
 
+    /// Forgets the requests received so far.
     pub fn clear(&self) {
         self.received
             .lock()
@@ -440,10 +407,7 @@ pub fn token_flow(
     if request.header("authorization") == Some(format!("Bearer {access}").as_str()) {
         return None;
     }
-    Some(
-        Reply::json(401, serde_json::json!({"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]}))
-            .header("WWW-Authenticate", &format!(r#"Bearer realm="{realm}",service="hostile",scope="{scope}""#)),
-    )
+    Some(Reply::unauthorized("authentication required").challenge(realm, "hostile", scope))
 }
 
 /// A JWT-shaped token (unsigned) with these claims.
@@ -457,7 +421,79 @@ pub fn jwt(claims: serde_json::Value) -> String {
     )
 }
 
-/// The sha256 digest of bytes.
-pub fn sha256(data: &[u8]) -> String {
-    acr_test_support::sha256_digest(data)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `GET`/`POST` of `url` (POST with `body`) through a client without proxies.
+    async fn send(url: String, body: Option<&'static str>) -> reqwest::Response {
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        let request = match body {
+            Some(body) => http.post(url).header("X-Secret", "s3cr3t").body(body),
+            None => http.get(url),
+        };
+        request.send().await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn records_requests_and_answers_with_the_handler() {
+        let server = HostileServer::start("127.0.0.1", |r| {
+            if r.path_and_query == "/json" {
+                Reply::json(201, serde_json::json!({"a": 1})).header("X-Test", "yes")
+            } else {
+                Reply::new(404)
+            }
+        })
+        .await;
+        let answer = send(format!("{}/json", server.endpoint()), Some("payload")).await;
+        assert_eq!(answer.status(), 201);
+        assert_eq!(answer.headers()["x-test"], "yes");
+        assert_eq!(answer.text().await.unwrap(), r#"{"a":1}"#);
+        let received = server.received();
+        assert_eq!(received.len(), 1);
+        assert_eq!(received[0].method, "POST");
+        assert_eq!(received[0].header("x-secret"), Some("s3cr3t"));
+        assert_eq!(received[0].body, b"payload");
+        assert!(received[0].contains("s3cr3t") && !received[0].contains("other"));
+        server.clear();
+        assert!(server.received().is_empty());
+        assert_eq!(
+            server.localhost_endpoint(),
+            format!("http://localhost:{}", server.port())
+        );
+    }
+
+    #[tokio::test]
+    async fn endless_bodies_stop_at_their_cap() {
+        let server = HostileServer::start("127.0.0.1", |_| {
+            Reply::new(200).endless(vec![b'x'; 1000], 10_000)
+        })
+        .await;
+        let body = send(server.endpoint(), None).await.bytes().await.unwrap();
+        assert_eq!(body.len(), 10_000);
+        assert_eq!(server.streamed(), 10_000);
+    }
+
+    #[tokio::test]
+    async fn token_flow_challenges_then_authorizes() {
+        let realm = "http://127.0.0.1:1/oauth2/token";
+        let request = |path: &str, auth: Option<&str>| Received {
+            method: "GET".into(),
+            path_and_query: path.into(),
+            headers: auth
+                .map(|a| vec![("authorization".to_string(), a.to_string())])
+                .unwrap_or_default(),
+            body: Vec::new(),
+        };
+        let challenge = token_flow(&request("/v2/", None), realm, "s", "r", "a").unwrap();
+        assert_eq!(challenge.status, 401);
+        assert!(challenge
+            .headers
+            .iter()
+            .any(|(n, v)| n == "WWW-Authenticate" && v.contains(realm)));
+        let exchange = token_flow(&request("/oauth2/exchange", None), realm, "s", "r", "a");
+        assert_eq!(exchange.unwrap().status, 200);
+        assert!(token_flow(&request("/v2/", Some("Bearer a")), realm, "s", "r", "a").is_none());
+        assert_eq!(jwt(serde_json::json!({})).split('.').count(), 3);
+    }
 }
