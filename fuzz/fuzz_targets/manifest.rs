@@ -66,6 +66,7 @@ fuzz_target!(|data: &[u8]| {
         digest: format!("sha256:{}", "0".repeat(64)),
         media_type: TYPES[usize::from(selector) % TYPES.len()].to_string(),
         content: bytes::Bytes::copy_from_slice(body),
+        digest_confirmed: true,
     };
     let _ = fetched.parsed();
 });

@@ -4,7 +4,8 @@
 #![no_main]
 
 use azure_containerregistry::fuzzing::{
-    canonical, is_loopback, predict_scope, parse_endpoint, validate_digest, validate_repository_name, validate_tag, Reference,
+    canonical, is_loopback, parse_endpoint, predict_scope, validate_digest,
+    validate_repository_name, validate_tag, Reference,
 };
 use azure_containerregistry::InvalidArgument;
 use libfuzzer_sys::fuzz_target;
