@@ -390,19 +390,11 @@ fn wire_schemas(oas: &mut Value) -> Result<()> {
     }
     // Manifest items carry their media type, and changeable attributes the quarantine state
     // (docs/wire-facts.md#manifest-metadata), which upstream does not describe.
-    let manifest = schemas
-        .get_mut("ManifestAttributesBase")
-        .and_then(|s| s.get_mut("properties"))
-        .and_then(Value::as_object_mut)
-        .ok_or_else(|| anyhow!("patch target missing: ManifestAttributesBase.properties"))?;
+    let manifest = schema_properties(schemas, "ManifestAttributesBase")?;
     manifest
         .entry("mediaType")
         .or_insert_with(|| json!({"type": "string"}));
-    let changeable = schemas
-        .get_mut("ManifestChangeableAttributes")
-        .and_then(|s| s.get_mut("properties"))
-        .and_then(Value::as_object_mut)
-        .ok_or_else(|| anyhow!("patch target missing: ManifestChangeableAttributes.properties"))?;
+    let changeable = schema_properties(schemas, "ManifestChangeableAttributes")?;
     changeable
         .entry("quarantineState")
         .or_insert_with(|| json!({"type": "string"}));
@@ -420,6 +412,15 @@ fn wire_schemas(oas: &mut Value) -> Result<()> {
 
 /// Patch 11: operation ids without their group prefix (`ContainerRegistryBlob_GetBlob` →
 /// `GetBlob`, generated as `get_blob`).
+/// The `properties` of schema `name` (an error naming it when the patch target is missing).
+fn schema_properties<'a>(schemas: &'a mut Map<String, Value>, name: &str) -> Result<&'a mut Map<String, Value>> {
+    schemas
+        .get_mut(name)
+        .and_then(|s| s.get_mut("properties"))
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| anyhow!("patch target missing: {name}.properties"))
+}
+
 fn short_operation_ids(oas: &mut Value) -> Result<()> {
     let mut seen = std::collections::BTreeSet::new();
     for op in operations_mut(oas) {
