@@ -12,8 +12,7 @@ fn is_acr_timestamp(s: &str) -> bool {
 
 #[tokio::test]
 async fn catalog_paging_follows_link_verbatim() {
-    let emu = open().await;
-    let (c, base) = (client(), emu.endpoint());
+    let (_emu, c, base) = fixture().await;
     for repo in [
         "library/alpine",
         "library/busybox",
@@ -50,8 +49,7 @@ async fn catalog_paging_follows_link_verbatim() {
 
 #[tokio::test]
 async fn repository_properties_patch_and_delete() {
-    let emu = open().await;
-    let (c, base) = (client(), emu.endpoint());
+    let (emu, c, base) = fixture().await;
     let d = push_image(&c, &base, "library/hello-world", "v1", "amd64").await;
     let repo = format!("{base}/acr/v1/library%2Fhello-world");
     let body = expect_json(c.get(format!("{repo}?api-version=2021-07-01")), 200).await;
@@ -113,8 +111,7 @@ async fn tag_names(c: &reqwest::Client, url: &str) -> (Vec<String>, String, Valu
 
 #[tokio::test]
 async fn tag_ordering_and_opaque_cursor() {
-    let emu = open().await;
-    let (c, base) = (client(), emu.endpoint());
+    let (_emu, c, base) = fixture().await;
     let d = push_image(&c, &base, "library/hello-world", "v2", "amd64").await;
     let bytes = manifest_bytes(&c, &base, "library/hello-world", "v2").await;
     for tag in ["latest", "v1", "v3"] {
@@ -185,8 +182,7 @@ async fn tag_ordering_and_opaque_cursor() {
 
 #[tokio::test]
 async fn manifest_properties_and_ordering() {
-    let emu = open().await;
-    let (c, base) = (client(), emu.endpoint());
+    let (_emu, c, base) = fixture().await;
     let arm = push_image(&c, &base, "multi", "arm", "arm").await;
     let amd = push_image(&c, &base, "multi", "amd", "amd64").await;
     let children = [(amd.as_str(), "amd64"), (arm.as_str(), "arm")];
@@ -257,8 +253,7 @@ async fn manifest_properties_and_ordering() {
 
 #[tokio::test]
 async fn changeable_attributes_are_enforced() {
-    let emu = open().await;
-    let (c, base) = (client(), emu.endpoint());
+    let (_emu, c, base) = fixture().await;
     let d = push_image(&c, &base, "alpine", "locked", "amd64").await;
     let bytes = manifest_bytes(&c, &base, "alpine", "locked").await;
     let tag = format!("{base}/acr/v1/alpine/_tags/locked");

@@ -7,8 +7,7 @@ use serde_json::json;
 
 #[tokio::test]
 async fn put_get_head_and_errors() {
-    let emu = open().await;
-    let (c, base) = (client(), emu.endpoint());
+    let (_emu, c, base) = fixture().await;
     let d = push_image(&c, &base, "hello-world", "v1", "amd64").await;
     let manifests = format!("{base}/v2/hello-world/manifests");
 
@@ -73,8 +72,7 @@ async fn put_get_head_and_errors() {
 
 #[tokio::test]
 async fn delete_by_tag_is_405_and_by_digest_removes_tags() {
-    let emu = open().await;
-    let (c, base) = (client(), emu.endpoint());
+    let (_emu, c, base) = fixture().await;
     let d = push_image(&c, &base, "alpine", "latest", "amd64").await;
     let manifests = format!("{base}/v2/alpine/manifests");
     expect_text(
@@ -91,8 +89,7 @@ async fn delete_by_tag_is_405_and_by_digest_removes_tags() {
 
 #[tokio::test]
 async fn accept_negotiation_returns_the_amd64_child() {
-    let emu = open().await;
-    let (c, base) = (client(), emu.endpoint());
+    let (_emu, c, base) = fixture().await;
     let arm = push_image(&c, &base, "multi", "arm", "arm64").await;
     let amd = push_image(&c, &base, "multi", "amd", "amd64").await;
     let children = [(arm.as_str(), "arm64"), (amd.as_str(), "amd64")];
@@ -131,8 +128,7 @@ async fn accept_negotiation_returns_the_amd64_child() {
 
 #[tokio::test]
 async fn referrers_with_and_without_filter() {
-    let emu = open().await;
-    let (c, base) = (client(), emu.endpoint());
+    let (_emu, c, base) = fixture().await;
     let subject = push_image(&c, &base, "app", "v1", "amd64").await;
     let empty = push_blob(&c, &base, "app", b"{}").await;
     let artifact = |t: &str| {
@@ -185,8 +181,7 @@ async fn referrers_with_and_without_filter() {
 
 #[tokio::test]
 async fn tag_list_and_catalog_paging() {
-    let emu = open().await;
-    let (c, base) = (client(), emu.endpoint());
+    let (_emu, c, base) = fixture().await;
     for (repo, tag) in [("a", "t1"), ("a", "t2"), ("b/c", "x"), ("d", "y")] {
         push_image(&c, &base, repo, tag, "amd64").await;
     }

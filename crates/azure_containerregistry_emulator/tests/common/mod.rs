@@ -19,6 +19,18 @@ pub async fn open() -> Emulator {
     start(EmulatorOptions::default()).await
 }
 
+/// A started emulator with its options, a client and the registry endpoint.
+pub async fn fixture_with(options: EmulatorOptions) -> (Emulator, Client, String) {
+    let emu = start(options).await;
+    let base = emu.endpoint();
+    (emu, client(), base)
+}
+
+/// A default (open, in-memory) emulator, a client and the registry endpoint.
+pub async fn fixture() -> (Emulator, Client, String) {
+    fixture_with(EmulatorOptions::default()).await
+}
+
 /// Options with token auth: anonymous pull as given, these AAD tokens accepted.
 pub fn token_auth(anonymous_pull: bool, aad_tokens: &[&str]) -> EmulatorOptions {
     EmulatorOptions {
