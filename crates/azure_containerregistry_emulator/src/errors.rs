@@ -288,11 +288,16 @@ mod tests {
         (status, String::from_utf8_lossy(&bytes).into_owned())
     }
 
+    /// The body of an error's answer, once its status is checked.
+    async fn answer(err: ApiError, status: u16) -> String {
+        let (actual, body) = body_of(err.into_response()).await;
+        assert_eq!(actual.as_u16(), status, "{body}");
+        body
+    }
+
     #[tokio::test]
     async fn manifest_unknown_has_tag_detail() {
-        let (status, body) =
-            body_of(ApiError::manifest_unknown_tag("wrong-tag").into_response()).await;
-        assert_eq!(status, StatusCode::NOT_FOUND);
+        let body = answer(ApiError::manifest_unknown_tag("wrong-tag"), 404).await;
         assert_eq!(
             body,
             r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest tagged by \"wrong-tag\" is not found","detail":{"Tag":"wrong-tag"}}]}"#
@@ -301,9 +306,7 @@ mod tests {
 
     #[tokio::test]
     async fn digest_invalid_detail_is_a_string() {
-        let (status, body) =
-            body_of(ApiError::digest_invalid("digest parsing failed").into_response()).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let body = answer(ApiError::digest_invalid("digest parsing failed"), 400).await;
         assert!(
             body.contains(r#""detail":"digest parsing failed""#),
             "{body}"

@@ -12,8 +12,7 @@ fn is_acr_timestamp(s: &str) -> bool {
 
 #[tokio::test]
 async fn catalog_paging_follows_link_verbatim() {
-    let emu = open().await;
-    let (c, base) = (client(), emu.endpoint());
+    let (_emu, c, base) = fixture().await;
     for repo in [
         "library/alpine",
         "library/busybox",
@@ -25,8 +24,7 @@ async fn catalog_paging_follows_link_verbatim() {
     let mut url = format!("{base}/acr/v1/_catalog?api-version=2021-07-01&n=2");
     let mut pages = Vec::new();
     for _ in 0..10 {
-        let resp = c.get(&url).send().await.unwrap();
-        assert_eq!(resp.status(), 200);
+        let resp = expect(c.get(&url), 200).await;
         let link = header(&resp, "link");
         pages.push(json_body(resp).await["repositories"].clone());
         if link.is_empty() {
@@ -38,8 +36,7 @@ async fn catalog_paging_follows_link_verbatim() {
                 "</acr/v1/_catalog?last=library%2Fbusybox&n=2&orderby=>; rel=\"next\""
             );
         }
-        let target = link.trim_start_matches('<').split('>').next().unwrap();
-        url = format!("{base}{target}");
+        url = format!("{base}{}", link_target(&link));
     }
     assert_eq!(
         pages,
@@ -52,18 +49,10 @@ async fn catalog_paging_follows_link_verbatim() {
 
 #[tokio::test]
 async fn repository_properties_patch_and_delete() {
-    let emu = open().await;
-    let (c, base) = (client(), emu.endpoint());
+    let (emu, c, base) = fixture().await;
     let d = push_image(&c, &base, "library/hello-world", "v1", "amd64").await;
-    let resp = c
-        .get(format!(
-            "{base}/acr/v1/library%2Fhello-world?api-version=2021-07-01"
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let body = json_body(resp).await;
+    let repo = format!("{base}/acr/v1/library%2Fhello-world");
+    let body = expect_json(c.get(format!("{repo}?api-version=2021-07-01")), 200).await;
     assert_eq!(body["registry"], emu.service());
     assert_eq!(body["imageName"], "library/hello-world");
     assert_eq!(body["manifestCount"], 1);
@@ -78,70 +67,37 @@ async fn repository_properties_patch_and_delete() {
         json!({"deleteEnabled":true,"writeEnabled":true,"readEnabled":true,"listEnabled":true})
     );
 
-    let resp = c
-        .patch(format!("{base}/acr/v1/library%2Fhello-world"))
-        .header("content-type", "application/json")
-        .body(r#"{"writeEnabled": false}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let body = json_body(resp).await;
+    let lock = patch_attrs(&c, &repo, r#"{"writeEnabled": false}"#)
+        .header("content-type", "application/json");
+    let body = expect_json(lock, 200).await;
     assert_eq!(body["changeableAttributes"]["writeEnabled"], false);
     assert_eq!(body["changeableAttributes"]["deleteEnabled"], true);
     // Write-locked repository: pushes fail with 405.
-    let resp = c
-        .post(format!("{base}/v2/library/hello-world/blobs/uploads/"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 405);
-    assert_eq!(
-        json_body(resp).await["errors"][0]["code"],
-        "REGISTRY_DISALLOWED_OPERATION"
-    );
-    c.patch(format!("{base}/acr/v1/library%2Fhello-world"))
-        .body(r#"{"writeEnabled": true}"#)
-        .send()
-        .await
-        .unwrap();
+    let push = c.post(format!("{base}/v2/library/hello-world/blobs/uploads/"));
+    expect_code(push, 405, "REGISTRY_DISALLOWED_OPERATION").await;
+    send(patch_attrs(&c, &repo, r#"{"writeEnabled": true}"#)).await;
 
-    let resp = c
-        .delete(format!("{base}/acr/v1/library%2Fhello-world"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 202);
     assert_eq!(
-        json_body(resp).await,
+        expect_json(c.delete(&repo), 202).await,
         json!({ "manifestsDeleted": [d], "tagsDeleted": ["v1"] })
     );
 
-    let resp = c
-        .get(format!("{base}/acr/v1/wrong-name"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 404);
-    assert_eq!(
-        resp.text().await.unwrap(),
-        r#"{"errors":[{"code":"NAME_UNKNOWN","message":"repository \"wrong-name\" is not found"}]}"#
-    );
-    let resp = c
-        .delete(format!("{base}/acr/v1/does_not_exist"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 404);
-    assert_eq!(
-        resp.text().await.unwrap(),
-        r#"{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known to registry","detail":{"name":"does_not_exist"}}]}"#
-    );
+    expect_text(
+        c.get(format!("{base}/acr/v1/wrong-name")),
+        404,
+        r#"{"errors":[{"code":"NAME_UNKNOWN","message":"repository \"wrong-name\" is not found"}]}"#,
+    )
+    .await;
+    expect_text(
+        c.delete(format!("{base}/acr/v1/does_not_exist")),
+        404,
+        r#"{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known to registry","detail":{"name":"does_not_exist"}}]}"#,
+    )
+    .await;
 }
 
 async fn tag_names(c: &reqwest::Client, url: &str) -> (Vec<String>, String, Value) {
-    let resp = c.get(url).send().await.unwrap();
-    assert_eq!(resp.status(), 200);
+    let resp = expect(c.get(url), 200).await;
     let link = header(&resp, "link");
     let body = json_body(resp).await;
     let names = body["tags"]
@@ -155,26 +111,19 @@ async fn tag_names(c: &reqwest::Client, url: &str) -> (Vec<String>, String, Valu
 
 #[tokio::test]
 async fn tag_ordering_and_opaque_cursor() {
-    let emu = open().await;
-    let (c, base) = (client(), emu.endpoint());
+    let (_emu, c, base) = fixture().await;
     let d = push_image(&c, &base, "library/hello-world", "v2", "amd64").await;
-    let bytes = c
-        .get(format!("{base}/v2/library/hello-world/manifests/v2"))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let bytes = manifest_bytes(&c, &base, "library/hello-world", "v2").await;
     for tag in ["latest", "v1", "v3"] {
-        let resp = c
-            .put(format!("{base}/v2/library/hello-world/manifests/{tag}"))
-            .header("content-type", OCI_MANIFEST)
-            .body(bytes.clone())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 201);
+        let put = put_manifest_bytes(
+            &c,
+            &base,
+            "library/hello-world",
+            tag,
+            OCI_MANIFEST,
+            bytes.clone(),
+        );
+        expect(put, 201).await;
     }
     let repo = format!("{base}/acr/v1/library%2Fhello-world/_tags");
     let (lexical, _, body) = tag_names(&c, &repo).await;
@@ -192,14 +141,8 @@ async fn tag_ordering_and_opaque_cursor() {
     assert_eq!(asc, desc);
 
     // Paged with orderby: the cursor is <ticks>&<name>, percent-encoded.
-    let (page1, link, _) = tag_names(
-        &c,
-        &format!(
-            "{repo}?n=2&orderby=timeasc&digest={}",
-            d.replace(':', "%3A")
-        ),
-    )
-    .await;
+    let paged = format!("{repo}?n=2&orderby=timeasc&digest={}", enc(&d));
+    let (page1, link, _) = tag_names(&c, &paged).await;
     assert_eq!(page1, ["v2", "latest"]);
     assert!(
         link.starts_with("</acr/v1/library%2Fhello-world/_tags?last="),
@@ -220,79 +163,46 @@ async fn tag_ordering_and_opaque_cursor() {
         ticks.parse::<i64>().unwrap() > 630_000_000_000_000_000,
         "{ticks}"
     );
-    let target = link.trim_start_matches('<').split('>').next().unwrap();
-    let (page2, link2, _) = tag_names(&c, &format!("{base}{target}")).await;
+    let (page2, link2, _) = tag_names(&c, &format!("{base}{}", link_target(&link))).await;
     assert_eq!(page2, ["v1", "v3"]);
     assert!(link2.is_empty());
 
-    let resp = c
-        .get(format!("{base}/acr/v1/library%2Fhello-world/_tags/v1"))
-        .send()
-        .await
-        .unwrap();
-    let body = json_body(resp).await;
+    let body = get_json(c.get(format!("{repo}/v1"))).await;
     assert_eq!(body["tag"]["name"], "v1");
-    let resp = c
-        .get(format!(
-            "{base}/acr/v1/library%2Fhello-world/_tags/wrong-tag"
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 404);
-    assert_eq!(
-        resp.text().await.unwrap(),
-        r#"{"errors":[{"code":"TAG_UNKNOWN","message":"the specified tag does not exist"}]}"#
-    );
-    let resp = c
-        .delete(format!("{base}/acr/v1/library%2Fhello-world/_tags/v1"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 202);
+    expect_text(
+        c.get(format!("{repo}/wrong-tag")),
+        404,
+        r#"{"errors":[{"code":"TAG_UNKNOWN","message":"the specified tag does not exist"}]}"#,
+    )
+    .await;
+    expect(c.delete(format!("{repo}/v1")), 202).await;
     let (after, _, _) = tag_names(&c, &repo).await;
     assert_eq!(after, ["latest", "v2", "v3"]);
 }
 
 #[tokio::test]
 async fn manifest_properties_and_ordering() {
-    let emu = open().await;
-    let (c, base) = (client(), emu.endpoint());
+    let (_emu, c, base) = fixture().await;
     let arm = push_image(&c, &base, "multi", "arm", "arm").await;
     let amd = push_image(&c, &base, "multi", "amd", "amd64").await;
-    let index = json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_INDEX,
-        "manifests": [
-            { "mediaType": OCI_MANIFEST, "digest": amd, "size": 1, "platform": { "architecture": "amd64", "os": "linux" } },
-            { "mediaType": OCI_MANIFEST, "digest": arm, "size": 1, "platform": { "architecture": "arm", "os": "linux" } },
-        ],
-    });
-    let idx = push_manifest(&c, &base, "multi", "latest", OCI_INDEX, &index).await;
+    let children = [(amd.as_str(), "amd64"), (arm.as_str(), "arm")];
+    let idx = push_index(&c, &base, "multi", "latest", &children).await;
+    let manifests = format!("{base}/acr/v1/multi/_manifests");
+    let manifest = |digest: &str| {
+        let req = c.get(format!("{manifests}/{digest}"));
+        async move { get_json(req).await["manifest"].clone() }
+    };
 
-    let resp = c
-        .get(format!("{base}/acr/v1/multi/_manifests/{amd}"))
-        .send()
-        .await
-        .unwrap();
-    let m = json_body(resp).await["manifest"].clone();
+    let m = manifest(&amd).await;
     assert_eq!(m["architecture"], "amd64");
     assert_eq!(m["os"], "linux");
     assert_eq!(m["mediaType"], OCI_MANIFEST);
-    assert_eq!(
-        m["configMediaType"],
-        "application/vnd.oci.image.config.v1+json"
-    );
+    assert_eq!(m["configMediaType"], OCI_CONFIG);
     assert_eq!(m["tags"], json!(["amd"]));
     let amd_size = m["imageSize"].as_u64().unwrap();
     assert!(amd_size > 0);
 
-    let resp = c
-        .get(format!("{base}/acr/v1/multi/_manifests/{idx}"))
-        .send()
-        .await
-        .unwrap();
-    let m = json_body(resp).await["manifest"].clone();
+    let m = manifest(&idx).await;
     assert!(m.get("architecture").is_none());
     assert_eq!(
         m["references"],
@@ -301,21 +211,13 @@ async fn manifest_properties_and_ordering() {
             { "digest": arm, "architecture": "arm", "os": "linux" },
         ])
     );
-    let arm_resp = c
-        .get(format!("{base}/acr/v1/multi/_manifests/{arm}"))
-        .send()
-        .await
-        .unwrap();
-    let arm_size = json_body(arm_resp).await["manifest"]["imageSize"]
-        .as_u64()
-        .unwrap();
+    let arm_size = manifest(&arm).await["imageSize"].as_u64().unwrap();
     assert_eq!(m["imageSize"].as_u64().unwrap(), amd_size + arm_size);
 
     let list = |q: &str| {
-        let c = c.clone();
-        let url = format!("{base}/acr/v1/multi/_manifests{q}");
+        let req = c.get(format!("{manifests}{q}"));
         async move {
-            let resp = c.get(url).send().await.unwrap();
+            let resp = send(req).await;
             let link = header(&resp, "link");
             let body = json_body(resp).await;
             let digests: Vec<String> = body["manifests"]
@@ -337,127 +239,66 @@ async fn manifest_properties_and_ordering() {
         link,
         format!(
             "</acr/v1/multi/_manifests?last={}&n=1&orderby=>; rel=\"next\"",
-            sorted[0].replace(':', "%3A")
+            enc(&sorted[0])
         )
     );
     let (_, link) = list("?n=1&orderby=timeasc").await;
     assert!(
-        link.contains(&format!(
-            "%26{}&n=1&orderby=timeasc>",
-            arm.replace(':', "%3A")
-        )),
+        link.contains(&format!("%26{}&n=1&orderby=timeasc>", enc(&arm))),
         "{link}"
     );
 
-    let resp = c
-        .get(format!("{base}/acr/v1/multi/_manifests/{}", sha(b"nope")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 404);
+    expect(c.get(format!("{manifests}/{}", sha(b"nope"))), 404).await;
 }
 
 #[tokio::test]
 async fn changeable_attributes_are_enforced() {
-    let emu = open().await;
-    let (c, base) = (client(), emu.endpoint());
+    let (_emu, c, base) = fixture().await;
     let d = push_image(&c, &base, "alpine", "locked", "amd64").await;
-    let bytes = c
-        .get(format!("{base}/v2/alpine/manifests/locked"))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let bytes = manifest_bytes(&c, &base, "alpine", "locked").await;
+    let tag = format!("{base}/acr/v1/alpine/_tags/locked");
 
-    let resp = c
-        .patch(format!("{base}/acr/v1/alpine/_tags/locked"))
-        .body(r#"{"writeEnabled":false}"#)
-        .send()
-        .await
-        .unwrap();
+    let resp = send(patch_attrs(&c, &tag, r#"{"writeEnabled":false}"#)).await;
     assert_eq!(
         json_body(resp).await["tag"]["changeableAttributes"]["writeEnabled"],
         false
     );
-    let resp = c
-        .put(format!("{base}/v2/alpine/manifests/locked"))
-        .header("content-type", OCI_MANIFEST)
-        .body(bytes.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 405);
-    let err = json_body(resp).await["errors"][0].clone();
-    assert_eq!(err["code"], "REGISTRY_DISALLOWED_OPERATION");
+    let put = put_manifest_bytes(&c, &base, "alpine", "locked", OCI_MANIFEST, bytes);
+    let err = expect_code(put, 405, "REGISTRY_DISALLOWED_OPERATION").await;
     assert!(err["message"]
         .as_str()
         .unwrap()
         .starts_with("The operation is disallowed on this registry, repository or image."));
     assert_eq!(err["detail"], json!({}));
-    let resp = c
-        .delete(format!("{base}/acr/v1/alpine/_tags/locked"))
-        .send()
-        .await
-        .unwrap();
+    let resp = send(c.delete(&tag)).await;
     assert_eq!(resp.status(), 405, "a write lock also blocks deletes");
 
-    c.patch(format!("{base}/acr/v1/alpine/_tags/locked"))
-        .body(r#"{"writeEnabled":true,"deleteEnabled":false}"#)
-        .send()
-        .await
-        .unwrap();
-    let resp = c
-        .delete(format!("{base}/acr/v1/alpine/_tags/locked"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 405);
-    let resp = c
-        .delete(format!("{base}/v2/alpine/manifests/{d}"))
-        .send()
-        .await
-        .unwrap();
+    let unlock = r#"{"writeEnabled":true,"deleteEnabled":false}"#;
+    send(patch_attrs(&c, &tag, unlock)).await;
+    expect(c.delete(&tag), 405).await;
+    let resp = send(c.delete(format!("{base}/v2/alpine/manifests/{d}"))).await;
     assert_eq!(
         resp.status(),
         405,
         "a delete-locked tag protects its manifest"
     );
 
-    let resp = c
-        .patch(format!("{base}/acr/v1/alpine/_manifests/{d}"))
-        .body(r#"{"readEnabled":false,"listEnabled":false}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    let hide = r#"{"readEnabled":false,"listEnabled":false}"#;
+    let body = expect_json(
+        patch_attrs(&c, &format!("{base}/acr/v1/alpine/_manifests/{d}"), hide),
+        200,
+    )
+    .await;
     assert_eq!(
-        json_body(resp).await["manifest"]["changeableAttributes"]["readEnabled"],
+        body["manifest"]["changeableAttributes"]["readEnabled"],
         false
     );
-    let resp = c
-        .get(format!("{base}/v2/alpine/manifests/{d}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 405);
-    let resp = c
-        .get(format!("{base}/acr/v1/alpine/_manifests"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(json_body(resp).await["manifests"], json!([]));
+    expect(c.get(format!("{base}/v2/alpine/manifests/{d}")), 405).await;
+    let body = get_json(c.get(format!("{base}/acr/v1/alpine/_manifests"))).await;
+    assert_eq!(body["manifests"], json!([]));
 
-    c.patch(format!("{base}/acr/v1/alpine"))
-        .body(r#"{"listEnabled":false}"#)
-        .send()
-        .await
-        .unwrap();
-    let resp = c
-        .get(format!("{base}/acr/v1/_catalog"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(json_body(resp).await["repositories"], json!([]));
+    let unlisted = r#"{"listEnabled":false}"#;
+    send(patch_attrs(&c, &format!("{base}/acr/v1/alpine"), unlisted)).await;
+    let body = get_json(c.get(format!("{base}/acr/v1/_catalog"))).await;
+    assert_eq!(body["repositories"], json!([]));
 }

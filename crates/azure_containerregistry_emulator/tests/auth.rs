@@ -2,65 +2,30 @@
 
 mod common;
 
-use azure_containerregistry_emulator::{AuthMode, Emulator, EmulatorOptions};
+use azure_containerregistry_emulator::{Emulator, EmulatorOptions};
 use base64::Engine;
 use common::*;
+use reqwest::{Method, Response};
 use serde_json::Value;
 use std::time::Duration;
 
 const AAD: &str = "aad-token-1";
 
 async fn token_emulator(anonymous_pull: bool) -> Emulator {
-    start(EmulatorOptions {
-        auth: AuthMode::Token {
-            anonymous_pull,
-            accepted_aad_tokens: vec![AAD.into()],
-        },
-        ..Default::default()
-    })
-    .await
+    start(token_auth(anonymous_pull, &[AAD])).await
 }
 
 async fn refresh_token(c: &reqwest::Client, emu: &Emulator) -> String {
-    let resp = c
-        .post(format!(
-            "{}/oauth2/exchange?api-version=2021-07-01",
-            emu.endpoint()
-        ))
-        .form(&[
-            ("grant_type", "access_token"),
-            ("service", &emu.service()),
-            ("access_token", AAD),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let body = json_body(resp).await;
+    let url = format!("{}/oauth2/exchange?api-version=2021-07-01", emu.endpoint());
+    let body = expect_json(exchange(c, &url, &emu.service(), AAD), 200).await;
     assert_eq!(body.as_object().unwrap().len(), 1);
     body["refresh_token"].as_str().unwrap().to_owned()
 }
 
 async fn access_token(c: &reqwest::Client, emu: &Emulator, refresh: &str, scope: &str) -> String {
-    let resp = c
-        .post(format!(
-            "{}/oauth2/token?api-version=2021-07-01",
-            emu.endpoint()
-        ))
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("service", &emu.service()),
-            ("scope", scope),
-            ("refresh_token", refresh),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    json_body(resp).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    let url = format!("{}/oauth2/token?api-version=2021-07-01", emu.endpoint());
+    let req = token(c, &url, &emu.service(), scope, refresh);
+    string_field(req, 200, "access_token").await
 }
 
 fn jwt_part(token: &str, i: usize) -> Value {
@@ -73,6 +38,24 @@ fn jwt_part(token: &str, i: usize) -> Value {
     .unwrap()
 }
 
+/// Sends an unauthenticated request; checks that it is a 401 whose challenge is `realm` with
+/// exactly `scope`.
+async fn challenged(
+    c: &reqwest::Client,
+    realm: &str,
+    method: Method,
+    url: &str,
+    scope: &str,
+) -> Response {
+    let resp = expect(c.request(method.clone(), url), 401).await;
+    assert_eq!(
+        header(&resp, "www-authenticate"),
+        format!("{realm},scope=\"{scope}\""),
+        "{method} {url}"
+    );
+    resp
+}
+
 #[tokio::test]
 async fn challenges_have_acr_shape() {
     let emu = token_emulator(false).await;
@@ -82,67 +65,46 @@ async fn challenges_have_acr_shape() {
         emu.service()
     );
 
-    let resp = c
-        .get(format!("{base}/acr/v1/_catalog"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 401);
-    assert_eq!(
-        header(&resp, "www-authenticate"),
-        format!("{realm},scope=\"registry:catalog:*\"")
-    );
+    let catalog = format!("{base}/acr/v1/_catalog");
+    let resp = challenged(&c, &realm, Method::GET, &catalog, "registry:catalog:*").await;
     assert_eq!(
         resp.text().await.unwrap(),
         r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required, visit https://aka.ms/acr/authorization for more information.","detail":[{"Type":"registry","Name":"catalog","Action":"*"}]}]}"#
     );
 
-    let resp = c
-        .post(format!(
-            "{base}/v2/hello-world/blobs/uploads/?from=alpine&mount={}",
-            sha(b"x")
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        header(&resp, "www-authenticate"),
-        format!("{realm},scope=\"repository:hello-world:pull,push repository:alpine:pull\"")
+    let mount = format!(
+        "{base}/v2/hello-world/blobs/uploads/?from=alpine&mount={}",
+        sha(b"x")
     );
+    let scope = "repository:hello-world:pull,push repository:alpine:pull";
+    let resp = challenged(&c, &realm, Method::POST, &mount, scope).await;
     let detail = json_body(resp).await["errors"][0]["detail"].clone();
     assert_eq!(detail.as_array().unwrap().len(), 3);
 
-    let resp = c
-        .get(format!("{base}/acr/v1/library%2Fhello-world/_tags"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        header(&resp, "www-authenticate"),
-        format!("{realm},scope=\"repository:library/hello-world:metadata_read\"")
-    );
-    let resp = c
-        .patch(format!("{base}/acr/v1/alpine"))
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        header(&resp, "www-authenticate").ends_with("scope=\"repository:alpine:metadata_write\"")
-    );
-    let resp = c
-        .delete(format!("{base}/v2/alpine/blobs/{}", sha(b"x")))
-        .send()
-        .await
-        .unwrap();
-    assert!(header(&resp, "www-authenticate").ends_with("scope=\"repository:alpine:delete\""));
+    // (method, path, scope)
+    let cases = [
+        (
+            Method::GET,
+            "/acr/v1/library%2Fhello-world/_tags".to_owned(),
+            "repository:library/hello-world:metadata_read",
+        ),
+        (
+            Method::PATCH,
+            "/acr/v1/alpine".to_owned(),
+            "repository:alpine:metadata_write",
+        ),
+        (
+            Method::DELETE,
+            format!("/v2/alpine/blobs/{}", sha(b"x")),
+            "repository:alpine:delete",
+        ),
+    ];
+    for (method, path, scope) in cases {
+        challenged(&c, &realm, method, &format!("{base}{path}"), scope).await;
+    }
 
-    let resp = c
-        .head(format!("{base}/v2/alpine/manifests/latest"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 401);
-    assert!(header(&resp, "www-authenticate").ends_with("scope=\"repository:alpine:pull\""));
+    let head = format!("{base}/v2/alpine/manifests/latest");
+    let resp = challenged(&c, &realm, Method::HEAD, &head, "repository:alpine:pull").await;
     assert_eq!(
         header(&resp, "content-type"),
         "application/json; charset=utf-8"
@@ -180,118 +142,63 @@ async fn exchange_token_request_flow() {
     );
 
     let d = sha(b"data");
-    let resp = c
-        .post(format!("{base}/v2/hello/blobs/uploads/?digest={d}"))
-        .bearer_auth(&token)
-        .body("data")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
+    let push = c.post(format!("{base}/v2/hello/blobs/uploads/?digest={d}"));
+    expect(push.bearer_auth(&token).body("data"), 201).await;
 
     // The same token cannot delete: insufficient_scope.
-    let resp = c
-        .delete(format!("{base}/v2/hello/blobs/{d}"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 401);
+    let blob = format!("{base}/v2/hello/blobs/{d}");
+    let resp = expect(c.delete(&blob).bearer_auth(&token), 401).await;
     assert!(header(&resp, "www-authenticate")
         .ends_with(",scope=\"repository:hello:delete\",error=\"insufficient_scope\""));
 
     // The refresh token can be reused for another scope; several scopes at once work.
-    let token = access_token(
-        &c,
-        &emu,
-        &refresh,
-        "repository:hello:delete registry:catalog:*",
-    )
-    .await;
-    let resp = c
-        .delete(format!("{base}/v2/hello/blobs/{d}"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 202);
-    let resp = c
-        .get(format!("{base}/acr/v1/_catalog"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    let scopes = "repository:hello:delete registry:catalog:*";
+    let token = access_token(&c, &emu, &refresh, scopes).await;
+    expect(c.delete(&blob).bearer_auth(&token), 202).await;
+    let catalog = c.get(format!("{base}/acr/v1/_catalog"));
+    expect(catalog.bearer_auth(&token), 200).await;
 
     // docker-login style: GET with Basic, password = refresh token.
-    let resp = c
+    let login = c
         .get(format!(
             "{base}/oauth2/token?service={}&scope=repository:hello:pull",
             emu.service()
         ))
-        .basic_auth("00000000-0000-0000-0000-000000000000", Some(&refresh))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    assert!(json_body(resp).await["access_token"].is_string());
+        .basic_auth("00000000-0000-0000-0000-000000000000", Some(&refresh));
+    assert!(expect_json(login, 200).await["access_token"].is_string());
 }
 
 #[tokio::test]
 async fn failures_are_empty_401s() {
     let emu = token_emulator(false).await;
     let (c, base) = (client(), emu.endpoint());
-    let resp = c
-        .post(format!("{base}/oauth2/exchange"))
-        .form(&[
-            ("grant_type", "access_token"),
-            ("service", &emu.service()),
-            ("access_token", "wrong"),
-            ("tenant", "wrong tenant"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 401);
+    let wrong_aad = c.post(format!("{base}/oauth2/exchange")).form(&[
+        ("grant_type", "access_token"),
+        ("service", &emu.service()),
+        ("access_token", "wrong"),
+        ("tenant", "wrong tenant"),
+    ]);
+    let resp = expect(wrong_aad, 401).await;
     assert!(resp.headers().get("www-authenticate").is_none());
     assert_eq!(header(&resp, "content-length"), "0");
 
-    let resp = c
-        .post(format!("{base}/oauth2/token"))
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("service", "x"),
-            ("scope", "registry:catalog:*"),
-            ("refresh_token", "garbage"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 401);
+    let token_url = format!("{base}/oauth2/token");
+    let garbage = token(&c, &token_url, "x", "registry:catalog:*", "garbage");
+    let resp = expect(garbage, 401).await;
     assert_eq!(header(&resp, "content-length"), "0");
 
     // No anonymous access configured.
-    let resp = c
-        .post(format!("{base}/oauth2/token"))
-        .form(&[
-            ("grant_type", "password"),
-            ("refresh_token", ""),
-            ("scope", "registry:catalog:*"),
-            ("service", "x"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 401);
+    let anonymous = c.post(&token_url).form(&[
+        ("grant_type", "password"),
+        ("refresh_token", ""),
+        ("scope", "registry:catalog:*"),
+        ("service", "x"),
+    ]);
+    expect(anonymous, 401).await;
 
     // A garbage bearer token: invalid_token.
-    let resp = c
-        .get(format!("{base}/v2/a/tags/list"))
-        .bearer_auth("abc.def.ghi")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 401);
+    let tags = c.get(format!("{base}/v2/a/tags/list"));
+    let resp = expect(tags.bearer_auth("abc.def.ghi"), 401).await;
     assert!(header(&resp, "www-authenticate").ends_with("error=\"invalid_token\""));
 }
 
@@ -300,55 +207,37 @@ async fn anonymous_pull_only() {
     let emu = token_emulator(true).await;
     let (c, base) = (client(), emu.endpoint());
     let anon = |scope: &'static str, with_empty_field: bool| {
-        let c = c.clone();
-        let url = format!("{base}/oauth2/token");
-        let service = emu.service();
-        async move {
-            let mut form = vec![
-                ("grant_type", "password".to_owned()),
-                ("scope", scope.to_owned()),
-                ("service", service),
-            ];
-            if with_empty_field {
-                form.push(("refresh_token", String::new()));
-            }
-            let resp = c.post(url).form(&form).send().await.unwrap();
-            assert_eq!(resp.status(), 200);
-            json_body(resp).await["access_token"]
-                .as_str()
-                .unwrap()
-                .to_owned()
+        let mut form = vec![
+            ("grant_type", "password".to_owned()),
+            ("scope", scope.to_owned()),
+            ("service", emu.service()),
+        ];
+        if with_empty_field {
+            form.push(("refresh_token", String::new()));
         }
+        string_field(
+            c.post(format!("{base}/oauth2/token")).form(&form),
+            200,
+            "access_token",
+        )
     };
     let t = anon("registry:catalog:*", true).await;
     assert_eq!(jwt_part(&t, 1)["sub"], "acr_anon_pull");
-    let resp = c
-        .get(format!("{base}/acr/v1/_catalog"))
-        .bearer_auth(&t)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    expect(
+        c.get(format!("{base}/acr/v1/_catalog")).bearer_auth(&t),
+        200,
+    )
+    .await;
 
     let t = anon("repository:alpine:pull,push", false).await;
     assert_eq!(
         jwt_part(&t, 1)["access"][0]["actions"],
         serde_json::json!(["pull"])
     );
-    let resp = c
-        .post(format!("{base}/v2/alpine/blobs/uploads/"))
-        .bearer_auth(&t)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 401);
+    let push = c.post(format!("{base}/v2/alpine/blobs/uploads/"));
+    let resp = expect(push.bearer_auth(&t), 401).await;
     assert!(header(&resp, "www-authenticate").ends_with("error=\"insufficient_scope\""));
-    let resp = c
-        .get(format!("{base}/v2/alpine/tags/list"))
-        .bearer_auth(&t)
-        .send()
-        .await
-        .unwrap();
+    let resp = send(c.get(format!("{base}/v2/alpine/tags/list")).bearer_auth(&t)).await;
     assert_eq!(
         resp.status(),
         404,
@@ -356,49 +245,30 @@ async fn anonymous_pull_only() {
     );
 
     // GET without credentials gives an anonymous token too.
-    let resp = c
-        .get(format!(
-            "{base}/oauth2/token?service={}&scope=repository:alpine:pull",
-            emu.service()
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    let get = c.get(format!(
+        "{base}/oauth2/token?service={}&scope=repository:alpine:pull",
+        emu.service()
+    ));
+    expect(get, 200).await;
 }
 
 #[tokio::test]
 async fn expired_tokens_are_rejected() {
     let emu = start(EmulatorOptions {
-        auth: AuthMode::Token {
-            anonymous_pull: false,
-            accepted_aad_tokens: vec![AAD.into()],
-        },
         access_token_lifetime: Duration::ZERO,
-        ..Default::default()
+        ..token_auth(false, &[AAD])
     })
     .await;
     let c = client();
+    let catalog = format!("{}/acr/v1/_catalog", emu.endpoint());
     let refresh = refresh_token(&c, &emu).await;
     let token = access_token(&c, &emu, &refresh, "registry:catalog:*").await;
-    let resp = c
-        .get(format!("{}/acr/v1/_catalog", emu.endpoint()))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 401);
+    let resp = expect(c.get(&catalog).bearer_auth(&token), 401).await;
     assert!(header(&resp, "www-authenticate").ends_with("error=\"invalid_token\""));
 
     // A token signed by another emulator is rejected as well.
     let other = token_emulator(false).await;
     let rt = refresh_token(&c, &other).await;
     let foreign = access_token(&c, &other, &rt, "registry:catalog:*").await;
-    let resp = c
-        .get(format!("{}/acr/v1/_catalog", emu.endpoint()))
-        .bearer_auth(&foreign)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 401);
+    expect(c.get(&catalog).bearer_auth(&foreign), 401).await;
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use azure_containerregistry_emulator::{AuthMode, EmulatorOptions, Limits, StorageMode, TlsConfig};
+use azure_containerregistry_emulator::{EmulatorOptions, Limits, StorageMode, TlsConfig};
 use common::*;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -11,12 +11,8 @@ use tokio::net::TcpStream;
 
 fn token_options(limits: Limits) -> EmulatorOptions {
     EmulatorOptions {
-        auth: AuthMode::Token {
-            anonymous_pull: false,
-            accepted_aad_tokens: vec![],
-        },
         limits,
-        ..Default::default()
+        ..token_auth(false, &[])
     }
 }
 
@@ -134,15 +130,9 @@ async fn early_answer_past_the_drain_limit_says_connection_close() {
 
 #[tokio::test]
 async fn early_416_keeps_the_connection_usable() {
-    let emu = open().await;
-    let addr = emu.endpoint().trim_start_matches("http://").to_owned();
-    let c = client();
-    let resp = c
-        .post(format!("{}/v2/r/blobs/uploads/", emu.endpoint()))
-        .send()
-        .await
-        .unwrap();
-    let location = header(&resp, "location");
+    let (_emu, c, base) = fixture().await;
+    let addr = base.trim_start_matches("http://").to_owned();
+    let location = upload_location(&c, &base, "r").await;
     let mut stream = TcpStream::connect(&addr).await.unwrap();
     for _ in 0..20 {
         let head = format!(
@@ -157,7 +147,7 @@ async fn early_416_keeps_the_connection_usable() {
 
 #[tokio::test]
 async fn blob_size_and_memory_budget_are_bounded() {
-    let emu = start(EmulatorOptions {
+    let (_emu, c, base) = fixture_with(EmulatorOptions {
         limits: Limits {
             memory_budget: 1024 * 1024,
             ..Limits::default()
@@ -165,23 +155,13 @@ async fn blob_size_and_memory_budget_are_bounded() {
         ..Default::default()
     })
     .await;
-    let (c, base) = (client(), emu.endpoint());
     let endless =
         futures::stream::iter((0..64).map(|_| Ok::<_, std::io::Error>(vec![0u8; 64 * 1024])));
-    let resp = c
-        .post(format!("{base}/v2/r/blobs/uploads/"))
-        .send()
-        .await
-        .unwrap();
-    let location = header(&resp, "location");
-    let resp = c
+    let location = upload_location(&c, &base, "r").await;
+    let patch = c
         .patch(format!("{base}{location}"))
-        .body(reqwest::Body::wrap_stream(endless))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 413);
-    assert_eq!(json_body(resp).await["errors"][0]["code"], "SIZE_INVALID");
+        .body(reqwest::Body::wrap_stream(endless));
+    expect_code(patch, 413, "SIZE_INVALID").await;
     // The refused bytes went back to the budget: a 512 KiB blob still fits.
     push_blob(&c, &base, "r", &vec![1u8; 512 * 1024]).await;
 
@@ -196,16 +176,13 @@ async fn blob_size_and_memory_budget_are_bounded() {
     })
     .await;
     let base = emu.endpoint();
-    let resp = c
+    let too_big = c
         .post(format!(
             "{base}/v2/r/blobs/uploads/?digest={}",
             sha(&[0u8; 1001])
         ))
-        .body(vec![0u8; 1001])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 413);
+        .body(vec![0u8; 1001]);
+    expect(too_big, 413).await;
     push_blob(&c, &base, "r", &[0u8; 1000]).await;
 }
 
@@ -229,14 +206,11 @@ async fn idle_sessions_expire_hold_no_descriptor_and_are_limited() {
     })
     .await;
     let (c, base) = (client(), emu.endpoint());
+    let uploads = format!("{base}/v2/r/blobs/uploads/");
     let before = open_descriptors();
     let mut refused = 0;
     for _ in 0..200 {
-        let resp = c
-            .post(format!("{base}/v2/r/blobs/uploads/"))
-            .send()
-            .await
-            .unwrap();
+        let resp = send(c.post(&uploads)).await;
         match resp.status().as_u16() {
             202 => {}
             429 => refused += 1,
@@ -266,11 +240,7 @@ async fn idle_sessions_expire_hold_no_descriptor_and_are_limited() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let resp = c
-        .post(format!("{base}/v2/r/blobs/uploads/"))
-        .send()
-        .await
-        .unwrap();
+    let resp = send(c.post(&uploads)).await;
     assert_eq!(resp.status(), 202, "room again once the idle ones expired");
 }
 
@@ -287,10 +257,7 @@ async fn request_log_is_bounded() {
     let c = client();
     let long = "x".repeat(60_000);
     for i in 0..20 {
-        c.get(format!("{}/v2/?i={i}&pad={long}", emu.endpoint()))
-            .send()
-            .await
-            .unwrap();
+        send(c.get(format!("{}/v2/?i={i}&pad={long}", emu.endpoint()))).await;
     }
     let log = emu.request_log();
     assert_eq!(log.len(), 5);

@@ -19,23 +19,11 @@ async fn directory_mode_survives_restart() {
     let c = client();
     let (digest, bytes, cert) = {
         let emu = start(dir_options(tmp.path())).await;
-        let d = push_image(&c, &emu.endpoint(), "library/hello", "v1", "amd64").await;
-        c.patch(format!(
-            "{}/acr/v1/library%2Fhello/_tags/v1",
-            emu.endpoint()
-        ))
-        .body(r#"{"deleteEnabled":false}"#)
-        .send()
-        .await
-        .unwrap();
-        let bytes = c
-            .get(format!("{}/v2/library/hello/manifests/v1", emu.endpoint()))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let base = emu.endpoint();
+        let d = push_image(&c, &base, "library/hello", "v1", "amd64").await;
+        let tag = format!("{base}/acr/v1/library%2Fhello/_tags/v1");
+        send(patch_attrs(&c, &tag, r#"{"deleteEnabled":false}"#)).await;
+        let bytes = manifest_bytes(&c, &base, "library/hello", "v1").await;
         let cert = emu.token_signing_cert_pem();
         emu.shutdown().await;
         (d, bytes, cert)
@@ -43,52 +31,28 @@ async fn directory_mode_survives_restart() {
     assert!(tmp.path().join("blobs/sha256").join(&digest[7..]).is_file());
     let emu = start(dir_options(tmp.path())).await;
     let base = emu.endpoint();
-    let resp = c
-        .get(format!("{base}/v2/library/hello/manifests/v1"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    let resp = expect(c.get(format!("{base}/v2/library/hello/manifests/v1")), 200).await;
     assert_eq!(header(&resp, "docker-content-digest"), digest);
     assert_eq!(resp.bytes().await.unwrap(), bytes);
-    let resp = c
-        .get(format!("{base}/acr/v1/library%2Fhello/_tags/v1"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        json_body(resp).await["tag"]["changeableAttributes"]["deleteEnabled"],
-        false
-    );
+    let tag = get_json(c.get(format!("{base}/acr/v1/library%2Fhello/_tags/v1"))).await;
+    assert_eq!(tag["tag"]["changeableAttributes"]["deleteEnabled"], false);
     assert_eq!(
         emu.token_signing_cert_pem(),
         cert,
         "signing key persists with the data dir"
     );
     // New writes still get later timestamps than the restored ones.
-    let before = json_body(
-        c.get(format!("{base}/acr/v1/library%2Fhello"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let repo = format!("{base}/acr/v1/library%2Fhello");
+    let before = get_json(c.get(&repo)).await;
     push_image(&c, &base, "library/hello", "v2", "amd64").await;
-    let after = json_body(
-        c.get(format!("{base}/acr/v1/library%2Fhello"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let after = get_json(c.get(&repo)).await;
     assert!(after["lastUpdateTime"].as_str().unwrap() > before["lastUpdateTime"].as_str().unwrap());
 }
 
 #[tokio::test]
 async fn streamed_upload_to_disk_and_failed_upload_leaves_no_file() {
     let tmp = tempfile::tempdir().unwrap();
-    let emu = start(dir_options(tmp.path())).await;
-    let (c, base) = (client(), emu.endpoint());
+    let (_emu, c, base) = fixture_with(dir_options(tmp.path())).await;
     // 8 MiB streamed in 64 KiB chunks.
     let chunk: Vec<u8> = (0..65536u32).map(|i| (i * 7 % 256) as u8).collect();
     let mut whole = Vec::new();
@@ -96,53 +60,29 @@ async fn streamed_upload_to_disk_and_failed_upload_leaves_no_file() {
         whole.extend_from_slice(&chunk);
     }
     let digest = sha(&whole);
-    let resp = c
-        .post(format!("{base}/v2/big/blobs/uploads/"))
-        .send()
-        .await
-        .unwrap();
-    let location = header(&resp, "location");
+    let location = upload_location(&c, &base, "big").await;
     let stream =
         futures::stream::iter((0..128).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
-    let resp = c
+    let patch = c
         .patch(format!("{base}{location}"))
-        .body(reqwest::Body::wrap_stream(stream))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 202);
+        .body(reqwest::Body::wrap_stream(stream));
+    let resp = expect(patch, 202).await;
     assert_eq!(header(&resp, "range"), format!("0-{}", whole.len() - 1));
     let location = header(&resp, "location");
-    let resp = c
-        .put(format!("{base}{location}&digest={digest}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
+    expect(c.put(format!("{base}{location}&digest={digest}")), 201).await;
     let on_disk = std::fs::read(tmp.path().join("blobs/sha256").join(&digest[7..])).unwrap();
     assert_eq!(on_disk.len(), whole.len());
-    let resp = c
+    let tail = c
         .get(format!("{base}/v2/big/blobs/{digest}"))
-        .header("range", "bytes=8388600-")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 206);
+        .header("range", "bytes=8388600-");
+    let resp = expect(tail, 206).await;
     assert_eq!(resp.bytes().await.unwrap().as_ref(), &whole[8_388_600..]);
 
-    let resp = c
-        .post(format!("{base}/v2/big/blobs/uploads/"))
-        .send()
-        .await
-        .unwrap();
-    let location = header(&resp, "location");
-    let resp = c
+    let location = upload_location(&c, &base, "big").await;
+    let mismatch = c
         .put(format!("{base}{location}&digest={}", sha(b"other")))
-        .body("payload")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 400);
+        .body("payload");
+    expect(mismatch, 400).await;
     assert_eq!(
         std::fs::read_dir(tmp.path().join("uploads"))
             .unwrap()
@@ -175,12 +115,11 @@ async fn self_signed_tls() {
         .unwrap();
     let d = push_blob(&c, &emu.endpoint(), "secure", b"over tls").await;
     // The redirect to the (TLS) storage listener is followed by reqwest.
-    let resp = c
-        .get(format!("{}/v2/secure/blobs/{d}", emu.endpoint()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    let resp = expect(
+        c.get(format!("{}/v2/secure/blobs/{d}", emu.endpoint())),
+        200,
+    )
+    .await;
     assert_eq!(resp.text().await.unwrap(), "over tls");
     // An untrusting client fails the handshake.
     assert!(reqwest::Client::new()

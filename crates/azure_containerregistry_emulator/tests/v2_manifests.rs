@@ -7,40 +7,35 @@ use serde_json::json;
 
 #[tokio::test]
 async fn put_get_head_and_errors() {
-    let emu = open().await;
-    let (c, base) = (client(), emu.endpoint());
+    let (_emu, c, base) = fixture().await;
     let d = push_image(&c, &base, "hello-world", "v1", "amd64").await;
+    let manifests = format!("{base}/v2/hello-world/manifests");
 
-    let resp = c
-        .get(format!("{base}/v2/hello-world/manifests/v1"))
-        .header("accept", OCI_MANIFEST)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    let resp = expect(
+        c.get(format!("{manifests}/v1"))
+            .header("accept", OCI_MANIFEST),
+        200,
+    )
+    .await;
     assert_eq!(header(&resp, "content-type"), OCI_MANIFEST);
     assert_eq!(header(&resp, "docker-content-digest"), d);
     assert_eq!(header(&resp, "etag"), format!("\"{d}\""));
     let bytes = resp.bytes().await.unwrap();
     assert_eq!(sha(&bytes), d);
 
-    let resp = c
-        .head(format!("{base}/v2/hello-world/manifests/{d}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    let resp = expect(c.head(format!("{manifests}/{d}")), 200).await;
     assert_eq!(header(&resp, "content-length"), bytes.len().to_string());
 
     // Re-PUT of the same bytes under a new tag: Location names the digest.
-    let resp = c
-        .put(format!("{base}/v2/hello-world/manifests/test"))
-        .header("content-type", OCI_MANIFEST)
-        .body(bytes.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
+    let put = put_manifest_bytes(
+        &c,
+        &base,
+        "hello-world",
+        "test",
+        OCI_MANIFEST,
+        bytes.clone(),
+    );
+    let resp = expect(put, 201).await;
     assert_eq!(
         header(&resp, "location"),
         format!("/v2/hello-world/manifests/{d}")
@@ -49,29 +44,13 @@ async fn put_get_head_and_errors() {
     assert_eq!(header(&resp, "content-length"), "0");
 
     let wrong = sha(b"other");
-    let resp = c
-        .put(format!("{base}/v2/hello-world/manifests/{wrong}"))
-        .body(bytes.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 400);
-    assert_eq!(json_body(resp).await["errors"][0]["code"], "DIGEST_INVALID");
+    let put = c.put(format!("{manifests}/{wrong}")).body(bytes.clone());
+    expect_code(put, 400, "DIGEST_INVALID").await;
+    let put = c.put(format!("{manifests}/bad")).body("not json");
+    expect_code(put, 400, "MANIFEST_INVALID").await;
 
     let resp = c
-        .put(format!("{base}/v2/hello-world/manifests/bad"))
-        .body("not json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 400);
-    assert_eq!(
-        json_body(resp).await["errors"][0]["code"],
-        "MANIFEST_INVALID"
-    );
-
-    let resp = c
-        .put(format!("{base}/v2/hello-world/manifests/big"))
+        .put(format!("{manifests}/big"))
         .body(vec![b' '; 5 * 1024 * 1024])
         .send()
         .await;
@@ -83,93 +62,73 @@ async fn put_get_head_and_errors() {
         );
     }
 
-    let resp = c
-        .get(format!("{base}/v2/hello-world/manifests/wrong-tag"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 404);
-    assert_eq!(
-        resp.text().await.unwrap(),
-        r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest tagged by \"wrong-tag\" is not found","detail":{"Tag":"wrong-tag"}}]}"#
-    );
+    expect_text(
+        c.get(format!("{manifests}/wrong-tag")),
+        404,
+        r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest tagged by \"wrong-tag\" is not found","detail":{"Tag":"wrong-tag"}}]}"#,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn delete_by_tag_is_405_and_by_digest_removes_tags() {
-    let emu = open().await;
-    let (c, base) = (client(), emu.endpoint());
+    let (_emu, c, base) = fixture().await;
     let d = push_image(&c, &base, "alpine", "latest", "amd64").await;
-    let resp = c
-        .delete(format!("{base}/v2/alpine/manifests/latest"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 405);
-    assert_eq!(
-        resp.text().await.unwrap(),
-        r#"{"errors":[{"code":"UNSUPPORTED","message":"A manifest can only be deleted by digest."}]}"#
-    );
-    let resp = c
-        .delete(format!("{base}/v2/alpine/manifests/{d}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 202);
-    let resp = c
-        .get(format!("{base}/v2/alpine/manifests/latest"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 404);
-    let resp = c
-        .get(format!("{base}/v2/alpine/tags/list"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(json_body(resp).await["tags"], json!([]));
+    let manifests = format!("{base}/v2/alpine/manifests");
+    expect_text(
+        c.delete(format!("{manifests}/latest")),
+        405,
+        r#"{"errors":[{"code":"UNSUPPORTED","message":"A manifest can only be deleted by digest."}]}"#,
+    )
+    .await;
+    expect(c.delete(format!("{manifests}/{d}")), 202).await;
+    expect(c.get(format!("{manifests}/latest")), 404).await;
+    let body = get_json(c.get(format!("{base}/v2/alpine/tags/list"))).await;
+    assert_eq!(body["tags"], json!([]));
 }
 
 #[tokio::test]
 async fn accept_negotiation_returns_the_amd64_child() {
-    let emu = open().await;
-    let (c, base) = (client(), emu.endpoint());
+    let (_emu, c, base) = fixture().await;
     let arm = push_image(&c, &base, "multi", "arm", "arm64").await;
     let amd = push_image(&c, &base, "multi", "amd", "amd64").await;
-    let index = json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_INDEX,
-        "manifests": [
-            { "mediaType": OCI_MANIFEST, "digest": arm, "size": 1, "platform": { "architecture": "arm64", "os": "linux" } },
-            { "mediaType": OCI_MANIFEST, "digest": amd, "size": 1, "platform": { "architecture": "amd64", "os": "linux" } },
-        ],
-    });
-    let index_digest = push_manifest(&c, &base, "multi", "latest", OCI_INDEX, &index).await;
+    let children = [(arm.as_str(), "arm64"), (amd.as_str(), "amd64")];
+    let index_digest = push_index(&c, &base, "multi", "latest", &children).await;
+    let latest = format!("{base}/v2/multi/manifests/latest");
 
-    let resp = c
-        .get(format!("{base}/v2/multi/manifests/latest"))
-        .header("accept", "application/json")
-        .header("accept", format!("{OCI_MANIFEST}, {DOCKER_MANIFEST}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(header(&resp, "docker-content-digest"), amd);
-    assert_eq!(header(&resp, "content-type"), OCI_MANIFEST);
-
-    let resp = c
-        .get(format!("{base}/v2/multi/manifests/latest"))
-        .header("accept", format!("*/*,{OCI_MANIFEST},{OCI_INDEX}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(header(&resp, "docker-content-digest"), index_digest);
-    assert_eq!(header(&resp, "content-type"), OCI_INDEX);
+    // (Accept headers, expected digest, expected Content-Type)
+    let cases = [
+        (
+            vec![
+                "application/json".to_owned(),
+                format!("{OCI_MANIFEST}, {DOCKER_MANIFEST}"),
+            ],
+            &amd,
+            OCI_MANIFEST,
+        ),
+        (
+            vec![format!("*/*,{OCI_MANIFEST},{OCI_INDEX}")],
+            &index_digest,
+            OCI_INDEX,
+        ),
+    ];
+    for (accept, digest, content_type) in cases {
+        let req = accept
+            .iter()
+            .fold(c.get(&latest), |req, a| req.header("accept", a));
+        let resp = send(req).await;
+        assert_eq!(
+            header(&resp, "docker-content-digest"),
+            *digest,
+            "{accept:?}"
+        );
+        assert_eq!(header(&resp, "content-type"), content_type, "{accept:?}");
+    }
 }
 
 #[tokio::test]
 async fn referrers_with_and_without_filter() {
-    let emu = open().await;
-    let (c, base) = (client(), emu.endpoint());
+    let (_emu, c, base) = fixture().await;
     let subject = push_image(&c, &base, "app", "v1", "amd64").await;
     let empty = push_blob(&c, &base, "app", b"{}").await;
     let artifact = |t: &str| {
@@ -183,46 +142,27 @@ async fn referrers_with_and_without_filter() {
             "annotations": { "kind": t },
         })
     };
-    let sig_body = serde_json::to_vec(&artifact("application/vnd.example.signature")).unwrap();
-    let sig = sha(&sig_body);
-    let resp = c
-        .put(format!("{base}/v2/app/manifests/{sig}"))
-        .header("content-type", OCI_MANIFEST)
-        .body(sig_body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
-    assert_eq!(header(&resp, "oci-subject"), subject);
-    let sbom_body = artifact("application/vnd.example.sbom");
-    push_manifest(
-        &c,
-        &base,
-        "app",
-        &sha(&serde_json::to_vec(&sbom_body).unwrap()),
-        OCI_MANIFEST,
-        &sbom_body,
+    let sig_body = artifact("application/vnd.example.signature");
+    let sig = sha(&serde_json::to_vec(&sig_body).unwrap());
+    let resp = expect(
+        put_manifest(&c, &base, "app", &sig, OCI_MANIFEST, &sig_body),
+        201,
     )
     .await;
+    assert_eq!(header(&resp, "oci-subject"), subject);
+    let sbom_body = artifact("application/vnd.example.sbom");
+    let sbom = sha(&serde_json::to_vec(&sbom_body).unwrap());
+    push_manifest(&c, &base, "app", &sbom, OCI_MANIFEST, &sbom_body).await;
 
-    let resp = c
-        .get(format!("{base}/v2/app/referrers/{subject}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    let referrers = format!("{base}/v2/app/referrers/{subject}");
+    let resp = expect(c.get(&referrers), 200).await;
     assert_eq!(header(&resp, "content-type"), OCI_INDEX);
     assert!(resp.headers().get("oci-filters-applied").is_none());
     let body = json_body(resp).await;
     assert_eq!(body["manifests"].as_array().unwrap().len(), 2);
 
-    let resp = c
-        .get(format!(
-            "{base}/v2/app/referrers/{subject}?artifactType=application%2Fvnd.example.signature"
-        ))
-        .send()
-        .await
-        .unwrap();
+    let filtered = format!("{referrers}?artifactType=application%2Fvnd.example.signature");
+    let resp = send(c.get(filtered)).await;
     assert_eq!(header(&resp, "oci-filters-applied"), "artifactType");
     let body = json_body(resp).await;
     let items = body["manifests"].as_array().unwrap();
@@ -241,47 +181,40 @@ async fn referrers_with_and_without_filter() {
 
 #[tokio::test]
 async fn tag_list_and_catalog_paging() {
-    let emu = open().await;
-    let (c, base) = (client(), emu.endpoint());
+    let (_emu, c, base) = fixture().await;
     for (repo, tag) in [("a", "t1"), ("a", "t2"), ("b/c", "x"), ("d", "y")] {
         push_image(&c, &base, repo, tag, "amd64").await;
     }
-    let resp = c
-        .get(format!("{base}/v2/_catalog?n=1"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        header(&resp, "link"),
-        "</v2/_catalog?last=a&n=1>; rel=\"next\""
-    );
-    assert_eq!(json_body(resp).await["repositories"], json!(["a"]));
-    let resp = c
-        .get(format!("{base}/v2/_catalog?n=2&last=a"))
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.headers().get("link").is_none());
-    assert_eq!(json_body(resp).await["repositories"], json!(["b/c", "d"]));
-
-    let resp = c
-        .get(format!("{base}/v2/a/tags/list?n=1"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        header(&resp, "link"),
-        "</v2/a/tags/list?last=t1&n=1>; rel=\"next\""
-    );
-    assert_eq!(
-        json_body(resp).await,
-        json!({ "name": "a", "tags": ["t1"] })
-    );
-    let resp = c
-        .get(format!("{base}/v2/nope/tags/list"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 404);
-    assert_eq!(json_body(resp).await["errors"][0]["code"], "NAME_UNKNOWN");
+    // (path and query, expected Link or None for none, expected body)
+    let cases = [
+        (
+            "/v2/_catalog?n=1",
+            Some("</v2/_catalog?last=a&n=1>; rel=\"next\""),
+            json!({ "repositories": ["a"] }),
+        ),
+        (
+            "/v2/_catalog?n=2&last=a",
+            None,
+            json!({ "repositories": ["b/c", "d"] }),
+        ),
+        (
+            "/v2/a/tags/list?n=1",
+            Some("</v2/a/tags/list?last=t1&n=1>; rel=\"next\""),
+            json!({ "name": "a", "tags": ["t1"] }),
+        ),
+    ];
+    for (path, link, body) in cases {
+        let resp = send(c.get(format!("{base}{path}"))).await;
+        match link {
+            Some(link) => assert_eq!(header(&resp, "link"), link, "{path}"),
+            None => assert!(resp.headers().get("link").is_none(), "{path}"),
+        }
+        assert_eq!(json_body(resp).await, body, "{path}");
+    }
+    expect_code(
+        c.get(format!("{base}/v2/nope/tags/list")),
+        404,
+        "NAME_UNKNOWN",
+    )
+    .await;
 }

@@ -1,10 +1,11 @@
 //! `/acr/v1`: catalog, repository/tag/manifest properties, changeable attributes, deletes.
 
-use super::lists::with_link;
+use super::lists::{listed_repos, page, with_link};
+use super::{known_manifest, known_repo, known_repo_mut};
 use crate::errors::{empty_response, json_response, ApiError, ApiResult};
 use crate::paging::{acr_page, encode_query_value, link_header, Keyed, OrderBy, Query};
 use crate::state::AppState;
-use crate::storage::meta::{AttrsPatch, ManifestMeta, Repo, TagMeta};
+use crate::storage::meta::{AttrsPatch, ManifestMeta, Registry, Repo, TagMeta};
 use axum::body::Body;
 use axum::http::StatusCode;
 use serde_json::{json, Value};
@@ -89,6 +90,25 @@ fn ok_json(value: &Value) -> ApiResult {
     Ok(json_response(StatusCode::OK, value))
 }
 
+/// `{ "registry", "imageName", <key>: value }`, the envelope of the single-item answers.
+fn envelope(state: &AppState, name: &str, key: &str, value: Value) -> Value {
+    json!({ "registry": state.service, "imageName": name, key: value })
+}
+
+/// Applies a PATCH body under the write lock: `apply` updates the registry and returns the
+/// answer, which is sent once the metadata is persisted.
+async fn patch_with(
+    state: &AppState,
+    body: Body,
+    apply: impl FnOnce(&mut Registry, &AttrsPatch) -> ApiResult<Value>,
+) -> ApiResult {
+    let patch = read_patch(body).await?;
+    let mut reg = state.store.meta.write().await;
+    let out = apply(&mut reg, &patch)?;
+    state.store.persist(&reg).await?;
+    ok_json(&out)
+}
+
 async fn read_patch(body: Body) -> ApiResult<AttrsPatch> {
     let bytes = axum::body::to_bytes(body, PATCH_LIMIT)
         .await
@@ -107,24 +127,8 @@ async fn read_patch(body: Body) -> ApiResult<AttrsPatch> {
 
 /// `GET /acr/v1/_catalog`.
 pub(crate) async fn catalog(state: &AppState, query: &Query) -> ApiResult {
-    let names: Vec<String> = {
-        let reg = state.store.meta.read().await;
-        reg.repos
-            .iter()
-            .filter(|(_, r)| r.attrs.list_enabled)
-            .map(|(n, _)| n.clone())
-            .collect()
-    };
-    let names: Vec<String> = match query.non_empty("last") {
-        Some(last) => names.into_iter().filter(|n| n.as_str() > last).collect(),
-        None => names,
-    };
-    let n = query.page_size();
-    let (page, more) = crate::paging::take_page(names, n);
-    let link = match (more, page.last(), n) {
-        (true, Some(last), Some(n)) => Some(link_header("/acr/v1/_catalog", last, n, Some(""))),
-        _ => None,
-    };
+    let names = listed_repos(state).await;
+    let (page, link) = page(names, query, "/acr/v1/_catalog", Some(""));
     Ok(with_link(
         json_response(StatusCode::OK, &json!({ "repositories": page })),
         link,
@@ -134,25 +138,17 @@ pub(crate) async fn catalog(state: &AppState, query: &Query) -> ApiResult {
 /// `GET /acr/v1/<name>`.
 pub(crate) async fn get_repo(state: &AppState, name: &str) -> ApiResult {
     let reg = state.store.meta.read().await;
-    let repo = reg
-        .repos
-        .get(name)
-        .ok_or_else(|| ApiError::name_unknown(name))?;
-    ok_json(&repo_json(state, name, repo))
+    ok_json(&repo_json(state, name, known_repo(&reg, name)?))
 }
 
 /// `PATCH /acr/v1/<name>`.
 pub(crate) async fn patch_repo(state: &AppState, name: &str, body: Body) -> ApiResult {
-    let patch = read_patch(body).await?;
-    let mut reg = state.store.meta.write().await;
-    let repo = reg
-        .repos
-        .get_mut(name)
-        .ok_or_else(|| ApiError::name_unknown(name))?;
-    repo.attrs.apply(&patch);
-    let out = repo_json(state, name, repo);
-    state.store.persist(&reg).await?;
-    ok_json(&out)
+    patch_with(state, body, |reg, patch| {
+        let repo = known_repo_mut(reg, name)?;
+        repo.attrs.apply(patch);
+        Ok(repo_json(state, name, repo))
+    })
+    .await
 }
 
 /// `DELETE /acr/v1/<name>`.
@@ -179,34 +175,35 @@ pub(crate) async fn delete_repo(state: &AppState, name: &str) -> ApiResult {
     Ok(json_response(StatusCode::ACCEPTED, &body))
 }
 
-fn list_link(
+/// Answers a list endpoint (`kind` is `_tags` or `_manifests`): the items of `name` that
+/// `items` collects, ordered and paged as the query asks, under the key `kind` without `_`.
+async fn list(
+    state: &AppState,
     name: &str,
+    query: &Query,
     kind: &str,
-    cursor: Option<String>,
-    n: Option<usize>,
-    order: OrderBy,
-) -> Option<String> {
-    match (cursor, n) {
-        (Some(c), Some(n)) => Some(link_header(
-            &format!("/acr/v1/{}/{kind}", encode_query_value(name)),
-            &c,
-            n,
-            Some(order.as_str()),
-        )),
-        _ => None,
-    }
+    items: impl FnOnce(&Repo) -> Vec<Item>,
+) -> ApiResult {
+    let order = OrderBy::parse(query.get("orderby"));
+    let items = {
+        let reg = state.store.meta.read().await;
+        items(known_repo(&reg, name)?)
+    };
+    let n = query.page_size();
+    let (page, cursor) = acr_page(items, order, query.non_empty("last"), n);
+    let page: Vec<Value> = page.into_iter().map(|i| i.json).collect();
+    let body = envelope(state, name, kind.trim_start_matches('_'), json!(page));
+    let link = cursor.zip(n).map(|(c, n)| {
+        let path = format!("/acr/v1/{}/{kind}", encode_query_value(name));
+        link_header(&path, &c, n, Some(order.as_str()))
+    });
+    Ok(with_link(json_response(StatusCode::OK, &body), link))
 }
 
 /// `GET /acr/v1/<name>/_tags`.
 pub(crate) async fn list_tags(state: &AppState, name: &str, query: &Query) -> ApiResult {
-    let order = OrderBy::parse(query.get("orderby"));
     let filter = query.non_empty("digest");
-    let items: Vec<Item> = {
-        let reg = state.store.meta.read().await;
-        let repo = reg
-            .repos
-            .get(name)
-            .ok_or_else(|| ApiError::name_unknown(name))?;
+    list(state, name, query, "_tags", |repo| {
         repo.tags
             .iter()
             .filter(|(_, t)| t.attrs.list_enabled)
@@ -217,53 +214,33 @@ pub(crate) async fn list_tags(state: &AppState, name: &str, query: &Query) -> Ap
                 json: tag_json(n, t),
             })
             .collect()
-    };
-    let n = query.page_size();
-    let (page, cursor) = acr_page(items, order, query.non_empty("last"), n);
-    let body = json!({
-        "registry": state.service,
-        "imageName": name,
-        "tags": page.into_iter().map(|i| i.json).collect::<Vec<_>>(),
-    });
-    Ok(with_link(
-        json_response(StatusCode::OK, &body),
-        list_link(name, "_tags", cursor, n, order),
-    ))
+    })
+    .await
 }
 
 /// `GET /acr/v1/<name>/_tags/<tag>`.
 pub(crate) async fn get_tag(state: &AppState, name: &str, tag: &str) -> ApiResult {
     let reg = state.store.meta.read().await;
-    let repo = reg
-        .repos
-        .get(name)
-        .ok_or_else(|| ApiError::name_unknown(name))?;
+    let repo = known_repo(&reg, name)?;
     let t = repo.tags.get(tag).ok_or_else(ApiError::tag_unknown)?;
-    ok_json(&json!({ "registry": state.service, "imageName": name, "tag": tag_json(tag, t) }))
+    ok_json(&envelope(state, name, "tag", tag_json(tag, t)))
 }
 
 /// `PATCH /acr/v1/<name>/_tags/<tag>`.
 pub(crate) async fn patch_tag(state: &AppState, name: &str, tag: &str, body: Body) -> ApiResult {
-    let patch = read_patch(body).await?;
-    let mut reg = state.store.meta.write().await;
-    let repo = reg
-        .repos
-        .get_mut(name)
-        .ok_or_else(|| ApiError::name_unknown(name))?;
-    let t = repo.tags.get_mut(tag).ok_or_else(ApiError::tag_unknown)?;
-    t.attrs.apply(&patch);
-    let out = json!({ "registry": state.service, "imageName": name, "tag": tag_json(tag, t) });
-    state.store.persist(&reg).await?;
-    ok_json(&out)
+    patch_with(state, body, |reg, patch| {
+        let repo = known_repo_mut(reg, name)?;
+        let t = repo.tags.get_mut(tag).ok_or_else(ApiError::tag_unknown)?;
+        t.attrs.apply(patch);
+        Ok(envelope(state, name, "tag", tag_json(tag, t)))
+    })
+    .await
 }
 
 /// `DELETE /acr/v1/<name>/_tags/<tag>`.
 pub(crate) async fn delete_tag(state: &AppState, name: &str, tag: &str) -> ApiResult {
     let mut reg = state.store.meta.write().await;
-    let repo = reg
-        .repos
-        .get_mut(name)
-        .ok_or_else(|| ApiError::name_unknown(name))?;
+    let repo = known_repo_mut(&mut reg, name)?;
     let t = repo.tags.get(tag).ok_or_else(ApiError::tag_unknown)?;
     if !repo.attrs.can_delete() || !t.attrs.can_delete() {
         return Err(ApiError::disallowed());
@@ -275,13 +252,7 @@ pub(crate) async fn delete_tag(state: &AppState, name: &str, tag: &str) -> ApiRe
 
 /// `GET /acr/v1/<name>/_manifests`.
 pub(crate) async fn list_manifests(state: &AppState, name: &str, query: &Query) -> ApiResult {
-    let order = OrderBy::parse(query.get("orderby"));
-    let items: Vec<Item> = {
-        let reg = state.store.meta.read().await;
-        let repo = reg
-            .repos
-            .get(name)
-            .ok_or_else(|| ApiError::name_unknown(name))?;
+    list(state, name, query, "_manifests", |repo| {
         repo.manifests
             .iter()
             .filter(|(_, m)| m.attrs.list_enabled)
@@ -291,34 +262,17 @@ pub(crate) async fn list_manifests(state: &AppState, name: &str, query: &Query) 
                 json: manifest_json(repo, d, m, false),
             })
             .collect()
-    };
-    let n = query.page_size();
-    let (page, cursor) = acr_page(items, order, query.non_empty("last"), n);
-    let body = json!({
-        "registry": state.service,
-        "imageName": name,
-        "manifests": page.into_iter().map(|i| i.json).collect::<Vec<_>>(),
-    });
-    Ok(with_link(
-        json_response(StatusCode::OK, &body),
-        list_link(name, "_manifests", cursor, n, order),
-    ))
+    })
+    .await
 }
 
 /// `GET /acr/v1/<name>/_manifests/<digest>`.
 pub(crate) async fn get_manifest(state: &AppState, name: &str, digest: &str) -> ApiResult {
     let reg = state.store.meta.read().await;
-    let repo = reg
-        .repos
-        .get(name)
-        .ok_or_else(|| ApiError::name_unknown(name))?;
-    let m = repo
-        .manifests
-        .get(digest)
-        .ok_or_else(|| ApiError::manifest_unknown_digest(digest))?;
-    ok_json(
-        &json!({ "registry": state.service, "imageName": name, "manifest": manifest_json(repo, digest, m, true) }),
-    )
+    let repo = known_repo(&reg, name)?;
+    let m = known_manifest(repo, digest)?;
+    let manifest = manifest_json(repo, digest, m, true);
+    ok_json(&envelope(state, name, "manifest", manifest))
 }
 
 /// `PATCH /acr/v1/<name>/_manifests/<digest>`.
@@ -328,23 +282,16 @@ pub(crate) async fn patch_manifest(
     digest: &str,
     body: Body,
 ) -> ApiResult {
-    let patch = read_patch(body).await?;
-    let mut reg = state.store.meta.write().await;
-    let repo = reg
-        .repos
-        .get_mut(name)
-        .ok_or_else(|| ApiError::name_unknown(name))?;
-    let m = repo
-        .manifests
-        .get_mut(digest)
-        .ok_or_else(|| ApiError::manifest_unknown_digest(digest))?;
-    m.attrs.apply(&patch);
-    let m = m.clone();
-    let out = json!({
-        "registry": state.service,
-        "imageName": name,
-        "manifest": manifest_json(repo, digest, &m, true),
-    });
-    state.store.persist(&reg).await?;
-    ok_json(&out)
+    patch_with(state, body, |reg, patch| {
+        let repo = known_repo_mut(reg, name)?;
+        let m = repo
+            .manifests
+            .get_mut(digest)
+            .ok_or_else(|| ApiError::manifest_unknown_digest(digest))?;
+        m.attrs.apply(patch);
+        let m = m.clone();
+        let manifest = manifest_json(repo, digest, &m, true);
+        Ok(envelope(state, name, "manifest", manifest))
+    })
+    .await
 }

@@ -1,6 +1,6 @@
 //! `/v2/<name>/manifests/<reference>`: GET/HEAD (with Accept negotiation), PUT and DELETE.
 
-use super::build;
+use super::{build, known_manifest, known_repo};
 use crate::errors::{empty_response, ApiError, ApiResult};
 use crate::names::{parse_digest, sha256_digest, Reference};
 use crate::state::AppState;
@@ -47,6 +47,15 @@ fn wants_platform_child(headers: &HeaderMap) -> bool {
     !any(&[OCI_INDEX, DOCKER_LIST]) && any(&[OCI_MANIFEST, DOCKER_MANIFEST])
 }
 
+/// Refuses reads of a read-locked repository, tag or manifest.
+fn readable(attrs: &Attrs) -> ApiResult<()> {
+    if attrs.read_enabled {
+        Ok(())
+    } else {
+        Err(ApiError::disallowed())
+    }
+}
+
 /// `GET`/`HEAD /v2/<name>/manifests/<reference>`.
 pub(crate) async fn get(
     state: &AppState,
@@ -57,33 +66,21 @@ pub(crate) async fn get(
 ) -> ApiResult {
     let (digest, media_type) = {
         let reg = state.store.meta.read().await;
-        let repo = reg
-            .repos
-            .get(name)
-            .ok_or_else(|| ApiError::name_unknown(name))?;
-        if !repo.attrs.read_enabled {
-            return Err(ApiError::disallowed());
-        }
+        let repo = known_repo(&reg, name)?;
+        readable(&repo.attrs)?;
         let digest = match reference {
             Reference::Tag(t) => {
                 let tag = repo
                     .tags
                     .get(t)
                     .ok_or_else(|| ApiError::manifest_unknown_tag(t))?;
-                if !tag.attrs.read_enabled {
-                    return Err(ApiError::disallowed());
-                }
+                readable(&tag.attrs)?;
                 tag.digest.clone()
             }
             Reference::Digest(d) => d.clone(),
         };
-        let meta = repo
-            .manifests
-            .get(&digest)
-            .ok_or_else(|| ApiError::manifest_unknown_digest(&digest))?;
-        if !meta.attrs.read_enabled {
-            return Err(ApiError::disallowed());
-        }
+        let meta = known_manifest(repo, &digest)?;
+        readable(&meta.attrs)?;
         let mut chosen = (digest, meta.media_type.clone());
         if meta.is_index && wants_platform_child(headers) {
             let child = meta.references.iter().find(|r| {
@@ -364,10 +361,7 @@ pub(crate) async fn delete(state: &AppState, name: &str, reference: &Reference) 
         .repos
         .get_mut(name)
         .ok_or_else(|| ApiError::manifest_unknown_digest(digest))?;
-    let meta = repo
-        .manifests
-        .get(digest)
-        .ok_or_else(|| ApiError::manifest_unknown_digest(digest))?;
+    let meta = known_manifest(repo, digest)?;
     let tag_locked = repo
         .tags
         .values()

@@ -1,6 +1,7 @@
 //! Request routing for the registry listener: path parsing (names may contain `/`), auth, dispatch.
 
 pub(crate) mod acr_v1;
+pub(crate) mod blob_body;
 pub(crate) mod blobs;
 pub(crate) mod lists;
 pub(crate) mod manifests;
@@ -14,6 +15,7 @@ use crate::errors::{ApiError, ApiResult};
 use crate::names::{parse_digest, parse_reference, valid_repo_name, valid_tag, Reference};
 use crate::paging::Query;
 use crate::state::AppState;
+use crate::storage::meta::{ManifestMeta, Registry, Repo};
 use crate::{Listener, RequestRecord};
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -153,6 +155,27 @@ pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Optio
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// The repository `name`, or NAME_UNKNOWN.
+pub(crate) fn known_repo<'a>(reg: &'a Registry, name: &str) -> ApiResult<&'a Repo> {
+    reg.repos
+        .get(name)
+        .ok_or_else(|| ApiError::name_unknown(name))
+}
+
+/// The repository `name` for an update, or NAME_UNKNOWN.
+pub(crate) fn known_repo_mut<'a>(reg: &'a mut Registry, name: &str) -> ApiResult<&'a mut Repo> {
+    reg.repos
+        .get_mut(name)
+        .ok_or_else(|| ApiError::name_unknown(name))
+}
+
+/// The manifest `digest` of a repository, or MANIFEST_UNKNOWN.
+pub(crate) fn known_manifest<'a>(repo: &'a Repo, digest: &str) -> ApiResult<&'a ManifestMeta> {
+    repo.manifests
+        .get(digest)
+        .ok_or_else(|| ApiError::manifest_unknown_digest(digest))
+}
+
 /// Builds a response from a status, headers and body.
 pub(crate) fn build(
     status: axum::http::StatusCode,
@@ -221,39 +244,54 @@ fn set_default(headers: &mut HeaderMap, name: &'static str, value: &str) {
     }
 }
 
-/// Appends a request to the log.
-pub(crate) fn record(
-    state: &AppState,
-    listener: Listener,
-    method: &Method,
+/// What the request log keeps of a request, taken before it is handled.
+pub(crate) struct Logged {
+    method: Method,
     path_and_query: String,
     has_authorization: bool,
-    status: u16,
-) {
-    let capacity = state.limits.request_log_capacity;
-    if capacity == 0 {
-        return;
-    }
-    let mut path_and_query = path_and_query;
-    if path_and_query.len() > LOGGED_PATH_LIMIT {
-        let mut cut = LOGGED_PATH_LIMIT;
-        while !path_and_query.is_char_boundary(cut) {
-            cut -= 1;
+}
+
+impl Logged {
+    /// The method, path and query of `req`, and whether it carries `Authorization`.
+    pub(crate) fn of(req: &Request) -> Self {
+        Logged {
+            method: req.method().clone(),
+            path_and_query: req
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_default(),
+            has_authorization: req.headers().contains_key(header::AUTHORIZATION),
         }
-        path_and_query.truncate(cut);
     }
-    let entry = RequestRecord {
-        method: method.to_string(),
-        path_and_query,
-        status,
-        has_authorization,
-        listener,
-    };
-    let mut log = state.log.lock().unwrap_or_else(|e| e.into_inner());
-    while log.len() >= capacity {
-        log.pop_front();
+
+    /// Appends the request, answered with `status` on `listener`, to the log.
+    pub(crate) fn record(self, state: &AppState, listener: Listener, status: u16) {
+        let capacity = state.limits.request_log_capacity;
+        if capacity == 0 {
+            return;
+        }
+        let mut path_and_query = self.path_and_query;
+        if path_and_query.len() > LOGGED_PATH_LIMIT {
+            let mut cut = LOGGED_PATH_LIMIT;
+            while !path_and_query.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            path_and_query.truncate(cut);
+        }
+        let entry = RequestRecord {
+            method: self.method.to_string(),
+            path_and_query,
+            status,
+            has_authorization: self.has_authorization,
+            listener,
+        };
+        let mut log = state.log.lock().unwrap_or_else(|e| e.into_inner());
+        while log.len() >= capacity {
+            log.pop_front();
+        }
+        log.push_back(entry);
     }
-    log.push_back(entry);
 }
 
 /// Longest path and query kept in a request log entry.
@@ -261,13 +299,7 @@ const LOGGED_PATH_LIMIT: usize = 4096;
 
 /// Fallback handler of the registry listener: dispatch, common headers, request log.
 pub(crate) async fn registry_handler(State(state): State<Arc<AppState>>, req: Request) -> Response {
-    let method = req.method().clone();
-    let pq = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_default();
-    let has_auth = req.headers().contains_key(header::AUTHORIZATION);
+    let logged = Logged::of(&req);
     let http1 = req.version() < axum::http::Version::HTTP_2;
     let (parts, body) = req.into_parts();
     let (body, rest) = crate::drain::share(body);
@@ -292,14 +324,7 @@ pub(crate) async fn registry_handler(State(state): State<Arc<AppState>>, req: Re
         "access-control-expose-headers",
         "Docker-Content-Digest, WWW-Authenticate, Link, X-Ms-Correlation-Request-Id",
     );
-    record(
-        &state,
-        Listener::Registry,
-        &method,
-        pq,
-        has_auth,
-        resp.status().as_u16(),
-    );
+    logged.record(&state, Listener::Registry, resp.status().as_u16());
     resp
 }
 

@@ -1,6 +1,6 @@
 //! The "blob storage" listener: SAS-style signed URLs, no `Authorization` accepted.
 
-use super::{blobs::serve_blob, build, record};
+use super::{blob_body::serve_blob, build, Logged};
 use crate::errors::ApiResult;
 use crate::paging::{encode_query_value, Query};
 use crate::state::AppState;
@@ -128,24 +128,12 @@ async fn serve(state: &AppState, req: &axum::http::request::Parts) -> ApiResult 
 
 /// Fallback handler of the storage listener.
 pub(crate) async fn storage_handler(State(state): State<Arc<AppState>>, req: Request) -> Response {
-    let pq = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_default();
-    let has_auth = req.headers().contains_key(header::AUTHORIZATION);
+    let logged = Logged::of(&req);
     let (parts, _body) = req.into_parts();
     let resp = serve(&state, &parts)
         .await
         .unwrap_or_else(IntoResponse::into_response);
-    record(
-        &state,
-        Listener::Storage,
-        &parts.method,
-        pq,
-        has_auth,
-        resp.status().as_u16(),
-    );
+    logged.record(&state, Listener::Storage, resp.status().as_u16());
     resp
 }
 

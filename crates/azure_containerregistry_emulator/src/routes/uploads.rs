@@ -13,6 +13,7 @@ use axum::http::{HeaderMap, HeaderName, StatusCode};
 use base64::Engine;
 use futures::StreamExt;
 use sha2::Digest;
+use tokio::sync::OwnedMutexGuard;
 
 /// `_state`: opaque, different after every step.
 fn state_token(id: &str, s: &UploadSession) -> String {
@@ -195,11 +196,16 @@ async fn finish(
     }
     state.store.blobs.commit_upload(data, &actual).await?;
     link_blob(state, &session.repo, &actual).await?;
+    blob_created(&session.repo, &actual)
+}
+
+/// 201 for a blob now linked into `name`.
+fn blob_created(name: &str, digest: &str) -> ApiResult {
     build(
         StatusCode::CREATED,
         &[
-            ("location", format!("/v2/{}/blobs/{actual}", session.repo)),
-            ("docker-content-digest", actual.clone()),
+            ("location", format!("/v2/{name}/blobs/{digest}")),
+            ("docker-content-digest", digest.to_owned()),
             ("content-length", "0".into()),
         ],
         Body::empty(),
@@ -223,15 +229,7 @@ pub(crate) async fn start(state: &AppState, name: &str, query: &Query, body: Bod
         };
         if available && state.store.blobs.size(&digest).await.is_some() {
             link_blob(state, name, &digest).await?;
-            return build(
-                StatusCode::CREATED,
-                &[
-                    ("location", format!("/v2/{name}/blobs/{digest}")),
-                    ("docker-content-digest", digest.clone()),
-                    ("content-length", "0".into()),
-                ],
-                Body::empty(),
-            );
+            return blob_created(name, &digest);
         }
     }
     let id = uuid::Uuid::new_v4().to_string();
@@ -239,18 +237,14 @@ pub(crate) async fn start(state: &AppState, name: &str, query: &Query, body: Bod
     if let Some(digest) = query.non_empty("digest") {
         // Monolithic upload in one POST.
         if let Err(e) = append_body(state, &mut session, body).await {
-            if let Some(data) = session.data.take() {
-                state.store.blobs.discard_upload(data).await;
-            }
+            discard(state, &mut session).await;
             return Err(e);
         }
         return finish(state, &mut session, Some(digest)).await;
     }
     let resp = session_response(StatusCode::ACCEPTED, &id, &mut session);
-    if let Err(session) = state.uploads.insert(id, session) {
-        if let Some(data) = session.data {
-            state.store.blobs.discard_upload(data).await;
-        }
+    if let Err(mut session) = state.uploads.insert(id, session) {
+        discard(state, &mut session).await;
         return Err(ApiError::too_many("too many upload sessions are open"));
     }
     resp
@@ -261,6 +255,27 @@ fn lookup(state: &AppState, id: &str) -> ApiResult<SharedSession> {
         .uploads
         .get(id)
         .ok_or_else(ApiError::blob_upload_unknown)
+}
+
+/// The open session `id` of repository `name`, locked; BLOB_UPLOAD_UNKNOWN when there is none,
+/// it belongs to another repository, is already finished or has expired.
+async fn open_session(
+    state: &AppState,
+    name: &str,
+    id: &str,
+) -> ApiResult<OwnedMutexGuard<UploadSession>> {
+    let s = lookup(state, id)?.lock_owned().await;
+    if s.repo != name || s.data.is_none() || state.uploads.expired(&s) {
+        return Err(ApiError::blob_upload_unknown());
+    }
+    Ok(s)
+}
+
+/// Throws away what a session has received so far.
+async fn discard(state: &AppState, session: &mut UploadSession) {
+    if let Some(data) = session.data.take() {
+        state.store.blobs.discard_upload(data).await;
+    }
 }
 
 fn remove(state: &AppState, id: &str) {
@@ -308,11 +323,7 @@ pub(crate) async fn patch(
     headers: &HeaderMap,
     body: Body,
 ) -> ApiResult {
-    let session = lookup(state, id)?;
-    let mut s = session.lock().await;
-    if s.repo != name || s.data.is_none() || state.uploads.expired(&s) {
-        return Err(ApiError::blob_upload_unknown());
-    }
+    let mut s = open_session(state, name, id).await?;
     let range = match content_range(headers) {
         Some(None) => return Err(ApiError::range_invalid()),
         Some(Some(r)) if r.start != s.offset => return Err(ApiError::range_invalid()),
@@ -347,17 +358,11 @@ pub(crate) async fn put(
     query: &Query,
     body: Body,
 ) -> ApiResult {
-    let session = lookup(state, id)?;
-    let mut s = session.lock().await;
-    if s.repo != name || s.data.is_none() || state.uploads.expired(&s) {
-        return Err(ApiError::blob_upload_unknown());
-    }
+    let mut s = open_session(state, name, id).await?;
     let result = match append_body(state, &mut s, body).await {
         Ok(()) => finish(state, &mut s, query.non_empty("digest")).await,
         Err(e) => {
-            if let Some(data) = s.data.take() {
-                state.store.blobs.discard_upload(data).await;
-            }
+            discard(state, &mut s).await;
             Err(e)
         }
     };
@@ -367,11 +372,7 @@ pub(crate) async fn put(
 
 /// `GET <upload>`: 204 with the current range.
 pub(crate) async fn status(state: &AppState, name: &str, id: &str) -> ApiResult {
-    let session = lookup(state, id)?;
-    let mut s = session.lock().await;
-    if s.repo != name || s.data.is_none() || state.uploads.expired(&s) {
-        return Err(ApiError::blob_upload_unknown());
-    }
+    let mut s = open_session(state, name, id).await?;
     session_response(StatusCode::NO_CONTENT, id, &mut s)
 }
 
