@@ -775,7 +775,7 @@ async fn malformed_upload_locations_and_ranges() {
     .await;
 }
 
-/// Regression (found by this suite; `content/upload.rs`, `received_from_range`):
+/// Regression (found by this suite; `content/upload/session.rs`, `received_from_range`):
 /// `Range: 0-18446744073709551615` on a chunk answer made `b + 1` overflow: a panic in debug
 /// builds, a count wrapped to 0 in release. It must be an error like any impossible Range.
 #[tokio::test]
