@@ -413,7 +413,10 @@ fn wire_schemas(oas: &mut Value) -> Result<()> {
 /// Patch 11: operation ids without their group prefix (`ContainerRegistryBlob_GetBlob` →
 /// `GetBlob`, generated as `get_blob`).
 /// The `properties` of schema `name` (an error naming it when the patch target is missing).
-fn schema_properties<'a>(schemas: &'a mut Map<String, Value>, name: &str) -> Result<&'a mut Map<String, Value>> {
+fn schema_properties<'a>(
+    schemas: &'a mut Map<String, Value>,
+    name: &str,
+) -> Result<&'a mut Map<String, Value>> {
     schemas
         .get_mut(name)
         .and_then(|s| s.get_mut("properties"))

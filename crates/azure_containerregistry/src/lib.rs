@@ -35,7 +35,7 @@ pub use options::{
     ContainerRegistryClientOptions, DEFAULT_BODY_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_READ_TIMEOUT, DEFAULT_TIMEOUT,
 };
-pub use retry::RetryOptions;
+pub use retry::{RetryOptions, DEFAULT_MAX_RETRIES};
 mod artifact;
 pub mod models;
 mod registry_client;

@@ -8,6 +8,9 @@ use azure_core::error::ErrorKind;
 use rand::Rng;
 use reqwest::header::HeaderValue;
 
+/// The default retry budget of the client, of uploads and of downloads.
+pub const DEFAULT_MAX_RETRIES: u32 = 3;
+
 /// How transient failures (408, 429, 500, 502, 503, 504, connection errors) are retried, and
 /// how long uploads and downloads wait before resuming.
 #[derive(Clone, Debug)]
@@ -23,7 +26,7 @@ pub struct RetryOptions {
 impl Default for RetryOptions {
     fn default() -> Self {
         Self {
-            max_retries: 3,
+            max_retries: DEFAULT_MAX_RETRIES,
             initial_delay: Duration::from_millis(800),
             max_delay: Duration::from_secs(60),
         }

@@ -46,7 +46,7 @@ impl Default for DownloadBlobOptions {
         Self {
             concurrency: None,
             range_size: None,
-            max_retries: 3,
+            max_retries: crate::retry::DEFAULT_MAX_RETRIES,
             progress: None,
         }
     }

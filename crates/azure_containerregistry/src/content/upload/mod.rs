@@ -85,7 +85,7 @@ impl Default for UploadBlobOptions {
         Self {
             chunk_size: None,
             skip_existing: true,
-            max_retries: 3,
+            max_retries: crate::retry::DEFAULT_MAX_RETRIES,
             progress: None,
         }
     }
@@ -137,8 +137,7 @@ impl ContainerRegistryContentClient {
     where
         R: AsyncRead + Send + Unpin,
     {
-        let options = options.unwrap_or_default();
-        let chunk_size = chunk_size(&options, DEFAULT_CHUNK_SIZE as u64)?;
+        let (options, chunk_size) = prepare(options, DEFAULT_CHUNK_SIZE as u64)?;
         self.upload_source(Source::reader(reader), None, chunk_size, &options)
             .await
     }
@@ -151,17 +150,12 @@ impl ContainerRegistryContentClient {
         data: impl Into<Bytes>,
         options: Option<UploadBlobOptions>,
     ) -> azure_core::Result<UploadBlobResult> {
-        let options = options.unwrap_or_default();
-        let chunk_size = chunk_size(&options, u64::MAX)?;
+        let (options, chunk_size) = prepare(options, u64::MAX)?;
         let data: Bytes = data.into();
-        let prehash = options.skip_existing.then(|| PreHash::Bytes(data.clone()));
-        self.upload_source(
-            Source::<tokio::io::Empty>::Bytes { data, pos: 0 },
-            prehash,
-            chunk_size,
-            &options,
-        )
-        .await
+        let prehash = PreHash::Bytes(data.clone());
+        let source = Source::<tokio::io::Empty>::Bytes { data, pos: 0 };
+        self.upload_source(source, Some(prehash), chunk_size, &options)
+            .await
     }
 
     /// Uploads a blob from a file. With [`UploadBlobOptions::skip_existing`] (the default) the
@@ -175,24 +169,17 @@ impl ContainerRegistryContentClient {
         path: impl AsRef<Path>,
         options: Option<UploadBlobOptions>,
     ) -> azure_core::Result<UploadBlobResult> {
-        let options = options.unwrap_or_default();
-        let chunk_size = chunk_size(&options, u64::MAX)?;
+        let (options, chunk_size) = prepare(options, u64::MAX)?;
         let path = path.as_ref();
         let io = |e: std::io::Error| {
             azure_core::Error::with_message(ErrorKind::Io, format!("{}: {e}", path.display()))
         };
         let file = tokio::fs::File::open(path).await.map_err(io)?;
         let size = file.metadata().await.map_err(io)?.len();
-        let prehash = options
-            .skip_existing
-            .then(|| PreHash::File(path.to_path_buf()));
-        self.upload_source(
-            Source::<tokio::io::Empty>::File { file, size, pos: 0 },
-            prehash,
-            chunk_size,
-            &options,
-        )
-        .await
+        let source = Source::<tokio::io::Empty>::File { file, size, pos: 0 };
+        let prehash = PreHash::File(path.to_path_buf());
+        self.upload_source(source, Some(prehash), chunk_size, &options)
+            .await
     }
 
     async fn upload_source<R: AsyncRead + Send + Unpin>(
@@ -226,6 +213,8 @@ impl ContainerRegistryContentClient {
             let check = options.skip_existing && worth_checking;
             return self.upload_single(data, check, &mut t).await;
         }
+        // Hashed ahead only for the existence check.
+        let prehash = prehash.filter(|_| options.skip_existing);
         let (Some(prehash), Some(size)) = (prehash, total) else {
             return self.upload_streamed(&mut t).await;
         };
@@ -294,11 +283,16 @@ fn skipped(digest: String, size: u64) -> UploadBlobResult {
     }
 }
 
-/// The chunk size asked for, or `default`.
-fn chunk_size(options: &UploadBlobOptions, default: u64) -> azure_core::Result<u64> {
-    match options.chunk_size {
-        Some(0) => Err(invalid_argument("chunk_size", "must be at least 1 byte")),
-        Some(n) => Ok(n as u64),
-        None => Ok(default),
-    }
+/// The options (defaults when `None`) and the chunk size asked for, or `default`.
+fn prepare(
+    options: Option<UploadBlobOptions>,
+    default: u64,
+) -> azure_core::Result<(UploadBlobOptions, u64)> {
+    let options = options.unwrap_or_default();
+    let chunk_size = match options.chunk_size {
+        Some(0) => return Err(invalid_argument("chunk_size", "must be at least 1 byte")),
+        Some(n) => n as u64,
+        None => default,
+    };
+    Ok((options, chunk_size))
 }
