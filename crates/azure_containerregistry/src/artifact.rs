@@ -13,11 +13,9 @@ use crate::models::{
     ManifestWriteableProperties, TagPropertiesPage, TagWriteableProperties,
 };
 use crate::operation::{ok_if_not_found, traced};
-use crate::paging::{fetch, next_link, page_result};
-use crate::paging::{raw_page, wire_page_size};
+use crate::paging::{fetch, next_link, page_result, raw_page, wire_page_size};
 use crate::pipeline::Pipeline;
-use crate::reference::validate_repository_name;
-use crate::reference::{validate_tag, Reference};
+use crate::reference::{validate_repository_name, validate_tag, Reference};
 
 /// Options for [`RegistryArtifact::get_manifest_properties`].
 #[derive(Clone, Debug, Default)]

@@ -11,8 +11,7 @@ use crate::models::{
     RepositoryWriteableProperties,
 };
 use crate::operation::{ok_if_not_found, traced};
-use crate::paging::link_pager;
-use crate::paging::{raw_page, wire_page_size};
+use crate::paging::{link_pager, raw_page, wire_page_size};
 use crate::pipeline::Pipeline;
 use crate::reference::validate_repository_name;
 use crate::{DeleteRepositoryOptions, RegistryArtifact};

@@ -10,8 +10,7 @@ use futures::stream::{Stream, StreamExt};
 
 use super::file_writer::FileWriter;
 use super::progress::ProgressCallback;
-use super::verified_stream::verified;
-pub use super::verified_stream::DownloadBlobStream;
+use super::verified_stream::{verified, DownloadBlobStream};
 use super::{header, ContainerRegistryContentClient};
 use crate::error::{invalid_argument, protocol_error, rest_error, transport_error};
 use crate::reference::validate_digest;

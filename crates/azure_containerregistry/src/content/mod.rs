@@ -16,11 +16,12 @@ use azure_core::credentials::TokenCredential;
 use azure_core::http::StatusCode;
 
 use crate::error::{invalid_argument, rest_error};
+use crate::operation::ok_if_not_found;
 use crate::pipeline::Pipeline;
 use crate::reference::{validate_digest, validate_repository_name};
 use crate::ContainerRegistryClientOptions;
 
-pub use download::{DownloadBlobOptions, DownloadBlobResult, DownloadBlobStream};
+pub use download::{DownloadBlobOptions, DownloadBlobResult};
 pub use manifest_models::{
     media_types, DockerManifestList, DockerManifestV2, ExtraFields, Manifest, ManifestKind,
     OciDescriptor, OciImageIndex, OciImageManifest, Platform,
@@ -34,6 +35,7 @@ pub use upload::{
     UploadBlobOptions, UploadBlobResult, DEFAULT_CHUNK_SIZE, EXISTENCE_CHECK_MIN_SIZE,
     PREHASH_OVERLAP_MIN_SIZE, SINGLE_REQUEST_MAX_SIZE,
 };
+pub use verified_stream::DownloadBlobStream;
 
 /// Reads and writes the content of one repository: blobs (layers, configs) and manifests.
 ///
@@ -131,12 +133,13 @@ impl ContainerRegistryContentClient {
     ) -> azure_core::Result<()> {
         let _ = options;
         validate_digest(digest)?;
-        ok_if_missing(
+        ok_if_not_found(
             self.pipeline
                 .rest()
                 .delete_blob(&self.repository, digest)
                 .await
-                .map(|_| ()),
+                .map(|_| ())
+                .map_err(rest_error),
         )
     }
 
@@ -155,12 +158,13 @@ impl ContainerRegistryContentClient {
             ));
         }
         validate_digest(digest)?;
-        ok_if_missing(
+        ok_if_not_found(
             self.pipeline
                 .rest()
                 .delete_manifest(&self.repository, digest)
                 .await
-                .map(|_| ()),
+                .map(|_| ())
+                .map_err(rest_error),
         )
     }
 
@@ -196,24 +200,6 @@ impl ContainerRegistryContentClient {
     }
 }
 
-/// Maps a 404 answer to success (deletes of missing content).
-fn ok_if_missing(
-    result: Result<(), progenitor_client::Error<azure_containerregistry_rest::types::AcrErrors>>,
-) -> azure_core::Result<()> {
-    match result {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            let e = rest_error(e);
-            if e.http_status() == Some(StatusCode::NotFound) {
-                Ok(())
-            } else {
-                Err(e)
-            }
-        }
-    }
-}
-
-/// The value of a response header as text.
 impl ContainerRegistryContentClient {
     /// The wait before retry `n` (0-based) of an upload or download, from the client's
     /// [`RetryOptions`](crate::RetryOptions).
@@ -222,6 +208,7 @@ impl ContainerRegistryContentClient {
     }
 }
 
+/// The value of a response header as text.
 pub(crate) fn header<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get(name)

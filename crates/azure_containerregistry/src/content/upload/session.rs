@@ -10,7 +10,7 @@ use tokio::io::AsyncRead;
 
 use super::body::RequestSpan;
 use super::source::{hash_error, hash_through, io_error, piece_len, seek_to};
-use super::{Transfer, UploadBlobResult};
+use super::{skipped, Transfer, UploadBlobResult};
 use crate::content::{header, ContainerRegistryContentClient, Hasher};
 use crate::error::{digest_mismatch, protocol_error, response_error, rest_error};
 use crate::retry::is_retryable;
@@ -68,11 +68,7 @@ impl ContainerRegistryContentClient {
                     self.cancel_in_background(session);
                 }
                 t.progress.at(size);
-                return Ok(UploadBlobResult {
-                    digest,
-                    size,
-                    skipped: true,
-                });
+                return Ok(skipped(digest, size));
             }
             Some(session?)
         } else {
