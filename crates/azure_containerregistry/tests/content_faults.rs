@@ -19,8 +19,7 @@ fn blob_get() -> Match {
 async fn corrupted_blob_is_caught_and_leaves_no_file() {
     for backend in backends_with("corrupted_blob_is_caught_and_leaves_no_file", false).await {
         bounded(60, async {
-            let proxy = FaultProxy::start(&backend.endpoint()).await.unwrap();
-            let content = client(&proxy.endpoint(), "faults-flip");
+            let (proxy, content) = behind_proxy(&backend, "faults-flip").await;
             let data = random_bytes_seeded(MIB + 11, 40);
             let blob = content.upload_blob_bytes(data.clone(), None).await.unwrap();
             proxy.add_rule(Rule::new(blob_get(), Fault::FlipByte(12345)));
@@ -88,62 +87,56 @@ async fn corrupted_blob_is_caught_and_leaves_no_file() {
 async fn lying_digests_are_caught() {
     for backend in backends_with("lying_digests_are_caught", false).await {
         bounded(60, async {
-            let proxy = FaultProxy::start(&backend.endpoint()).await.unwrap();
-            let content = client(&proxy.endpoint(), "faults-digest");
+            let (proxy, content) = behind_proxy(&backend, "faults-digest").await;
             let (manifest, set_digest) = set_config_only_manifest(&content, "t").await;
             let wrong = sha256_digest(b"something else");
 
+            // Each case: the one fault in place, then the error it must cause.
+            let only = |on: Match, fault: Fault| {
+                proxy.clear_rules();
+                proxy.add_rule(Rule::new(on, fault));
+            };
+            let claims_wrong =
+                || Fault::ReplaceHeader("Docker-Content-Digest".into(), wrong.clone());
+            let caught = |e: azure_core::Error| {
+                let m = mismatch(&e).unwrap_or_else(|| panic!("{}: {e}", backend.name()));
+                (m.expected.clone(), m.actual.clone())
+            };
+
             // Manifest by tag: the announced digest does not match the bytes.
-            proxy.add_rule(Rule::new(
+            only(
                 Match::any().method("GET").path_contains("/manifests/t"),
-                Fault::ReplaceHeader("Docker-Content-Digest".into(), wrong.clone()),
-            ));
-            let e = content.get_manifest("t", None).await.unwrap_err();
-            let m = mismatch(&e).unwrap_or_else(|| panic!("{}: {e}", backend.name()));
-            assert_eq!(
-                (m.expected.as_str(), m.actual.as_str()),
-                (wrong.as_str(), set_digest.as_str())
+                claims_wrong(),
             );
+            let e = content.get_manifest("t", None).await.unwrap_err();
+            assert_eq!(caught(e), (wrong.clone(), set_digest.clone()));
 
             // Manifest by digest: corrupted bytes.
-            proxy.clear_rules();
-            proxy.add_rule(Rule::new(
+            only(
                 Match::any()
                     .method("GET")
                     .path_contains("/manifests/sha256"),
                 Fault::FlipByte(3),
-            ));
-            let e = content.get_manifest(&set_digest, None).await.unwrap_err();
-            assert_eq!(
-                mismatch(&e).map(|m| m.expected.as_str()),
-                Some(set_digest.as_str())
             );
+            let e = content.get_manifest(&set_digest, None).await.unwrap_err();
+            assert_eq!(caught(e).0, set_digest);
 
             // Manifest PUT: the registry claims another digest.
-            proxy.clear_rules();
-            proxy.add_rule(Rule::new(
+            only(
                 Match::any().method("PUT").path_contains("/manifests/"),
-                Fault::ReplaceHeader("Docker-Content-Digest".into(), wrong.clone()),
-            ));
-            let e = content.set_manifest(&manifest, None).await.unwrap_err();
-            assert_eq!(
-                mismatch(&e).map(|m| m.actual.as_str()),
-                Some(wrong.as_str())
+                claims_wrong(),
             );
+            let e = content.set_manifest(&manifest, None).await.unwrap_err();
+            assert_eq!(caught(e).1, wrong);
 
             // Blob upload completion: the registry claims another digest.
-            proxy.clear_rules();
-            proxy.add_rule(Rule::new(
+            only(
                 Match::any().method("PUT").path_contains("/blobs/uploads/"),
-                Fault::ReplaceHeader("Docker-Content-Digest".into(), wrong.clone()),
-            ));
+                claims_wrong(),
+            );
             let data = random_bytes_seeded(5000, 41);
             let e = content.upload_blob(&data[..], None).await.unwrap_err();
-            let m = mismatch(&e).unwrap_or_else(|| panic!("{}: {e}", backend.name()));
-            assert_eq!(
-                (m.expected.as_str(), m.actual.as_str()),
-                (sha256_digest(&data).as_str(), wrong.as_str())
-            );
+            assert_eq!(caught(e), (sha256_digest(&data), wrong.clone()));
         })
         .await;
     }
@@ -153,8 +146,7 @@ async fn lying_digests_are_caught() {
 async fn connection_cut_mid_upload_recovers() {
     for backend in backends_with("connection_cut_mid_upload_recovers", false).await {
         bounded(60, async {
-            let proxy = FaultProxy::start(&backend.endpoint()).await.unwrap();
-            let content = client(&proxy.endpoint(), "faults-upload");
+            let (proxy, content) = behind_proxy(&backend, "faults-upload").await;
             let patch = || {
                 Match::any()
                     .method("PATCH")
@@ -173,9 +165,7 @@ async fn connection_cut_mid_upload_recovers() {
                 let result = if upload == 0 {
                     content.upload_blob(&data[..], Some(options.clone())).await
                 } else {
-                    let dir = tempfile::tempdir().unwrap();
-                    let path = dir.path().join("f");
-                    std::fs::write(&path, &data).unwrap();
+                    let (_dir, path) = temp_file("f", &data);
                     let o = UploadBlobOptions {
                         skip_existing: false,
                         ..options.clone()
@@ -254,8 +244,7 @@ async fn connection_cut_mid_upload_recovers() {
 async fn connection_cut_mid_download_resumes() {
     for backend in backends_with("connection_cut_mid_download_resumes", false).await {
         bounded(60, async {
-            let proxy = FaultProxy::start(&backend.endpoint()).await.unwrap();
-            let content = client(&proxy.endpoint(), "faults-download");
+            let (proxy, content) = behind_proxy(&backend, "faults-download").await;
             let data = random_bytes_seeded(3 * MIB, 43);
             let blob = content.upload_blob_bytes(data.clone(), None).await.unwrap();
 

@@ -3,7 +3,7 @@
 mod common;
 
 use acr_test_support::{
-    random_bytes_seeded, sha256_digest, Fault, FaultProxy, Match, ProxyRequestRecord, Rule,
+    random_bytes_seeded, sha256_digest, Fault, Match, ProxyRequestRecord, Rule,
 };
 use azure_containerregistry::{
     media_types, ContainerRegistryContentClient, DockerManifestV2, GetManifestOptions,
@@ -130,10 +130,7 @@ async fn set_and_get_by_tag_and_digest() {
             let e = content.delete_manifest("v1", None).await.unwrap_err();
             assert!(e.downcast_ref::<InvalidArgument>().is_some());
             let e = content.get_manifest("no-such-tag", None).await.unwrap_err();
-            assert_eq!(
-                e.http_status(),
-                Some(azure_core::http::StatusCode::NotFound)
-            );
+            assert!(is_not_found(&e), "{e}");
         })
         .await;
     }
@@ -142,8 +139,7 @@ async fn set_and_get_by_tag_and_digest() {
 #[tokio::test]
 async fn manifests_over_4_mib_are_refused() {
     let backend = emulator_backend().await;
-    let proxy = FaultProxy::start(&backend.endpoint()).await.unwrap();
-    let content = client(&proxy.endpoint(), "manifests-big");
+    let (proxy, content) = behind_proxy(&backend, "manifests-big").await;
     let big = vec![b' '; MAX_MANIFEST_SIZE + 1];
     let e = content
         .set_manifest_bytes(big, media_types::OCI_MANIFEST, None)
@@ -273,8 +269,7 @@ async fn referrers_scenario(content: &ContainerRegistryContentClient, name: &str
 
 /// Runs [`referrers_scenario`] against `backend` through a proxy; returns what it sent.
 async fn referrers_through_proxy(backend: &Backend, repository: &str) -> Vec<ProxyRequestRecord> {
-    let proxy = FaultProxy::start(&backend.endpoint()).await.unwrap();
-    let content = client(&proxy.endpoint(), repository);
+    let (proxy, content) = behind_proxy(backend, repository).await;
     bounded(60, referrers_scenario(&content, backend.name())).await;
     proxy.requests()
 }

@@ -61,28 +61,37 @@ fn quickstart_round_trips_an_image_and_cleans_up() {
     assert_eq!(run.stdout.lines().last(), Some("done"));
 }
 
+/// Runs `example` and checks the first words of its lines starting with `prefix`.
+fn run_listing(example: &str, prefix: &str, separator: char, expected: &[&str]) -> ExampleRun {
+    let run = run(example);
+    assert_eq!(
+        first_words(&run, prefix, separator),
+        expected,
+        "{}",
+        run.stdout
+    );
+    run
+}
+
 #[test]
 fn list_repositories_lists_every_seeded_repository() {
-    let run = run("list_repositories");
-    let repos = first_words(&run, "  ", ':');
-    assert_eq!(
-        repos,
-        ["library/busybox", "library/hello-world", "samples/nginx"]
-    );
+    let expected = ["library/busybox", "library/hello-world", "samples/nginx"];
+    let run = run_listing("list_repositories", "  ", ':', &expected);
     assert!(run.stdout.contains("library/busybox: 2 tags, 1 manifests"));
 }
 
 #[test]
 fn list_tags_anonymous_lists_newest_first() {
-    let run = run("list_tags_anonymous");
-    let tags = first_words(&run, "  library/hello-world:", ' ');
-    assert_eq!(
-        tags,
-        [
-            "library/hello-world:latest",
-            "library/hello-world:v2",
-            "library/hello-world:v1"
-        ]
+    let newest_first = [
+        "library/hello-world:latest",
+        "library/hello-world:v2",
+        "library/hello-world:v1",
+    ];
+    run_listing(
+        "list_tags_anonymous",
+        "  library/hello-world:",
+        ' ',
+        &newest_first,
     );
 }
 

@@ -164,8 +164,7 @@ async fn credentials_never_go_to_a_realm_on_another_host() {
                 if warm {
                     content.get_manifest("warm", None).await.expect("same-origin realm works");
                 }
-                let e = content.get_manifest("foreign", None).await.expect_err("a foreign realm is refused");
-                assert_eq!(e.http_status().map(u16::from), Some(401), "{foreign}: {e}");
+                refused_with_401(&content, "foreign", &format!("a foreign realm is refused: {foreign}")).await;
             }
         }
         no_secrets(&other.received(), "127.0.0.2");
@@ -408,18 +407,10 @@ async fn oversized_and_endless_bodies_are_bounded() {
         seen = check("Link page", 32 * MIB, seen);
 
         // Token answers: the anonymous token, and the AAD exchange.
-        let e = content
-            .get_manifest("auth", None)
-            .await
-            .expect_err("endless anonymous token");
-        assert_eq!(e.http_status().map(u16::from), Some(401), "{e}");
+        refused_with_401(&content, "auth", "endless anonymous token").await;
         seen = check("anonymous token", 16 * MIB, seen);
         let with_credential = content_client(&server.endpoint(), true);
-        let e = with_credential
-            .get_manifest("auth", None)
-            .await
-            .expect_err("endless exchange");
-        assert_eq!(e.http_status().map(u16::from), Some(401), "{e}");
+        refused_with_401(&with_credential, "auth", "endless exchange").await;
         check("exchange", 16 * MIB, seen);
     })
     .await;
@@ -464,11 +455,7 @@ async fn malformed_challenges_are_clear_errors() {
             for with_credential in [false, true] {
                 server.clear();
                 let content = content_client(&server.endpoint(), with_credential);
-                let e = content
-                    .get_manifest("v1", None)
-                    .await
-                    .expect_err("unauthorized");
-                assert_eq!(e.http_status().map(u16::from), Some(401), "{value:?}: {e}");
+                refused_with_401(&content, "v1", &format!("unauthorized: {value:?}")).await;
                 let requests = server.received();
                 let to_registry: Vec<_> = requests
                     .iter()
@@ -919,4 +906,10 @@ async fn a_registry_that_keeps_part_of_each_request() {
         }
     })
     .await;
+}
+
+/// Gets manifest `reference`, which must fail with 401 (`what` names the case).
+async fn refused_with_401(content: &ContainerRegistryContentClient, reference: &str, what: &str) {
+    let e = content.get_manifest(reference, None).await.expect_err(what);
+    assert_eq!(e.http_status().map(u16::from), Some(401), "{what}: {e}");
 }

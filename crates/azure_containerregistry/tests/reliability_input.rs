@@ -32,6 +32,11 @@ fn refused<T: std::fmt::Debug>(case: &str, argument: &str, result: azure_core::R
     }
 }
 
+/// A result with its value shown, so that results of several operations go in one list.
+fn shown<T: std::fmt::Debug>(result: azure_core::Result<T>) -> azure_core::Result<String> {
+    result.map(|v| format!("{v:?}"))
+}
+
 const HEX64: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
 fn bad_repository_names() -> Vec<String> {
@@ -137,20 +142,19 @@ fn endpoints_and_client_options_are_checked_at_construction() {
             ContainerRegistryContentClient::new(endpoint, "repo", None, None),
         );
     }
-    let zero_page = ContainerRegistryClientOptions {
-        page_size: Some(0),
-        ..Default::default()
+    let zero_page = || {
+        Some(ContainerRegistryClientOptions {
+            page_size: Some(0),
+            ..Default::default()
+        })
     };
-    refused(
-        "page_size 0",
-        "page_size",
-        ContainerRegistryClient::new("https://r.example", None, Some(zero_page.clone())),
-    );
-    refused(
-        "page_size 0",
-        "page_size",
-        ContainerRegistryContentClient::new("https://r.example", "repo", None, Some(zero_page)),
-    );
+    for built in [
+        ContainerRegistryClient::new("https://r.example", None, zero_page()).map(drop),
+        ContainerRegistryContentClient::new("https://r.example", "repo", None, zero_page())
+            .map(drop),
+    ] {
+        refused("page_size 0", "page_size", built);
+    }
     for name in bad_repository_names() {
         refused(
             &format!("{name:?}"),
@@ -171,115 +175,85 @@ async fn bad_input_is_refused_before_any_request() {
 
         for name in bad_repository_names() {
             let case = format!("repository {name:?}");
-            refused(
-                &case,
-                "repository_name",
-                registry.repository(&name).get_properties(None).await,
-            );
-            refused(
-                &case,
-                "repository_name",
-                registry.repository(&name).delete(None).await,
-            );
-            refused(
-                &case,
-                "repository_name",
-                registry.delete_repository(&name, None).await,
-            );
-            refused(
-                &case,
-                "repository_name",
-                registry
-                    .repository(&name)
-                    .update_properties(Default::default(), None)
-                    .await,
-            );
-            refused(
-                &case,
-                "repository_name",
-                registry
-                    .repository(&name)
-                    .list_manifest_properties(None)
-                    .try_collect::<Vec<_>>()
-                    .await,
-            );
-            refused(
-                &case,
-                "repository_name",
-                registry
-                    .artifact(&name, "v1")
-                    .get_tag_properties("v1", None)
-                    .await,
-            );
-            refused(
-                &case,
-                "repository_name",
-                registry
-                    .artifact(&name, &good_digest)
-                    .get_manifest_properties(None)
-                    .await,
-            );
-            refused(
-                &case,
-                "repository_name",
-                registry
-                    .artifact(&name, "v1")
-                    .list_tag_properties(None)
-                    .try_collect::<Vec<_>>()
-                    .await,
-            );
-            refused(
-                &case,
-                "repository_name",
-                content.mount_blob(&good_digest, &name).await,
-            );
+            for result in [
+                shown(registry.repository(&name).get_properties(None).await),
+                shown(registry.repository(&name).delete(None).await),
+                shown(registry.delete_repository(&name, None).await),
+                shown(
+                    registry
+                        .repository(&name)
+                        .update_properties(Default::default(), None)
+                        .await,
+                ),
+                shown(
+                    registry
+                        .repository(&name)
+                        .list_manifest_properties(None)
+                        .try_collect::<Vec<_>>()
+                        .await,
+                ),
+                shown(
+                    registry
+                        .artifact(&name, "v1")
+                        .get_tag_properties("v1", None)
+                        .await,
+                ),
+                shown(
+                    registry
+                        .artifact(&name, &good_digest)
+                        .get_manifest_properties(None)
+                        .await,
+                ),
+                shown(
+                    registry
+                        .artifact(&name, "v1")
+                        .list_tag_properties(None)
+                        .try_collect::<Vec<_>>()
+                        .await,
+                ),
+                shown(content.mount_blob(&good_digest, &name).await),
+            ] {
+                refused(&case, "repository_name", result);
+            }
         }
 
         for tag in bad_tags() {
             let case = format!("tag {tag:?}");
-            refused(&case, "tag", content.get_manifest(&tag, None).await);
-            refused(
-                &case,
-                "tag",
-                content
-                    .set_manifest_bytes(
-                        &b"{}"[..],
-                        media_types::OCI_MANIFEST,
-                        Some(SetManifestOptions {
-                            tag: Some(tag.clone()),
-                        }),
-                    )
-                    .await,
-            );
-            refused(
-                &case,
-                "tag",
-                registry
-                    .artifact("ok", &tag)
-                    .get_manifest_properties(None)
-                    .await,
-            );
-            refused(
-                &case,
-                "tag",
-                registry
-                    .artifact("ok", "v1")
-                    .get_tag_properties(&tag, None)
-                    .await,
-            );
-            refused(
-                &case,
-                "tag",
-                registry
-                    .artifact("ok", "v1")
-                    .update_tag_properties(&tag, Default::default(), None)
-                    .await,
-            );
-            refused(
-                &case,
-                "tag",
-                registry.artifact("ok", "v1").delete_tag(&tag, None).await,
-            );
+            for result in [
+                shown(content.get_manifest(&tag, None).await),
+                shown(
+                    content
+                        .set_manifest_bytes(
+                            &b"{}"[..],
+                            media_types::OCI_MANIFEST,
+                            Some(SetManifestOptions {
+                                tag: Some(tag.clone()),
+                            }),
+                        )
+                        .await,
+                ),
+                shown(
+                    registry
+                        .artifact("ok", &tag)
+                        .get_manifest_properties(None)
+                        .await,
+                ),
+                shown(
+                    registry
+                        .artifact("ok", "v1")
+                        .get_tag_properties(&tag, None)
+                        .await,
+                ),
+                shown(
+                    registry
+                        .artifact("ok", "v1")
+                        .update_tag_properties(&tag, Default::default(), None)
+                        .await,
+                ),
+                shown(registry.artifact("ok", "v1").delete_tag(&tag, None).await),
+            ] {
+                refused(&case, "tag", result);
+            }
         }
 
         for digest in bad_digests() {
@@ -313,32 +287,22 @@ async fn bad_input_is_refused_before_any_request() {
         }
 
         // Sizes.
-        let zero_chunk = UploadBlobOptions {
-            chunk_size: Some(0),
-            ..Default::default()
+        let zero_chunk = || {
+            Some(UploadBlobOptions {
+                chunk_size: Some(0),
+                ..Default::default()
+            })
         };
-        refused(
-            "chunk_size 0",
-            "chunk_size",
-            content
-                .upload_blob(&b"data"[..], Some(zero_chunk.clone()))
-                .await,
-        );
-        refused(
-            "chunk_size 0",
-            "chunk_size",
-            content
-                .upload_blob_bytes(&b"data"[..], Some(zero_chunk.clone()))
-                .await,
-        );
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("f");
         std::fs::write(&file, b"data").expect("write");
-        refused(
-            "chunk_size 0",
-            "chunk_size",
-            content.upload_blob_from_file(&file, Some(zero_chunk)).await,
-        );
+        for uploaded in [
+            content.upload_blob(&b"data"[..], zero_chunk()).await,
+            content.upload_blob_bytes(&b"data"[..], zero_chunk()).await,
+            content.upload_blob_from_file(&file, zero_chunk()).await,
+        ] {
+            refused("chunk_size 0", "chunk_size", uploaded);
+        }
         let zero_concurrency = DownloadBlobOptions {
             concurrency: Some(0),
             ..Default::default()
@@ -407,15 +371,8 @@ async fn bad_input_is_refused_before_any_request() {
                 .set_manifest_bytes(big, media_types::OCI_MANIFEST, None)
                 .await,
         );
-        for scope in [
-            "",
-            " ",
-            "pull",
-            "repository:a",
-            "repository::pull",
-            "a:b:c\n",
-            "a:\"b:c",
-        ] {
+        // One bad scope per rule (token_api's unit test covers validate_scope in full).
+        for scope in ["", "repository:a", "a:b:c\r\n"] {
             refused(
                 scope,
                 "scope",

@@ -208,6 +208,27 @@ pub fn client(endpoint: &str, repository: &str) -> ContainerRegistryContentClien
     content_client(endpoint, repository, None, options())
 }
 
+/// A fault proxy in front of `backend`, and an anonymous content client for `repository`
+/// that goes through it.
+pub async fn behind_proxy(
+    backend: &Backend,
+    repository: &str,
+) -> (acr_test_support::FaultProxy, ContainerRegistryContentClient) {
+    let proxy = acr_test_support::FaultProxy::start(&backend.endpoint())
+        .await
+        .expect("fault proxy");
+    let content = client(&proxy.endpoint(), repository);
+    (proxy, content)
+}
+
+/// A file `name` holding `data` in a new temporary folder (removed with the returned guard).
+pub fn temp_file(name: &str, data: &[u8]) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(name);
+    std::fs::write(&path, data).expect("write");
+    (dir, path)
+}
+
 /// A content client with the test credential and [`options`].
 pub fn client_with_credential(endpoint: &str, repository: &str) -> ContainerRegistryContentClient {
     content_client(endpoint, repository, Some(credential()), options())
