@@ -202,13 +202,7 @@ pub(super) async fn raw_list(ctx: &Ctx) -> Result<Measured> {
             None => break,
         }
     }
-    let m = Measured::big(t0, 0);
-    ensure!(
-        names == ctx.repos,
-        "listed {names} repositories, expected {}",
-        ctx.repos
-    );
-    Ok(m)
+    Measured::full_listing(t0, names, ctx)
 }
 
 pub(super) async fn raw_get_sha256_to_file(ctx: &Ctx) -> Result<Measured> {
