@@ -38,6 +38,18 @@ fn sha256_hex(data: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(data)))
 }
 
+/// Sends `req` and checks that the answer's status is `expected`; errors name the request
+/// as `what`, then the status received.
+async fn send_expecting(
+    req: reqwest::RequestBuilder,
+    expected: u16,
+    what: &str,
+) -> Result<reqwest::Response> {
+    let r = req.send().await?;
+    ensure!(r.status().as_u16() == expected, "{what}: {}", r.status());
+    Ok(r)
+}
+
 /// POST + PUT (monolithic) of `body` with a known digest.
 async fn put_blob(
     c: &reqwest::Client,
@@ -47,16 +59,10 @@ async fn put_blob(
     body: reqwest::Body,
     len: u64,
 ) -> Result<()> {
-    let r = c
+    let post = c
         .post(format!("{base}/v2/{repo}/blobs/uploads/"))
-        .header("content-length", 0)
-        .send()
-        .await?;
-    ensure!(
-        r.status().as_u16() == 202,
-        "POST upload to {repo}: {}",
-        r.status()
-    );
+        .header("content-length", 0);
+    let r = send_expecting(post, 202, &format!("POST upload to {repo}")).await?;
     let loc = r
         .headers()
         .get("location")
@@ -69,33 +75,33 @@ async fn put_blob(
         format!("{base}{loc}")
     };
     let sep = if loc.contains('?') { '&' } else { '?' };
-    let r = c
+    let put = c
         .put(format!("{loc}{sep}digest={digest}"))
         .header("content-length", len)
         .header("content-type", "application/octet-stream")
-        .body(body)
-        .send()
-        .await?;
-    ensure!(
-        r.status().as_u16() == 201,
-        "PUT upload to {repo}: {}",
-        r.status()
-    );
+        .body(body);
+    send_expecting(put, 201, &format!("PUT upload to {repo}")).await?;
     Ok(())
 }
 
+/// [`put_blob`] of `data` held in memory, whose digest is `digest`.
+async fn put_bytes(
+    c: &reqwest::Client,
+    base: &str,
+    repo: &str,
+    digest: &str,
+    data: &[u8],
+) -> Result<()> {
+    let len = data.len() as u64;
+    put_blob(c, base, repo, digest, data.to_vec().into(), len).await
+}
+
 async fn put_manifest(c: &reqwest::Client, base: &str, repo: &str, manifest: &[u8]) -> Result<()> {
-    let r = c
+    let put = c
         .put(format!("{base}/v2/{repo}/manifests/latest"))
         .header("content-type", OCI_MANIFEST)
-        .body(manifest.to_vec())
-        .send()
-        .await?;
-    ensure!(
-        r.status().as_u16() == 201,
-        "PUT manifest {repo}: {}",
-        r.status()
-    );
+        .body(manifest.to_vec());
+    send_expecting(put, 201, &format!("PUT manifest {repo}")).await?;
     Ok(())
 }
 
@@ -128,24 +134,8 @@ pub async fn seed_registry(base: &str, blobs: &[(&Path, &str, u64)]) -> Result<(
         .collect();
     let config = br#"{"architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":[]}}"#;
     let (ld, cd) = (sha256_hex(&layer), sha256_hex(config));
-    put_blob(
-        &c,
-        base,
-        TINY_REPO,
-        &ld,
-        layer.clone().into(),
-        layer.len() as u64,
-    )
-    .await?;
-    put_blob(
-        &c,
-        base,
-        TINY_REPO,
-        &cd,
-        config.to_vec().into(),
-        config.len() as u64,
-    )
-    .await?;
+    put_bytes(&c, base, TINY_REPO, &ld, &layer).await?;
+    put_bytes(&c, base, TINY_REPO, &cd, config).await?;
     put_manifest(
         &c,
         base,
@@ -164,33 +154,19 @@ pub async fn seed_emulator(base: &str, repos: usize) -> Result<()> {
     let manifest = manifest_json(&cd, config.len(), &[]);
     let name = |i: usize| format!("bench/r{i:05}");
     let first = name(0);
-    put_blob(
-        &c,
-        base,
-        &first,
-        &cd,
-        config.to_vec().into(),
-        config.len() as u64,
-    )
-    .await?;
+    put_bytes(&c, base, &first, &cd, config).await?;
     put_manifest(&c, base, &first, &manifest).await?;
     futures::stream::iter(1..repos)
         .map(|i| {
             let (c, cd, manifest, first) = (&c, &cd, &manifest, &first);
             async move {
                 let repo = name(i);
-                let r = c
+                let mount = c
                     .post(format!(
                         "{base}/v2/{repo}/blobs/uploads/?mount={cd}&from={first}"
                     ))
-                    .header("content-length", 0)
-                    .send()
-                    .await?;
-                ensure!(
-                    r.status().as_u16() == 201,
-                    "mount into {repo}: {}",
-                    r.status()
-                );
+                    .header("content-length", 0);
+                send_expecting(mount, 201, &format!("mount into {repo}")).await?;
                 put_manifest(c, base, &repo, manifest).await
             }
         })

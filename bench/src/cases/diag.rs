@@ -5,11 +5,11 @@ use std::time::Instant;
 use anyhow::{ensure, Context, Result};
 use bytes::Bytes;
 use futures::StreamExt;
-use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
-use super::limits::{absolute, http, raw_start_upload, with_digest};
+use super::limits::{accepted_location, http, raw_start_upload, with_digest};
 use super::{Ctx, Measured, IO_CHUNK};
 
 pub(super) const PATCH_CHUNK: usize = 8 << 20;
@@ -36,21 +36,24 @@ pub(super) async fn patch(
     offset: u64,
 ) -> Result<String> {
     let end = offset + chunk.len() as u64 - 1;
-    let r = c
+    let req = c
         .patch(loc)
         .header(CONTENT_TYPE, "application/octet-stream")
         .header("content-range", format!("{offset}-{end}"))
         .header(CONTENT_LENGTH, chunk.len())
-        .body(chunk)
+        .body(chunk);
+    accepted_location(req, base, "PATCH").await
+}
+
+/// The closing PUT of a chunked upload: no body, the whole blob's `digest`; expects 201.
+async fn finish_upload(c: &reqwest::Client, loc: &str, digest: &str) -> Result<()> {
+    let r = c
+        .put(with_digest(loc, digest))
+        .header(CONTENT_LENGTH, 0)
         .send()
         .await?;
-    ensure!(r.status().as_u16() == 202, "PATCH: {}", r.status());
-    let loc = r
-        .headers()
-        .get(LOCATION)
-        .context("PATCH: no Location")?
-        .to_str()?;
-    Ok(absolute(base, loc))
+    ensure!(r.status().as_u16() == 201, "PUT: {}", r.status());
+    Ok(())
 }
 
 pub(super) async fn diag_patch(ctx: &Ctx, repo: &str, overlap: bool) -> Result<Measured> {
@@ -83,12 +86,7 @@ pub(super) async fn diag_patch(ctx: &Ctx, repo: &str, overlap: bool) -> Result<M
         cur = next;
     }
     let digest = format!("sha256:{}", hex::encode(h.finalize()));
-    let r = c
-        .put(with_digest(&loc, &digest))
-        .header(CONTENT_LENGTH, 0)
-        .send()
-        .await?;
-    ensure!(r.status().as_u16() == 201, "PUT: {}", r.status());
+    finish_upload(&c, &loc, &digest).await?;
     let m = Measured::big(t0, offset);
     ensure!(
         digest == ctx.digest && offset == ctx.size,
@@ -127,21 +125,12 @@ pub(super) async fn diag_patch_stream(ctx: &Ctx, repo: &str) -> Result<Measured>
                 }
             },
         );
-        let r = c
+        let req = c
             .patch(&loc)
             .header(CONTENT_TYPE, "application/octet-stream")
             .header(CONTENT_LENGTH, len)
-            .body(reqwest::Body::wrap_stream(body))
-            .send()
-            .await?;
-        ensure!(r.status().as_u16() == 202, "PATCH: {}", r.status());
-        loc = absolute(
-            &ctx.registry,
-            r.headers()
-                .get(LOCATION)
-                .context("PATCH: no Location")?
-                .to_str()?,
-        );
+            .body(reqwest::Body::wrap_stream(body));
+        loc = accepted_location(req, &ctx.registry, "PATCH").await?;
         offset += len;
     }
     let digest = {
@@ -150,12 +139,7 @@ pub(super) async fn diag_patch_stream(ctx: &Ctx, repo: &str) -> Result<Measured>
             .map_err(|_| anyhow::anyhow!("hasher lock poisoned"))?;
         format!("sha256:{}", hex::encode(h.clone().finalize()))
     };
-    let r = c
-        .put(with_digest(&loc, &digest))
-        .header(CONTENT_LENGTH, 0)
-        .send()
-        .await?;
-    ensure!(r.status().as_u16() == 201, "PUT: {}", r.status());
+    finish_upload(&c, &loc, &digest).await?;
     let m = Measured::big(t0, ctx.size);
     ensure!(digest == ctx.digest, "uploaded {digest}");
     Ok(m)

@@ -45,16 +45,25 @@ pub(super) async fn raw_start_upload(
     base: &str,
     repo: &str,
 ) -> Result<String> {
-    let r = c
+    let post = c
         .post(format!("{base}/v2/{repo}/blobs/uploads/"))
-        .header(CONTENT_LENGTH, 0)
-        .send()
-        .await?;
-    ensure!(r.status().as_u16() == 202, "POST upload: {}", r.status());
+        .header(CONTENT_LENGTH, 0);
+    accepted_location(post, base, "POST upload").await
+}
+
+/// Sends `req`, expects 202 Accepted and returns its `Location` made absolute against `base`;
+/// `what` names the request in errors.
+pub(super) async fn accepted_location(
+    req: reqwest::RequestBuilder,
+    base: &str,
+    what: &str,
+) -> Result<String> {
+    let r = req.send().await?;
+    ensure!(r.status().as_u16() == 202, "{what}: {}", r.status());
     let loc = r
         .headers()
         .get(LOCATION)
-        .context("POST upload: no Location")?
+        .with_context(|| format!("{what}: no Location"))?
         .to_str()?;
     Ok(absolute(base, loc))
 }
@@ -202,13 +211,7 @@ pub(super) async fn raw_list(ctx: &Ctx) -> Result<Measured> {
             None => break,
         }
     }
-    let m = Measured::big(t0, 0);
-    ensure!(
-        names == ctx.repos,
-        "listed {names} repositories, expected {}",
-        ctx.repos
-    );
-    Ok(m)
+    Measured::full_listing(t0, names, ctx)
 }
 
 pub(super) async fn raw_get_sha256_to_file(ctx: &Ctx) -> Result<Measured> {

@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use rand::{RngCore, SeedableRng};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -300,6 +300,18 @@ impl Measured {
             lat_ms: Vec::new(),
             external: None,
         }
+    }
+
+    /// One full listing that started at `t0`, checked to have found all `ctx.repos`
+    /// repositories (`names`).
+    fn full_listing(t0: Instant, names: usize, ctx: &Ctx) -> Result<Self> {
+        let m = Measured::big(t0, 0);
+        ensure!(
+            names == ctx.repos,
+            "listed {names} repositories, expected {}",
+            ctx.repos
+        );
+        Ok(m)
     }
 
     fn external(op_s: f64, bytes: u64, external: External) -> Self {

@@ -121,11 +121,5 @@ pub(super) async fn ours_list(ctx: &Ctx) -> Result<Measured> {
             ctx.repos
         );
     }
-    let m = Measured::big(t0, 0);
-    ensure!(
-        names == ctx.repos,
-        "listed {names} repositories, expected {}",
-        ctx.repos
-    );
-    Ok(m)
+    Measured::full_listing(t0, names, ctx)
 }

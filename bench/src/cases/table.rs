@@ -27,157 +27,236 @@ const BASE: CaseDef = CaseDef {
 /// Peak RSS bound of uploads and sequential downloads, both profiles (MiB).
 const RSS: Option<f64> = Some(32.0);
 
+/// Under WAN, this project's big uploads and sequential downloads: 0.9 × the limit, RSS
+/// bounded, 1.5 × the best peer.
+const WAN_BIG: Target = Target::new(0.90, RSS).vs_peers(1.5);
+
+/// A limit case: its own limit, loopback only.
+const fn limit(name: &'static str, what: &'static str) -> CaseDef {
+    CaseDef {
+        name,
+        what,
+        limit: name,
+        ..BASE
+    }
+}
+
+/// A `group` case doing `kind`, divided by `limit`, under both profiles, no target.
+const fn both_profiles(
+    group: &'static str,
+    name: &'static str,
+    what: &'static str,
+    limit: &'static str,
+    kind: Kind,
+) -> CaseDef {
+    CaseDef {
+        name,
+        group,
+        what,
+        limit,
+        wan: true,
+        kind: Some(kind),
+        ..BASE
+    }
+}
+
+/// One of this project's cases doing `kind`, divided by `limit`, both profiles, no target.
+const fn ours(name: &'static str, what: &'static str, limit: &'static str, kind: Kind) -> CaseDef {
+    both_profiles("ours", name, what, limit, kind)
+}
+
+/// This project's upload of the big blob into `repo`, divided by `raw_upload`.
+const fn ours_upload(name: &'static str, what: &'static str, repo: &'static str) -> CaseDef {
+    ours(name, what, "raw_upload", Upload)
+        .unlinking(repo)
+        .targets(Target::new(0.95, RSS).vs_peers(1.0), WAN_BIG)
+}
+
+/// This project's sequential, verified download of the big blob, divided by `limit`.
+const fn ours_download(name: &'static str, what: &'static str, limit: &'static str) -> CaseDef {
+    ours(name, what, limit, Download).targets(Target::new(0.90, RSS).vs_peers(1.0), WAN_BIG)
+}
+
+/// This project's tiny operations (ms per op): within 1.2 × the limit and the best peer.
+const fn ours_per_op(
+    name: &'static str,
+    what: &'static str,
+    limit: &'static str,
+    kind: Kind,
+) -> CaseDef {
+    const TINY: Target = Target::new(1.2, None).vs_peers(1.0);
+    ours(name, what, limit, kind)
+        .ms_per_op()
+        .targets(TINY, TINY)
+}
+
+/// A peer case doing `kind`, divided by `limit`, both profiles.
+const fn peer(name: &'static str, what: &'static str, limit: &'static str, kind: Kind) -> CaseDef {
+    both_profiles("peer", name, what, limit, kind)
+}
+
+/// A peer's upload of the big blob into `repo`, divided by `raw_upload`.
+const fn peer_upload(name: &'static str, what: &'static str, repo: &'static str) -> CaseDef {
+    peer(name, what, "raw_upload", Upload).unlinking(repo)
+}
+
+/// A peer's verified download of the big blob, divided by `raw_get_sha256`.
+const fn peer_download(name: &'static str, what: &'static str) -> CaseDef {
+    peer(name, what, "raw_get_sha256", Download)
+}
+
+/// A diagnostic upload into `repo` (loopback), divided by `raw_upload`.
+const fn diag(name: &'static str, what: &'static str, repo: &'static str) -> CaseDef {
+    CaseDef {
+        name,
+        group: "diag",
+        what,
+        limit: "raw_upload",
+        ..BASE
+    }
+    .unlinking(repo)
+}
+
+/// Adjustments of a case, for the table.
+impl CaseDef {
+    /// Also runs under WAN.
+    const fn and_wan(self) -> Self {
+        CaseDef { wan: true, ..self }
+    }
+
+    /// Runs under WAN only.
+    const fn wan_only(self) -> Self {
+        CaseDef {
+            loopback: false,
+            wan: true,
+            ..self
+        }
+    }
+
+    /// Measured in milliseconds per operation.
+    const fn ms_per_op(self) -> Self {
+        CaseDef {
+            unit: MsPerOp,
+            ..self
+        }
+    }
+
+    /// Talks to `server` instead of the registry.
+    const fn on(self, server: Server) -> Self {
+        CaseDef { server, ..self }
+    }
+
+    /// Deletes `repo`'s link to the big blob before it runs.
+    const fn unlinking(self, repo: &'static str) -> Self {
+        CaseDef {
+            unlink_repo: Some(repo),
+            ..self
+        }
+    }
+
+    /// Run by `tool`.
+    const fn by(self, tool: Tool) -> Self {
+        CaseDef { tool, ..self }
+    }
+
+    /// The goals on loopback and under WAN.
+    const fn targets(self, loopback: Target, wan: Target) -> Self {
+        CaseDef {
+            target: Some(loopback),
+            wan_target: Some(wan),
+            ..self
+        }
+    }
+}
+
 /// All cases, in the order each repetition runs them (per profile).
 pub const CASES: &[CaseDef] = &[
     // -- Limits -------------------------------------------------------------------------------
-    CaseDef {
-        name: "sha256",
-        what: "sha2 over the tmpfs file, 1 MiB reads",
-        limit: "sha256",
-        server: Local,
-        ..BASE
-    },
-    CaseDef {
-        name: "raw_upload",
-        what: "reqwest POST + PUT, streamed body, digest known, no hashing; one connection",
-        limit: "raw_upload",
-        unlink_repo: Some("bench/raw-up"),
-        wan: true,
-        ..BASE
-    },
-    CaseDef {
-        name: "raw_get_sha256",
-        what: "reqwest GET + sha256 of the stream; one connection",
-        limit: "raw_get_sha256",
-        wan: true,
-        ..BASE
-    },
-    CaseDef {
-        name: "raw_get_sha256_to_file",
-        what: "reqwest GET + sha256, chunks written to a tmpfs file by a separate thread, fsync",
-        limit: "raw_get_sha256_to_file",
-        wan: true,
-        ..BASE
-    },
-    CaseDef {
-        name: "raw_get_parallel",
-        what: "reqwest GET of 4 ranges at once, 4 connections, bytes counted (the link limit of 4 connections)",
-        limit: "raw_get_parallel",
-        loopback: false,
-        wan: true,
-        ..BASE
-    },
-    CaseDef {
-        name: "raw_tiny_upload",
-        what: "reqwest 1 KiB POST + PUT, one connection",
-        unit: MsPerOp,
-        limit: "raw_tiny_upload",
-        wan: true,
-        ..BASE
-    },
-    CaseDef {
-        name: "raw_manifest_get",
-        what: "reqwest manifest GET + sha256 check, warm connection",
-        unit: MsPerOp,
-        limit: "raw_manifest_get",
-        wan: true,
-        ..BASE
-    },
-    CaseDef {
-        name: "raw_list",
-        what: "reqwest GET /acr/v1/_catalog pages following Link (emulator), ms per full listing",
-        unit: MsPerOp,
-        limit: "raw_list",
-        server: Emu,
-        ..BASE
-    },
+    limit("sha256", "sha2 over the tmpfs file, 1 MiB reads").on(Local),
+    limit(
+        "raw_upload",
+        "reqwest POST + PUT, streamed body, digest known, no hashing; one connection",
+    )
+    .unlinking("bench/raw-up")
+    .and_wan(),
+    limit(
+        "raw_get_sha256",
+        "reqwest GET + sha256 of the stream; one connection",
+    )
+    .and_wan(),
+    limit(
+        "raw_get_sha256_to_file",
+        "reqwest GET + sha256, chunks written to a tmpfs file by a separate thread, fsync",
+    )
+    .and_wan(),
+    limit(
+        "raw_get_parallel",
+        "reqwest GET of 4 ranges at once, 4 connections, bytes counted (the link limit of 4 connections)",
+    )
+    .wan_only(),
+    limit("raw_tiny_upload", "reqwest 1 KiB POST + PUT, one connection")
+        .ms_per_op()
+        .and_wan(),
+    limit(
+        "raw_manifest_get",
+        "reqwest manifest GET + sha256 check, warm connection",
+    )
+    .ms_per_op()
+    .and_wan(),
+    limit(
+        "raw_list",
+        "reqwest GET /acr/v1/_catalog pages following Link (emulator), ms per full listing",
+    )
+    .ms_per_op()
+    .on(Emu),
     // -- This project -------------------------------------------------------------------------
+    ours_upload(
+        "upload_blob",
+        "ContainerRegistryContentClient::upload_blob(tokio File)",
+        "bench/ours-up",
+    ),
+    ours_upload(
+        "upload_blob_from_file",
+        "upload_blob_from_file (sends while a thread hashes the file; HEAD once hashed)",
+        "bench/ours-up-file",
+    ),
+    ours_download(
+        "download_blob",
+        "download_blob stream, sequential, verified",
+        "raw_get_sha256",
+    ),
     CaseDef {
-        name: "upload_blob",
-        group: "ours",
-        what: "ContainerRegistryContentClient::upload_blob(tokio File)",
-        limit: "raw_upload",
-        unlink_repo: Some("bench/ours-up"),
-        wan: true,
-        kind: Some(Upload),
-        target: Some(Target::new(0.95, RSS).vs_peers(1.0)),
-        wan_target: Some(Target::new(0.90, RSS).vs_peers(1.5)),
-        ..BASE
-    },
-    CaseDef {
-        name: "upload_blob_from_file",
-        group: "ours",
-        what: "upload_blob_from_file (sends while a thread hashes the file; HEAD once hashed)",
-        limit: "raw_upload",
-        unlink_repo: Some("bench/ours-up-file"),
-        wan: true,
-        kind: Some(Upload),
-        target: Some(Target::new(0.95, RSS).vs_peers(1.0)),
-        wan_target: Some(Target::new(0.90, RSS).vs_peers(1.5)),
-        ..BASE
-    },
-    CaseDef {
-        name: "download_blob",
-        group: "ours",
-        what: "download_blob stream, sequential, verified",
-        limit: "raw_get_sha256",
-        wan: true,
-        kind: Some(Download),
-        target: Some(Target::new(0.90, RSS).vs_peers(1.0)),
-        wan_target: Some(Target::new(0.90, RSS).vs_peers(1.5)),
-        ..BASE
-    },
-    CaseDef {
-        name: "download_blob_parallel",
-        group: "ours",
-        what: "download_blob stream, 4 ranges of 8 MiB in flight, verified",
-        limit: "raw_get_sha256",
         wan_limit: "raw_get_parallel",
-        wan: true,
-        kind: Some(Download),
-        target: Some(Target::new(0.90, None).vs_peers(1.0)),
-        wan_target: Some(
+        ..ours(
+            "download_blob_parallel",
+            "download_blob stream, 4 ranges of 8 MiB in flight, verified",
+            "raw_get_sha256",
+            Download,
+        )
+        .targets(
+            Target::new(0.90, None).vs_peers(1.0),
             Target::new(3.0, Some(64.0))
                 .against("download_blob")
                 .vs_peers(1.5),
-        ),
-        ..BASE
+        )
     },
-    CaseDef {
-        name: "download_blob_to_file",
-        group: "ours",
-        what: "download_blob_to_file onto tmpfs (write + fsync + rename)",
-        limit: "raw_get_sha256_to_file",
-        wan: true,
-        kind: Some(Download),
-        target: Some(Target::new(0.90, RSS).vs_peers(1.0)),
-        wan_target: Some(Target::new(0.90, RSS).vs_peers(1.5)),
-        ..BASE
-    },
-    CaseDef {
-        name: "tiny_upload",
-        group: "ours",
-        what: "upload_blob_bytes of fresh 1 KiB blobs",
-        unit: MsPerOp,
-        limit: "raw_tiny_upload",
-        wan: true,
-        kind: Some(TinyUpload),
-        target: Some(Target::new(1.2, None).vs_peers(1.0)),
-        wan_target: Some(Target::new(1.2, None).vs_peers(1.0)),
-        ..BASE
-    },
-    CaseDef {
-        name: "manifest_get",
-        group: "ours",
-        what: "get_manifest(tag), warm client",
-        unit: MsPerOp,
-        limit: "raw_manifest_get",
-        wan: true,
-        kind: Some(ManifestGet),
-        target: Some(Target::new(1.2, None).vs_peers(1.0)),
-        wan_target: Some(Target::new(1.2, None).vs_peers(1.0)),
-        ..BASE
-    },
+    ours_download(
+        "download_blob_to_file",
+        "download_blob_to_file onto tmpfs (write + fsync + rename)",
+        "raw_get_sha256_to_file",
+    ),
+    ours_per_op(
+        "tiny_upload",
+        "upload_blob_bytes of fresh 1 KiB blobs",
+        "raw_tiny_upload",
+        TinyUpload,
+    ),
+    ours_per_op(
+        "manifest_get",
+        "get_manifest(tag), warm client",
+        "raw_manifest_get",
+        ManifestGet,
+    ),
     CaseDef {
         name: "list_repository_names",
         group: "ours",
@@ -192,87 +271,51 @@ pub const CASES: &[CaseDef] = &[
     // 1 GiB image pulled into an OCI layout (group "ours", a `Kind::Image`), beside a
     // `skopeo_copy` peer (`skopeo copy` of the same image, tool `Tool::Skopeo`), both profiles.
     // -- Peers --------------------------------------------------------------------------------
-    CaseDef {
-        name: "oci_push_blob_stream_chunked",
-        group: "peer",
-        what: "oci-client 0.18 push_blob_stream_chunked, 4 MiB items",
-        limit: "raw_upload",
-        unlink_repo: Some("bench/oci-up"),
-        wan: true,
-        kind: Some(Upload),
-        ..BASE
-    },
-    CaseDef {
-        name: "oci_pull_blob",
-        group: "peer",
-        what: "oci-client 0.18 pull_blob into a sink (verifies)",
-        limit: "raw_get_sha256",
-        wan: true,
-        kind: Some(Download),
-        ..BASE
-    },
-    CaseDef {
-        name: "py_upload_blob",
-        group: "peer",
-        what: "Python azure-containerregistry upload_blob(open file), own process",
-        limit: "raw_upload",
-        unlink_repo: Some("bench/py-up"),
-        wan: true,
-        kind: Some(Upload),
-        tool: Tool::Python,
-        ..BASE
-    },
-    CaseDef {
-        name: "py_download_blob",
-        group: "peer",
-        what: "Python azure-containerregistry download_blob into a sink (verifies), own process",
-        limit: "raw_get_sha256",
-        wan: true,
-        kind: Some(Download),
-        tool: Tool::Python,
-        ..BASE
-    },
-    CaseDef {
-        name: "js_upload_blob",
-        group: "peer",
-        what: "JS @azure/container-registry uploadBlob(fs.createReadStream), own process",
-        limit: "raw_upload",
-        unlink_repo: Some("bench/js-up"),
-        wan: true,
-        kind: Some(Upload),
-        tool: Tool::Node,
-        ..BASE
-    },
-    CaseDef {
-        name: "js_download_blob",
-        group: "peer",
-        what: "JS @azure/container-registry downloadBlob into a sink (verifies), own process",
-        limit: "raw_get_sha256",
-        wan: true,
-        kind: Some(Download),
-        tool: Tool::Node,
-        ..BASE
-    },
-    CaseDef {
-        name: "oci_tiny_push_blob",
-        group: "peer",
-        what: "oci-client 0.18 push_blob of fresh 1 KiB blobs",
-        unit: MsPerOp,
-        limit: "raw_tiny_upload",
-        wan: true,
-        kind: Some(TinyUpload),
-        ..BASE
-    },
-    CaseDef {
-        name: "oci_pull_manifest_raw",
-        group: "peer",
-        what: "oci-client 0.18 pull_manifest_raw, Anonymous",
-        unit: MsPerOp,
-        limit: "raw_manifest_get",
-        wan: true,
-        kind: Some(ManifestGet),
-        ..BASE
-    },
+    peer_upload(
+        "oci_push_blob_stream_chunked",
+        "oci-client 0.18 push_blob_stream_chunked, 4 MiB items",
+        "bench/oci-up",
+    ),
+    peer_download(
+        "oci_pull_blob",
+        "oci-client 0.18 pull_blob into a sink (verifies)",
+    ),
+    peer_upload(
+        "py_upload_blob",
+        "Python azure-containerregistry upload_blob(open file), own process",
+        "bench/py-up",
+    )
+    .by(Tool::Python),
+    peer_download(
+        "py_download_blob",
+        "Python azure-containerregistry download_blob into a sink (verifies), own process",
+    )
+    .by(Tool::Python),
+    peer_upload(
+        "js_upload_blob",
+        "JS @azure/container-registry uploadBlob(fs.createReadStream), own process",
+        "bench/js-up",
+    )
+    .by(Tool::Node),
+    peer_download(
+        "js_download_blob",
+        "JS @azure/container-registry downloadBlob into a sink (verifies), own process",
+    )
+    .by(Tool::Node),
+    peer(
+        "oci_tiny_push_blob",
+        "oci-client 0.18 push_blob of fresh 1 KiB blobs",
+        "raw_tiny_upload",
+        TinyUpload,
+    )
+    .ms_per_op(),
+    peer(
+        "oci_pull_manifest_raw",
+        "oci-client 0.18 pull_manifest_raw, Anonymous",
+        "raw_manifest_get",
+        ManifestGet,
+    )
+    .ms_per_op(),
 ];
 
 /// Diagnostic cases, run only when named with `--cases` (loopback): the same chunked upload
@@ -280,28 +323,19 @@ pub const CASES: &[CaseDef] = &[
 /// and hashing serialized after each PATCH and once overlapped with it, to show what bounds
 /// the upload.
 pub const DIAG_CASES: &[CaseDef] = &[
-    CaseDef {
-        name: "diag_patch_serial",
-        group: "diag",
-        what: "reqwest POST + 8 MiB PATCHes + PUT; read and hash after each PATCH returns",
-        limit: "raw_upload",
-        unlink_repo: Some("bench/diag-serial"),
-        ..BASE
-    },
-    CaseDef {
-        name: "diag_patch_overlap",
-        group: "diag",
-        what: "reqwest POST + 8 MiB PATCHes + PUT; read and hash while each PATCH is in flight",
-        limit: "raw_upload",
-        unlink_repo: Some("bench/diag-overlap"),
-        ..BASE
-    },
-    CaseDef {
-        name: "diag_patch_stream",
-        group: "diag",
-        what: "reqwest POST + one PATCH streaming the file (hashed as it is sent) + PUT",
-        limit: "raw_upload",
-        unlink_repo: Some("bench/diag-stream"),
-        ..BASE
-    },
+    diag(
+        "diag_patch_serial",
+        "reqwest POST + 8 MiB PATCHes + PUT; read and hash after each PATCH returns",
+        "bench/diag-serial",
+    ),
+    diag(
+        "diag_patch_overlap",
+        "reqwest POST + 8 MiB PATCHes + PUT; read and hash while each PATCH is in flight",
+        "bench/diag-overlap",
+    ),
+    diag(
+        "diag_patch_stream",
+        "reqwest POST + one PATCH streaming the file (hashed as it is sent) + PUT",
+        "bench/diag-stream",
+    ),
 ];
