@@ -865,9 +865,7 @@ async fn a_registry_that_keeps_part_of_each_request() {
             max_retries: 1,
             ..Default::default()
         };
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("blob");
-        std::fs::write(&path, &data).expect("write");
+        let (_dir, path) = temp_file("blob", &data);
         let larger = UploadBlobOptions {
             chunk_size: Some(3000),
             ..chunked.clone()

@@ -293,9 +293,7 @@ async fn bad_input_is_refused_before_any_request() {
                 ..Default::default()
             })
         };
-        let dir = tempfile::tempdir().expect("tempdir");
-        let file = dir.path().join("f");
-        std::fs::write(&file, b"data").expect("write");
+        let (_dir, file) = temp_file("f", b"data");
         for uploaded in [
             content.upload_blob(&b"data"[..], zero_chunk()).await,
             content.upload_blob_bytes(&b"data"[..], zero_chunk()).await,
@@ -371,8 +369,15 @@ async fn bad_input_is_refused_before_any_request() {
                 .set_manifest_bytes(big, media_types::OCI_MANIFEST, None)
                 .await,
         );
-        // One bad scope per rule (token_api's unit test covers validate_scope in full).
-        for scope in ["", "repository:a", "a:b:c\r\n"] {
+        for scope in [
+            "",
+            " ",
+            "pull",
+            "repository:a",
+            "repository::pull",
+            "a:b:c\n",
+            "a:\"b:c",
+        ] {
             refused(
                 scope,
                 "scope",
