@@ -468,13 +468,9 @@ async fn respond(
     let body: ProxyBody = body.map_err(|e| -> BoxError { Box::new(e) }).boxed();
     let cut = Arc::new(CutSignal::default());
     let body = match fault {
-        Fault::CutRequestAfter(n) => CutRequestBody {
-            inner: body,
-            remaining: n,
-            signal: cut.clone(),
-            grace: None,
+        Fault::CutRequestAfter(n) => {
+            LimitBody::new(body, n, LimitEnd::CutRequest(cut.clone())).boxed()
         }
-        .boxed(),
         _ => body,
     };
     let up = up.body(body)?;
@@ -508,14 +504,9 @@ async fn respond(
     }
     let body: ProxyBody = body.map_err(|e| -> BoxError { Box::new(e) }).boxed();
     let body = match fault {
-        Fault::CutResponseAfter(n) => LimitBody::new(body, n, true).boxed(),
-        Fault::TruncateBody(n) => LimitBody::new(body, n, false).boxed(),
-        Fault::FlipByte(offset) => FlipBody {
-            inner: body,
-            pos: 0,
-            offset,
-        }
-        .boxed(),
+        Fault::CutResponseAfter(n) => LimitBody::new(body, n, LimitEnd::AbortResponse).boxed(),
+        Fault::TruncateBody(n) => LimitBody::new(body, n, LimitEnd::Truncate).boxed(),
+        Fault::FlipByte(offset) => flip_byte(body, offset),
         Fault::ReplaceHeader(name, value) => {
             match (
                 HeaderName::from_bytes(name.as_bytes()),
@@ -549,16 +540,39 @@ struct CutSignal {
     notify: Notify,
 }
 
-/// Request body that forwards `remaining` bytes, waits [`FLUSH_GRACE`], signals the cut and
-/// fails (which aborts the upstream request).
-struct CutRequestBody {
-    inner: ProxyBody,
-    remaining: u64,
-    signal: Arc<CutSignal>,
-    grace: Option<Pin<Box<Sleep>>>,
+/// How a [`LimitBody`] ends once its bytes are passed and [`FLUSH_GRACE`] is over.
+enum LimitEnd {
+    /// Signal the cut to the request's forwarder, then fail (which aborts the upstream
+    /// request).
+    CutRequest(Arc<CutSignal>),
+    /// Fail: hyper aborts the client's connection.
+    AbortResponse,
+    /// End cleanly, short of the announced length.
+    Truncate,
 }
 
-impl Body for CutRequestBody {
+/// Body that passes `remaining` bytes, waits [`FLUSH_GRACE`], then ends as `end` says.
+struct LimitBody {
+    inner: ProxyBody,
+    remaining: u64,
+    end: LimitEnd,
+    grace: Option<Pin<Box<Sleep>>>,
+    done: bool,
+}
+
+impl LimitBody {
+    fn new(inner: ProxyBody, remaining: u64, end: LimitEnd) -> Self {
+        Self {
+            inner,
+            remaining,
+            end,
+            grace: None,
+            done: false,
+        }
+    }
+}
+
+impl Body for LimitBody {
     type Data = Bytes;
     type Error = BoxError;
 
@@ -567,13 +581,25 @@ impl Body for CutRequestBody {
         cx: &mut TaskContext<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
+        if this.done {
+            return Poll::Ready(None);
+        }
         if let Some(grace) = this.grace.as_mut() {
             if grace.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }
-            this.signal.fired.store(true, Ordering::SeqCst);
-            this.signal.notify.notify_one();
-            return Poll::Ready(Some(Err(Box::new(FaultError("request cut")))));
+            this.done = true;
+            return match &this.end {
+                LimitEnd::CutRequest(signal) => {
+                    signal.fired.store(true, Ordering::SeqCst);
+                    signal.notify.notify_one();
+                    Poll::Ready(Some(Err(Box::new(FaultError("request cut")))))
+                }
+                LimitEnd::AbortResponse => {
+                    Poll::Ready(Some(Err(Box::new(FaultError("response cut")))))
+                }
+                LimitEnd::Truncate => Poll::Ready(None),
+            };
         }
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
@@ -599,135 +625,38 @@ impl Body for CutRequestBody {
         }
     }
 
-    fn size_hint(&self) -> SizeHint {
-        // Unknown: hyper then uses the forwarded Content-Length header (if any), so the
-        // upstream expects the full length and sees a short body.
-        SizeHint::default()
-    }
-}
-
-/// Response body that passes `remaining` bytes, waits [`FLUSH_GRACE`], then either fails
-/// (`abort`) or ends early.
-struct LimitBody {
-    inner: ProxyBody,
-    remaining: u64,
-    abort: bool,
-    grace: Option<Pin<Box<Sleep>>>,
-    done: bool,
-}
-
-impl LimitBody {
-    fn new(inner: ProxyBody, remaining: u64, abort: bool) -> Self {
-        Self {
-            inner,
-            remaining,
-            abort,
-            grace: None,
-            done: false,
-        }
-    }
-}
-
-impl Body for LimitBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = &mut *self;
-        if this.done {
-            return Poll::Ready(None);
-        }
-        if let Some(grace) = this.grace.as_mut() {
-            if grace.as_mut().poll(cx).is_pending() {
-                return Poll::Pending;
-            }
-            this.done = true;
-            return if this.abort {
-                Poll::Ready(Some(Err(Box::new(FaultError("response cut")))))
-            } else {
-                Poll::Ready(None)
-            };
-        }
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-                Ok(data) => {
-                    let len = data.len() as u64;
-                    if len <= this.remaining {
-                        this.remaining -= len;
-                        return Poll::Ready(Some(Ok(Frame::data(data))));
-                    }
-                    let keep = usize::try_from(this.remaining).unwrap_or(usize::MAX);
-                    this.remaining = 0;
-                    this.grace = Some(Box::pin(tokio::time::sleep(FLUSH_GRACE)));
-                    if keep > 0 {
-                        Poll::Ready(Some(Ok(Frame::data(data.slice(..keep)))))
-                    } else {
-                        self.poll_frame(cx)
-                    }
-                }
-                Err(frame) => Poll::Ready(Some(Ok(frame))),
-            },
-            other => other,
-        }
-    }
-
     fn is_end_stream(&self) -> bool {
         self.done
     }
 
     fn size_hint(&self) -> SizeHint {
-        // Unknown: hyper keeps the upstream's Content-Length header.
+        // Unknown: hyper keeps the forwarded Content-Length header (if any), so a cut request's
+        // upstream expects the full length and sees a short body, and so does the client of a
+        // cut response.
         SizeHint::default()
     }
 }
 
-/// Response body with the byte at `offset` XORed with 0xFF.
-struct FlipBody {
-    inner: ProxyBody,
-    pos: u64,
-    offset: u64,
-}
-
-impl Body for FlipBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-                Ok(data) => {
-                    let start = this.pos;
-                    this.pos += data.len() as u64;
-                    if (start..this.pos).contains(&this.offset) {
-                        let i = usize::try_from(this.offset - start).unwrap_or(usize::MAX);
-                        let mut m = BytesMut::from(&data[..]);
-                        if let Some(b) = m.get_mut(i) {
-                            *b ^= 0xFF;
-                        }
-                        return Poll::Ready(Some(Ok(Frame::data(m.freeze()))));
-                    }
-                    Poll::Ready(Some(Ok(Frame::data(data))))
-                }
-                Err(frame) => Poll::Ready(Some(Ok(frame))),
-            },
-            other => other,
+/// `body` with the byte at `offset` XORed with 0xFF (same length, other frames unchanged).
+fn flip_byte(body: ProxyBody, offset: u64) -> ProxyBody {
+    let mut pos = 0u64;
+    body.map_frame(move |frame| match frame.into_data() {
+        Ok(data) => {
+            let start = pos;
+            pos += data.len() as u64;
+            if !(start..pos).contains(&offset) {
+                return Frame::data(data);
+            }
+            let i = usize::try_from(offset - start).unwrap_or(usize::MAX);
+            let mut m = BytesMut::from(&data[..]);
+            if let Some(b) = m.get_mut(i) {
+                *b ^= 0xFF;
+            }
+            Frame::data(m.freeze())
         }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
+        Err(frame) => frame,
+    })
+    .boxed()
 }
 
 #[cfg(test)]
