@@ -385,20 +385,32 @@ mod tests {
         assert_eq!(proxy.bytes_to_client(), 500);
     }
 
+    /// The bandwidth cap of the pacing tests, in bytes per second.
+    const CAPPED_RATE: u64 = 8 << 20;
+
+    /// A proxy capped at [`CAPPED_RATE`] (10 ms RTT) in front of a [`source_server`] of `n`
+    /// bytes, started with the upstream string `upstream` makes of the server's address; and
+    /// the least time, in seconds, one connection may take for the `n` bytes (the bucket starts
+    /// full, so everything after the first burst is paced; 10% slack).
+    async fn capped_source(
+        n: usize,
+        upstream: impl FnOnce(SocketAddr) -> String,
+    ) -> (ShapingProxy, f64) {
+        let options = ShapingOptions {
+            rtt: Duration::from_millis(10),
+            bytes_per_sec: CAPPED_RATE,
+            ..Default::default()
+        };
+        let floor = (n as u64 - options.burst()) as f64 / CAPPED_RATE as f64 * 0.9;
+        let upstream = upstream(source_server(n).await);
+        let proxy = ShapingProxy::start(&upstream, options).await.unwrap();
+        (proxy, floor)
+    }
+
     #[tokio::test]
     async fn one_connection_is_capped_at_its_rate() {
         let n = 3 << 20;
-        let rate: u64 = 8 << 20;
-        let upstream = source_server(n).await;
-        let options = ShapingOptions {
-            rtt: Duration::from_millis(10),
-            bytes_per_sec: rate,
-            ..Default::default()
-        };
-        let burst = options.burst();
-        let proxy = ShapingProxy::start(&format!("http://{upstream}"), options)
-            .await
-            .unwrap();
+        let (proxy, floor) = capped_source(n, |a| format!("http://{a}")).await;
         let t0 = StdInstant::now();
         let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
         let mut got = Vec::new();
@@ -406,11 +418,9 @@ mod tests {
         let took = t0.elapsed().as_secs_f64();
         assert_eq!(got.len(), n);
         assert!(got.iter().all(|&b| b == 0x5a));
-        // The bucket starts full: everything after the first burst is paced.
-        let floor = (n as u64 - burst) as f64 / rate as f64 * 0.9;
         assert!(
             took >= floor,
-            "{n} bytes at {rate} B/s took {took:.3} s < {floor:.3} s"
+            "{n} bytes at {CAPPED_RATE} B/s took {took:.3} s < {floor:.3} s"
         );
     }
 
@@ -419,17 +429,7 @@ mod tests {
         // Two connections at once each get the cap: together they move the bytes in about the
         // time one connection needs, and never faster than the cap allows each.
         let n = 2 << 20;
-        let rate: u64 = 8 << 20;
-        let upstream = source_server(n).await;
-        let options = ShapingOptions {
-            rtt: Duration::from_millis(10),
-            bytes_per_sec: rate,
-            ..Default::default()
-        };
-        let burst = options.burst();
-        let proxy = ShapingProxy::start(&upstream.to_string(), options)
-            .await
-            .unwrap();
+        let (proxy, floor) = capped_source(n, |a| a.to_string()).await;
         let t0 = StdInstant::now();
         let fetch = || async {
             let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
@@ -442,7 +442,6 @@ mod tests {
         assert_eq!((a, b), (n, n));
         assert_eq!(proxy.connections(), 2);
         assert_eq!(proxy.bytes_to_client(), 2 * n as u64);
-        let floor = (n as u64 - burst) as f64 / rate as f64 * 0.9;
         assert!(took >= floor, "took {took:.3} s < {floor:.3} s");
     }
 
