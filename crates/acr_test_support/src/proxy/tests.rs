@@ -18,33 +18,18 @@ struct UpState {
     uploads: Mutex<Vec<Upload>>,
 }
 
-/// A body that yields `data` in 16 KiB frames, with an exact size hint.
-struct Chunks {
-    data: Bytes,
+/// `data` as a body of 16 KiB frames.
+fn chunked(data: &Bytes) -> ProxyBody {
+    let frames: Vec<Result<Frame<Bytes>, BoxError>> = data
+        .chunks(16 * 1024)
+        .map(|c| Ok(Frame::data(data.slice_ref(c))))
+        .collect();
+    http_body_util::StreamBody::new(futures::stream::iter(frames)).boxed()
 }
 
-impl Body for Chunks {
-    type Data = Bytes;
-    type Error = BoxError;
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _cx: &mut TaskContext<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        if self.data.is_empty() {
-            return Poll::Ready(None);
-        }
-        let n = self.data.len().min(16 * 1024);
-        let chunk = self.data.split_to(n);
-        Poll::Ready(Some(Ok(Frame::data(chunk))))
-    }
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.data.len() as u64)
-    }
-}
-
-/// Routes: `GET /blob/<n>` → n bytes of `random_bytes` (with Docker-Content-Digest);
-/// `GET /hdr` → a relative Location; `PUT|PATCH /upload…` → reads the body, answers 201 with
-/// `X-Received`; anything else 404.
+/// Routes: `GET /blob/<n>` → n bytes of `random_bytes` in 16 KiB frames (with Content-Length
+/// and Docker-Content-Digest); `GET /hdr` → a relative Location; `PUT|PATCH /upload…` → reads
+/// the body, answers 201 with `X-Received`; anything else 404.
 async fn upstream_handle(
     st: Arc<UpState>,
     req: Request<Incoming>,
@@ -54,9 +39,11 @@ async fn upstream_handle(
     if let Some(n) = path.strip_prefix("/blob/") {
         let data = Bytes::from(random_bytes(n.parse().unwrap_or(0)));
         let digest = sha256_digest(&data);
-        let mut resp = Response::new(Chunks { data }.boxed());
+        let mut resp = Response::new(chunked(&data));
         resp.headers_mut()
             .insert("docker-content-digest", digest.parse().unwrap());
+        resp.headers_mut()
+            .insert(hyper::header::CONTENT_LENGTH, data.len().into());
         return Ok(resp);
     }
     if path == "/hdr" {
