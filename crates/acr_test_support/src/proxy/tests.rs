@@ -124,6 +124,25 @@ async fn setup() -> (Upstream, FaultProxy, reqwest::Client) {
     (up, proxy, client)
 }
 
+/// [`setup`], with `rule` added to the proxy.
+async fn setup_with(rule: Rule) -> (Upstream, FaultProxy, reqwest::Client) {
+    let (up, proxy, client) = setup().await;
+    proxy.add_rule(rule);
+    (up, proxy, client)
+}
+
+/// Sends `GET` for `path` (starting with `/`) through the proxy.
+async fn get(
+    client: &reqwest::Client,
+    proxy: &FaultProxy,
+    path: &str,
+) -> reqwest::Result<reqwest::Response> {
+    client
+        .get(format!("{}{path}", proxy.endpoint()))
+        .send()
+        .await
+}
+
 /// Reads a response body chunk by chunk; returns the bytes received and whether it ended in
 /// an error.
 async fn read_body(mut resp: reqwest::Response) -> (Vec<u8>, bool) {
@@ -266,8 +285,7 @@ async fn cut_request_after_forwards_n_bytes_then_drops_the_connection() {
 
 #[tokio::test]
 async fn cut_request_at_zero_bytes() {
-    let (up, proxy, client) = setup().await;
-    proxy.add_rule(Rule::new(Match::any(), Fault::CutRequestAfter(0)));
+    let (up, proxy, client) = setup_with(Rule::new(Match::any(), Fault::CutRequestAfter(0))).await;
     let r = client
         .patch(format!("{}/upload/z", proxy.endpoint()))
         .body(random_bytes(100_000))
@@ -280,16 +298,12 @@ async fn cut_request_at_zero_bytes() {
 
 #[tokio::test]
 async fn cut_response_after_sends_headers_and_n_bytes_then_fails() {
-    let (_up, proxy, client) = setup().await;
-    proxy.add_rule(Rule::new(
+    let (_up, proxy, client) = setup_with(Rule::new(
         Match::any().path_contains("/blob/"),
         Fault::CutResponseAfter(20_000),
-    ));
-    let resp = client
-        .get(format!("{}/blob/1000000", proxy.endpoint()))
-        .send()
-        .await
-        .unwrap();
+    ))
+    .await;
+    let resp = get(&client, &proxy, "/blob/1000000").await.unwrap();
     assert_eq!(resp.status(), 200);
     // The upstream Content-Length is kept.
     assert_eq!(resp.content_length(), Some(1_000_000));
@@ -302,24 +316,15 @@ async fn cut_response_after_sends_headers_and_n_bytes_then_fails() {
 
 #[tokio::test]
 async fn truncate_body_sends_fewer_bytes_than_content_length() {
-    let (_up, proxy, client) = setup().await;
-    proxy.add_rule(Rule::new(Match::any(), Fault::TruncateBody(5000)));
-    let resp = client
-        .get(format!("{}/blob/70000", proxy.endpoint()))
-        .send()
-        .await
-        .unwrap();
+    let (_up, proxy, client) = setup_with(Rule::new(Match::any(), Fault::TruncateBody(5000))).await;
+    let resp = get(&client, &proxy, "/blob/70000").await.unwrap();
     assert_eq!(resp.content_length(), Some(70000));
     let (body, failed) = read_body(resp).await;
     assert!(failed, "a short body must be reported as an error");
     assert_eq!(body.len(), 5000);
 
     // A body shorter than the limit is not affected.
-    let resp = client
-        .get(format!("{}/blob/4000", proxy.endpoint()))
-        .send()
-        .await
-        .unwrap();
+    let resp = get(&client, &proxy, "/blob/4000").await.unwrap();
     let (body, failed) = read_body(resp).await;
     assert!(!failed);
     assert_eq!(body, random_bytes(4000));
@@ -327,13 +332,9 @@ async fn truncate_body_sends_fewer_bytes_than_content_length() {
 
 #[tokio::test]
 async fn flip_byte_corrupts_exactly_one_byte() {
-    let (_up, proxy, client) = setup().await;
-    proxy.add_rule(Rule::new(Match::any(), Fault::FlipByte(40_000)).times(1));
-    let resp = client
-        .get(format!("{}/blob/100000", proxy.endpoint()))
-        .send()
-        .await
-        .unwrap();
+    let (_up, proxy, client) =
+        setup_with(Rule::new(Match::any(), Fault::FlipByte(40_000)).times(1)).await;
+    let resp = get(&client, &proxy, "/blob/100000").await.unwrap();
     let digest = resp.headers()["docker-content-digest"]
         .to_str()
         .unwrap()
@@ -384,8 +385,7 @@ async fn replace_and_remove_header() {
 
 #[tokio::test]
 async fn status_answers_without_forwarding() {
-    let (up, proxy, client) = setup().await;
-    proxy.add_rule(
+    let (up, proxy, client) = setup_with(
         Rule::new(
             Match::any().method("GET"),
             Fault::Status {
@@ -395,12 +395,9 @@ async fn status_answers_without_forwarding() {
             },
         )
         .times(1),
-    );
-    let resp = client
-        .get(format!("{}/blob/10", proxy.endpoint()))
-        .send()
-        .await
-        .unwrap();
+    )
+    .await;
+    let resp = get(&client, &proxy, "/blob/10").await.unwrap();
     assert_eq!(resp.status(), 503);
     assert_eq!(resp.headers()["retry-after"], "2");
     assert_eq!(resp.headers()["content-type"], "application/json");
@@ -414,17 +411,13 @@ async fn status_answers_without_forwarding() {
 
 #[tokio::test]
 async fn delay_delays() {
-    let (up, proxy, client) = setup().await;
-    proxy.add_rule(Rule::new(
+    let (up, proxy, client) = setup_with(Rule::new(
         Match::any().path_contains("/blob/"),
         Fault::Delay(Duration::from_millis(400)),
-    ));
+    ))
+    .await;
     let t = Instant::now();
-    let resp = client
-        .get(format!("{}/blob/10", proxy.endpoint()))
-        .send()
-        .await
-        .unwrap();
+    let resp = get(&client, &proxy, "/blob/10").await.unwrap();
     assert_eq!(resp.status(), 200);
     assert!(
         t.elapsed() >= Duration::from_millis(400),
@@ -436,12 +429,8 @@ async fn delay_delays() {
 
 #[tokio::test]
 async fn disconnect_closes_without_answer() {
-    let (up, proxy, client) = setup().await;
-    proxy.add_rule(Rule::new(Match::any(), Fault::Disconnect).times(1));
-    let r = client
-        .get(format!("{}/blob/10", proxy.endpoint()))
-        .send()
-        .await;
+    let (up, proxy, client) = setup_with(Rule::new(Match::any(), Fault::Disconnect).times(1)).await;
+    let r = get(&client, &proxy, "/blob/10").await;
     assert!(r.is_err(), "{r:?}");
     assert_eq!(hits(&up), 0);
     assert_eq!(proxy.requests()[0].status, None);
@@ -503,11 +492,7 @@ async fn unreachable_upstream_gives_502_and_drop_stops() {
         .await
         .unwrap();
     let client = reqwest::Client::new();
-    let resp = client
-        .get(format!("{}/v2/", proxy.endpoint()))
-        .send()
-        .await
-        .unwrap();
+    let resp = get(&client, &proxy, "/v2/").await.unwrap();
     assert_eq!(resp.status(), 502);
     let addr = proxy.addr();
     drop(proxy);
