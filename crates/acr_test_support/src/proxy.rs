@@ -17,7 +17,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -34,10 +34,11 @@ use hyper::{Request, Response, StatusCode, Uri};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::net::TcpStream;
 use tokio::sync::Notify;
-use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Sleep;
+
+use crate::loopback::LoopbackServer;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type ProxyBody = BoxBody<Bytes, BoxError>;
@@ -213,15 +214,14 @@ struct Shared {
 ///
 /// Runs on the current tokio runtime; stops (listener and open connections) on drop.
 pub struct FaultProxy {
-    addr: SocketAddr,
+    server: LoopbackServer,
     shared: Arc<Shared>,
-    task: JoinHandle<()>,
 }
 
 impl std::fmt::Debug for FaultProxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FaultProxy")
-            .field("addr", &self.addr)
+        self.server
+            .debug_struct(f, "FaultProxy")
             .field("upstream", &self.shared.upstream_origin)
             .finish_non_exhaustive()
     }
@@ -243,11 +243,6 @@ impl FaultProxy {
         let upstream_origin = format!("http://{authority}");
         let upstream_prefix = uri.path().trim_end_matches('/').to_string();
 
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .await
-            .context("binding the fault proxy on 127.0.0.1")?;
-        let addr = listener.local_addr().context("fault proxy local address")?;
-
         let client = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
         let shared = Arc::new(Shared {
             rules: Mutex::new(Vec::new()),
@@ -256,18 +251,22 @@ impl FaultProxy {
             upstream_prefix,
             client,
         });
-        let task = tokio::spawn(accept_loop(listener, shared.clone()));
-        Ok(Self { addr, shared, task })
+        let server = LoopbackServer::start("fault proxy", {
+            let shared = shared.clone();
+            move |stream| serve_connection(shared.clone(), stream)
+        })
+        .await?;
+        Ok(Self { server, shared })
     }
 
     /// The proxy's base URL, `http://127.0.0.1:PORT` (no trailing slash).
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.endpoint()
     }
 
     /// The listening address.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// Appends a rule. Rules are tried in the order added; the first live one that matches
@@ -301,41 +300,18 @@ impl FaultProxy {
     }
 }
 
-impl Drop for FaultProxy {
-    fn drop(&mut self) {
-        // Dropping the accept loop drops its JoinSet, which aborts every connection task.
-        self.task.abort();
-    }
-}
-
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    let mut conns = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let shared = shared.clone();
-                    conns.spawn(async move {
-                        let service = hyper::service::service_fn(move |req| {
-                            handle(shared.clone(), req)
-                        });
-                        // Errors here are injected faults or client disconnects.
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .timer(TokioTimer::new())
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    });
-                }
-                // E.g. too many open files: back off briefly instead of spinning.
-                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-            },
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
-        }
-    }
+/// Serves HTTP/1.1 on one client connection, each request through [`handle`].
+async fn serve_connection(shared: Arc<Shared>, stream: TcpStream) {
+    let service = hyper::service::service_fn(move |req| handle(shared.clone(), req));
+    // Errors here are injected faults or client disconnects.
+    let _ = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
 }
 
 impl Shared {

@@ -2,7 +2,10 @@
 
 use super::*;
 use crate::{random_bytes, sha256_digest};
+use std::net::Ipv4Addr;
 use std::time::Instant;
+use tokio::net::TcpListener;
+use tokio::task::{JoinHandle, JoinSet};
 
 /// What the test upstream saw of one upload (PUT/PATCH) body.
 #[derive(Debug, Clone, PartialEq, Eq)]
