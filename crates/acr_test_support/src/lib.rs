@@ -20,6 +20,7 @@
 mod credential;
 mod examples;
 mod hostile;
+mod loopback;
 mod proxy;
 mod registry;
 mod seed;

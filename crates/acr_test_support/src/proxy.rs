@@ -17,7 +17,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -34,10 +34,11 @@ use hyper::{Request, Response, StatusCode, Uri};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::net::TcpStream;
 use tokio::sync::Notify;
-use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Sleep;
+
+use crate::loopback::LoopbackServer;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type ProxyBody = BoxBody<Bytes, BoxError>;
@@ -213,15 +214,14 @@ struct Shared {
 ///
 /// Runs on the current tokio runtime; stops (listener and open connections) on drop.
 pub struct FaultProxy {
-    addr: SocketAddr,
+    server: LoopbackServer,
     shared: Arc<Shared>,
-    task: JoinHandle<()>,
 }
 
 impl std::fmt::Debug for FaultProxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FaultProxy")
-            .field("addr", &self.addr)
+        self.server
+            .debug_struct(f, "FaultProxy")
             .field("upstream", &self.shared.upstream_origin)
             .finish_non_exhaustive()
     }
@@ -243,11 +243,6 @@ impl FaultProxy {
         let upstream_origin = format!("http://{authority}");
         let upstream_prefix = uri.path().trim_end_matches('/').to_string();
 
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .await
-            .context("binding the fault proxy on 127.0.0.1")?;
-        let addr = listener.local_addr().context("fault proxy local address")?;
-
         let client = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
         let shared = Arc::new(Shared {
             rules: Mutex::new(Vec::new()),
@@ -256,18 +251,22 @@ impl FaultProxy {
             upstream_prefix,
             client,
         });
-        let task = tokio::spawn(accept_loop(listener, shared.clone()));
-        Ok(Self { addr, shared, task })
+        let server = LoopbackServer::start("fault proxy", {
+            let shared = shared.clone();
+            move |stream| serve_connection(shared.clone(), stream)
+        })
+        .await?;
+        Ok(Self { server, shared })
     }
 
     /// The proxy's base URL, `http://127.0.0.1:PORT` (no trailing slash).
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.endpoint()
     }
 
     /// The listening address.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// Appends a rule. Rules are tried in the order added; the first live one that matches
@@ -301,41 +300,18 @@ impl FaultProxy {
     }
 }
 
-impl Drop for FaultProxy {
-    fn drop(&mut self) {
-        // Dropping the accept loop drops its JoinSet, which aborts every connection task.
-        self.task.abort();
-    }
-}
-
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    let mut conns = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let shared = shared.clone();
-                    conns.spawn(async move {
-                        let service = hyper::service::service_fn(move |req| {
-                            handle(shared.clone(), req)
-                        });
-                        // Errors here are injected faults or client disconnects.
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .timer(TokioTimer::new())
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    });
-                }
-                // E.g. too many open files: back off briefly instead of spinning.
-                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-            },
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
-        }
-    }
+/// Serves HTTP/1.1 on one client connection, each request through [`handle`].
+async fn serve_connection(shared: Arc<Shared>, stream: TcpStream) {
+    let service = hyper::service::service_fn(move |req| handle(shared.clone(), req));
+    // Errors here are injected faults or client disconnects.
+    let _ = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
 }
 
 impl Shared {
@@ -468,13 +444,9 @@ async fn respond(
     let body: ProxyBody = body.map_err(|e| -> BoxError { Box::new(e) }).boxed();
     let cut = Arc::new(CutSignal::default());
     let body = match fault {
-        Fault::CutRequestAfter(n) => CutRequestBody {
-            inner: body,
-            remaining: n,
-            signal: cut.clone(),
-            grace: None,
+        Fault::CutRequestAfter(n) => {
+            LimitBody::new(body, n, LimitEnd::CutRequest(cut.clone())).boxed()
         }
-        .boxed(),
         _ => body,
     };
     let up = up.body(body)?;
@@ -508,14 +480,9 @@ async fn respond(
     }
     let body: ProxyBody = body.map_err(|e| -> BoxError { Box::new(e) }).boxed();
     let body = match fault {
-        Fault::CutResponseAfter(n) => LimitBody::new(body, n, true).boxed(),
-        Fault::TruncateBody(n) => LimitBody::new(body, n, false).boxed(),
-        Fault::FlipByte(offset) => FlipBody {
-            inner: body,
-            pos: 0,
-            offset,
-        }
-        .boxed(),
+        Fault::CutResponseAfter(n) => LimitBody::new(body, n, LimitEnd::AbortResponse).boxed(),
+        Fault::TruncateBody(n) => LimitBody::new(body, n, LimitEnd::Truncate).boxed(),
+        Fault::FlipByte(offset) => flip_byte(body, offset),
         Fault::ReplaceHeader(name, value) => {
             match (
                 HeaderName::from_bytes(name.as_bytes()),
@@ -549,16 +516,39 @@ struct CutSignal {
     notify: Notify,
 }
 
-/// Request body that forwards `remaining` bytes, waits [`FLUSH_GRACE`], signals the cut and
-/// fails (which aborts the upstream request).
-struct CutRequestBody {
-    inner: ProxyBody,
-    remaining: u64,
-    signal: Arc<CutSignal>,
-    grace: Option<Pin<Box<Sleep>>>,
+/// How a [`LimitBody`] ends once its bytes are passed and [`FLUSH_GRACE`] is over.
+enum LimitEnd {
+    /// Signal the cut to the request's forwarder, then fail (which aborts the upstream
+    /// request).
+    CutRequest(Arc<CutSignal>),
+    /// Fail: hyper aborts the client's connection.
+    AbortResponse,
+    /// End cleanly, short of the announced length.
+    Truncate,
 }
 
-impl Body for CutRequestBody {
+/// Body that passes `remaining` bytes, waits [`FLUSH_GRACE`], then ends as `end` says.
+struct LimitBody {
+    inner: ProxyBody,
+    remaining: u64,
+    end: LimitEnd,
+    grace: Option<Pin<Box<Sleep>>>,
+    done: bool,
+}
+
+impl LimitBody {
+    fn new(inner: ProxyBody, remaining: u64, end: LimitEnd) -> Self {
+        Self {
+            inner,
+            remaining,
+            end,
+            grace: None,
+            done: false,
+        }
+    }
+}
+
+impl Body for LimitBody {
     type Data = Bytes;
     type Error = BoxError;
 
@@ -567,13 +557,25 @@ impl Body for CutRequestBody {
         cx: &mut TaskContext<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
+        if this.done {
+            return Poll::Ready(None);
+        }
         if let Some(grace) = this.grace.as_mut() {
             if grace.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }
-            this.signal.fired.store(true, Ordering::SeqCst);
-            this.signal.notify.notify_one();
-            return Poll::Ready(Some(Err(Box::new(FaultError("request cut")))));
+            this.done = true;
+            return match &this.end {
+                LimitEnd::CutRequest(signal) => {
+                    signal.fired.store(true, Ordering::SeqCst);
+                    signal.notify.notify_one();
+                    Poll::Ready(Some(Err(Box::new(FaultError("request cut")))))
+                }
+                LimitEnd::AbortResponse => {
+                    Poll::Ready(Some(Err(Box::new(FaultError("response cut")))))
+                }
+                LimitEnd::Truncate => Poll::Ready(None),
+            };
         }
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
@@ -599,135 +601,38 @@ impl Body for CutRequestBody {
         }
     }
 
-    fn size_hint(&self) -> SizeHint {
-        // Unknown: hyper then uses the forwarded Content-Length header (if any), so the
-        // upstream expects the full length and sees a short body.
-        SizeHint::default()
-    }
-}
-
-/// Response body that passes `remaining` bytes, waits [`FLUSH_GRACE`], then either fails
-/// (`abort`) or ends early.
-struct LimitBody {
-    inner: ProxyBody,
-    remaining: u64,
-    abort: bool,
-    grace: Option<Pin<Box<Sleep>>>,
-    done: bool,
-}
-
-impl LimitBody {
-    fn new(inner: ProxyBody, remaining: u64, abort: bool) -> Self {
-        Self {
-            inner,
-            remaining,
-            abort,
-            grace: None,
-            done: false,
-        }
-    }
-}
-
-impl Body for LimitBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = &mut *self;
-        if this.done {
-            return Poll::Ready(None);
-        }
-        if let Some(grace) = this.grace.as_mut() {
-            if grace.as_mut().poll(cx).is_pending() {
-                return Poll::Pending;
-            }
-            this.done = true;
-            return if this.abort {
-                Poll::Ready(Some(Err(Box::new(FaultError("response cut")))))
-            } else {
-                Poll::Ready(None)
-            };
-        }
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-                Ok(data) => {
-                    let len = data.len() as u64;
-                    if len <= this.remaining {
-                        this.remaining -= len;
-                        return Poll::Ready(Some(Ok(Frame::data(data))));
-                    }
-                    let keep = usize::try_from(this.remaining).unwrap_or(usize::MAX);
-                    this.remaining = 0;
-                    this.grace = Some(Box::pin(tokio::time::sleep(FLUSH_GRACE)));
-                    if keep > 0 {
-                        Poll::Ready(Some(Ok(Frame::data(data.slice(..keep)))))
-                    } else {
-                        self.poll_frame(cx)
-                    }
-                }
-                Err(frame) => Poll::Ready(Some(Ok(frame))),
-            },
-            other => other,
-        }
-    }
-
     fn is_end_stream(&self) -> bool {
         self.done
     }
 
     fn size_hint(&self) -> SizeHint {
-        // Unknown: hyper keeps the upstream's Content-Length header.
+        // Unknown: hyper keeps the forwarded Content-Length header (if any), so a cut request's
+        // upstream expects the full length and sees a short body, and so does the client of a
+        // cut response.
         SizeHint::default()
     }
 }
 
-/// Response body with the byte at `offset` XORed with 0xFF.
-struct FlipBody {
-    inner: ProxyBody,
-    pos: u64,
-    offset: u64,
-}
-
-impl Body for FlipBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-                Ok(data) => {
-                    let start = this.pos;
-                    this.pos += data.len() as u64;
-                    if (start..this.pos).contains(&this.offset) {
-                        let i = usize::try_from(this.offset - start).unwrap_or(usize::MAX);
-                        let mut m = BytesMut::from(&data[..]);
-                        if let Some(b) = m.get_mut(i) {
-                            *b ^= 0xFF;
-                        }
-                        return Poll::Ready(Some(Ok(Frame::data(m.freeze()))));
-                    }
-                    Poll::Ready(Some(Ok(Frame::data(data))))
-                }
-                Err(frame) => Poll::Ready(Some(Ok(frame))),
-            },
-            other => other,
+/// `body` with the byte at `offset` XORed with 0xFF (same length, other frames unchanged).
+fn flip_byte(body: ProxyBody, offset: u64) -> ProxyBody {
+    let mut pos = 0u64;
+    body.map_frame(move |frame| match frame.into_data() {
+        Ok(data) => {
+            let start = pos;
+            pos += data.len() as u64;
+            if !(start..pos).contains(&offset) {
+                return Frame::data(data);
+            }
+            let i = usize::try_from(offset - start).unwrap_or(usize::MAX);
+            let mut m = BytesMut::from(&data[..]);
+            if let Some(b) = m.get_mut(i) {
+                *b ^= 0xFF;
+            }
+            Frame::data(m.freeze())
         }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
+        Err(frame) => frame,
+    })
+    .boxed()
 }
 
 #[cfg(test)]

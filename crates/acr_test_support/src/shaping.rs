@@ -21,19 +21,19 @@
 //! pressure reaches the sender. Bytes are forwarded untouched (HTTP `Host` and `Location` keep
 //! naming the proxy, so clients stay on the shaped path).
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Semaphore};
-use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
+
+use crate::loopback::LoopbackServer;
 
 /// Largest read from a socket, and so the largest chunk of the delay line.
 const READ_CHUNK: usize = 64 << 10;
@@ -105,15 +105,14 @@ struct Counters {
 /// A running shaping proxy on `127.0.0.1:<free port>` in front of one TCP upstream. Runs on the
 /// current tokio runtime; stops (listener and open connections) on drop.
 pub struct ShapingProxy {
-    addr: SocketAddr,
+    server: LoopbackServer,
     counters: Arc<Counters>,
-    task: JoinHandle<()>,
 }
 
 impl std::fmt::Debug for ShapingProxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ShapingProxy")
-            .field("addr", &self.addr)
+        self.server
+            .debug_struct(f, "ShapingProxy")
             .finish_non_exhaustive()
     }
 }
@@ -130,34 +129,21 @@ impl ShapingProxy {
             .unwrap_or_default()
             .to_string();
         anyhow::ensure!(!authority.is_empty(), "upstream {upstream:?} has no host");
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .await
-            .context("binding the shaping proxy on 127.0.0.1")?;
-        let addr = listener
-            .local_addr()
-            .context("shaping proxy local address")?;
         let counters = Arc::new(Counters::default());
-        let task = tokio::spawn(accept_loop(
-            listener,
-            authority,
-            Arc::new(options),
-            counters.clone(),
-        ));
-        Ok(Self {
-            addr,
-            counters,
-            task,
+        let server = LoopbackServer::start("shaping proxy", {
+            let (options, counters) = (Arc::new(options), counters.clone());
+            move |client| {
+                counters.connections.fetch_add(1, Ordering::Relaxed);
+                let (upstream, options, counters) =
+                    (authority.clone(), options.clone(), counters.clone());
+                async move {
+                    // Errors end the connection (a peer closed or reset it).
+                    let _ = connection(client, &upstream, &options, &counters).await;
+                }
+            }
         })
-    }
-
-    /// The proxy's base URL, `http://127.0.0.1:PORT` (no trailing slash).
-    pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// The listening address.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
+        .await?;
+        Ok(Self { server, counters })
     }
 
     /// Connections accepted so far.
@@ -174,39 +160,15 @@ impl ShapingProxy {
     pub fn bytes_to_client(&self) -> u64 {
         self.counters.to_client.load(Ordering::Relaxed)
     }
-}
 
-impl Drop for ShapingProxy {
-    fn drop(&mut self) {
-        // Dropping the accept loop drops its JoinSet, which aborts every connection task.
-        self.task.abort();
+    /// The proxy's base URL, `http://127.0.0.1:PORT` (no trailing slash).
+    pub fn endpoint(&self) -> String {
+        self.server.endpoint()
     }
-}
 
-async fn accept_loop(
-    listener: TcpListener,
-    upstream: String,
-    options: Arc<ShapingOptions>,
-    counters: Arc<Counters>,
-) {
-    let mut conns = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((client, _)) => {
-                    counters.connections.fetch_add(1, Ordering::Relaxed);
-                    let (upstream, options, counters) =
-                        (upstream.clone(), options.clone(), counters.clone());
-                    conns.spawn(async move {
-                        // Errors end the connection (a peer closed or reset it).
-                        let _ = connection(client, &upstream, &options, &counters).await;
-                    });
-                }
-                // E.g. too many open files: back off briefly instead of spinning.
-                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-            },
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
-        }
+    /// The listening address.
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr()
     }
 }
 
@@ -322,7 +284,9 @@ impl TokenBucket {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
     use std::time::Instant as StdInstant;
+    use tokio::net::TcpListener;
 
     /// An echo server on loopback: every byte read is written back.
     async fn echo_server() -> SocketAddr {
@@ -385,20 +349,32 @@ mod tests {
         assert_eq!(proxy.bytes_to_client(), 500);
     }
 
+    /// The bandwidth cap of the pacing tests, in bytes per second.
+    const CAPPED_RATE: u64 = 8 << 20;
+
+    /// A proxy capped at [`CAPPED_RATE`] (10 ms RTT) in front of a [`source_server`] of `n`
+    /// bytes, started with the upstream string `upstream` makes of the server's address; and
+    /// the least time, in seconds, one connection may take for the `n` bytes (the bucket starts
+    /// full, so everything after the first burst is paced; 10% slack).
+    async fn capped_source(
+        n: usize,
+        upstream: impl FnOnce(SocketAddr) -> String,
+    ) -> (ShapingProxy, f64) {
+        let options = ShapingOptions {
+            rtt: Duration::from_millis(10),
+            bytes_per_sec: CAPPED_RATE,
+            ..Default::default()
+        };
+        let floor = (n as u64 - options.burst()) as f64 / CAPPED_RATE as f64 * 0.9;
+        let upstream = upstream(source_server(n).await);
+        let proxy = ShapingProxy::start(&upstream, options).await.unwrap();
+        (proxy, floor)
+    }
+
     #[tokio::test]
     async fn one_connection_is_capped_at_its_rate() {
         let n = 3 << 20;
-        let rate: u64 = 8 << 20;
-        let upstream = source_server(n).await;
-        let options = ShapingOptions {
-            rtt: Duration::from_millis(10),
-            bytes_per_sec: rate,
-            ..Default::default()
-        };
-        let burst = options.burst();
-        let proxy = ShapingProxy::start(&format!("http://{upstream}"), options)
-            .await
-            .unwrap();
+        let (proxy, floor) = capped_source(n, |a| format!("http://{a}")).await;
         let t0 = StdInstant::now();
         let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
         let mut got = Vec::new();
@@ -406,11 +382,9 @@ mod tests {
         let took = t0.elapsed().as_secs_f64();
         assert_eq!(got.len(), n);
         assert!(got.iter().all(|&b| b == 0x5a));
-        // The bucket starts full: everything after the first burst is paced.
-        let floor = (n as u64 - burst) as f64 / rate as f64 * 0.9;
         assert!(
             took >= floor,
-            "{n} bytes at {rate} B/s took {took:.3} s < {floor:.3} s"
+            "{n} bytes at {CAPPED_RATE} B/s took {took:.3} s < {floor:.3} s"
         );
     }
 
@@ -419,17 +393,7 @@ mod tests {
         // Two connections at once each get the cap: together they move the bytes in about the
         // time one connection needs, and never faster than the cap allows each.
         let n = 2 << 20;
-        let rate: u64 = 8 << 20;
-        let upstream = source_server(n).await;
-        let options = ShapingOptions {
-            rtt: Duration::from_millis(10),
-            bytes_per_sec: rate,
-            ..Default::default()
-        };
-        let burst = options.burst();
-        let proxy = ShapingProxy::start(&upstream.to_string(), options)
-            .await
-            .unwrap();
+        let (proxy, floor) = capped_source(n, |a| a.to_string()).await;
         let t0 = StdInstant::now();
         let fetch = || async {
             let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
@@ -442,7 +406,6 @@ mod tests {
         assert_eq!((a, b), (n, n));
         assert_eq!(proxy.connections(), 2);
         assert_eq!(proxy.bytes_to_client(), 2 * n as u64);
-        let floor = (n as u64 - burst) as f64 / rate as f64 * 0.9;
         assert!(took >= floor, "took {took:.3} s < {floor:.3} s");
     }
 

@@ -2,7 +2,10 @@
 
 use super::*;
 use crate::{random_bytes, sha256_digest};
+use std::net::Ipv4Addr;
 use std::time::Instant;
+use tokio::net::TcpListener;
+use tokio::task::{JoinHandle, JoinSet};
 
 /// What the test upstream saw of one upload (PUT/PATCH) body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,33 +21,18 @@ struct UpState {
     uploads: Mutex<Vec<Upload>>,
 }
 
-/// A body that yields `data` in 16 KiB frames, with an exact size hint.
-struct Chunks {
-    data: Bytes,
+/// `data` as a body of 16 KiB frames.
+fn chunked(data: &Bytes) -> ProxyBody {
+    let frames: Vec<Result<Frame<Bytes>, BoxError>> = data
+        .chunks(16 * 1024)
+        .map(|c| Ok(Frame::data(data.slice_ref(c))))
+        .collect();
+    http_body_util::StreamBody::new(futures::stream::iter(frames)).boxed()
 }
 
-impl Body for Chunks {
-    type Data = Bytes;
-    type Error = BoxError;
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _cx: &mut TaskContext<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        if self.data.is_empty() {
-            return Poll::Ready(None);
-        }
-        let n = self.data.len().min(16 * 1024);
-        let chunk = self.data.split_to(n);
-        Poll::Ready(Some(Ok(Frame::data(chunk))))
-    }
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.data.len() as u64)
-    }
-}
-
-/// Routes: `GET /blob/<n>` → n bytes of `random_bytes` (with Docker-Content-Digest);
-/// `GET /hdr` → a relative Location; `PUT|PATCH /upload…` → reads the body, answers 201 with
-/// `X-Received`; anything else 404.
+/// Routes: `GET /blob/<n>` → n bytes of `random_bytes` in 16 KiB frames (with Content-Length
+/// and Docker-Content-Digest); `GET /hdr` → a relative Location; `PUT|PATCH /upload…` → reads
+/// the body, answers 201 with `X-Received`; anything else 404.
 async fn upstream_handle(
     st: Arc<UpState>,
     req: Request<Incoming>,
@@ -54,9 +42,11 @@ async fn upstream_handle(
     if let Some(n) = path.strip_prefix("/blob/") {
         let data = Bytes::from(random_bytes(n.parse().unwrap_or(0)));
         let digest = sha256_digest(&data);
-        let mut resp = Response::new(Chunks { data }.boxed());
+        let mut resp = Response::new(chunked(&data));
         resp.headers_mut()
             .insert("docker-content-digest", digest.parse().unwrap());
+        resp.headers_mut()
+            .insert(hyper::header::CONTENT_LENGTH, data.len().into());
         return Ok(resp);
     }
     if path == "/hdr" {
@@ -135,6 +125,25 @@ async fn setup() -> (Upstream, FaultProxy, reqwest::Client) {
         .build()
         .unwrap();
     (up, proxy, client)
+}
+
+/// [`setup`], with `rule` added to the proxy.
+async fn setup_with(rule: Rule) -> (Upstream, FaultProxy, reqwest::Client) {
+    let (up, proxy, client) = setup().await;
+    proxy.add_rule(rule);
+    (up, proxy, client)
+}
+
+/// Sends `GET` for `path` (starting with `/`) through the proxy.
+async fn get(
+    client: &reqwest::Client,
+    proxy: &FaultProxy,
+    path: &str,
+) -> reqwest::Result<reqwest::Response> {
+    client
+        .get(format!("{}{path}", proxy.endpoint()))
+        .send()
+        .await
 }
 
 /// Reads a response body chunk by chunk; returns the bytes received and whether it ended in
@@ -279,8 +288,7 @@ async fn cut_request_after_forwards_n_bytes_then_drops_the_connection() {
 
 #[tokio::test]
 async fn cut_request_at_zero_bytes() {
-    let (up, proxy, client) = setup().await;
-    proxy.add_rule(Rule::new(Match::any(), Fault::CutRequestAfter(0)));
+    let (up, proxy, client) = setup_with(Rule::new(Match::any(), Fault::CutRequestAfter(0))).await;
     let r = client
         .patch(format!("{}/upload/z", proxy.endpoint()))
         .body(random_bytes(100_000))
@@ -293,16 +301,12 @@ async fn cut_request_at_zero_bytes() {
 
 #[tokio::test]
 async fn cut_response_after_sends_headers_and_n_bytes_then_fails() {
-    let (_up, proxy, client) = setup().await;
-    proxy.add_rule(Rule::new(
+    let (_up, proxy, client) = setup_with(Rule::new(
         Match::any().path_contains("/blob/"),
         Fault::CutResponseAfter(20_000),
-    ));
-    let resp = client
-        .get(format!("{}/blob/1000000", proxy.endpoint()))
-        .send()
-        .await
-        .unwrap();
+    ))
+    .await;
+    let resp = get(&client, &proxy, "/blob/1000000").await.unwrap();
     assert_eq!(resp.status(), 200);
     // The upstream Content-Length is kept.
     assert_eq!(resp.content_length(), Some(1_000_000));
@@ -315,24 +319,15 @@ async fn cut_response_after_sends_headers_and_n_bytes_then_fails() {
 
 #[tokio::test]
 async fn truncate_body_sends_fewer_bytes_than_content_length() {
-    let (_up, proxy, client) = setup().await;
-    proxy.add_rule(Rule::new(Match::any(), Fault::TruncateBody(5000)));
-    let resp = client
-        .get(format!("{}/blob/70000", proxy.endpoint()))
-        .send()
-        .await
-        .unwrap();
+    let (_up, proxy, client) = setup_with(Rule::new(Match::any(), Fault::TruncateBody(5000))).await;
+    let resp = get(&client, &proxy, "/blob/70000").await.unwrap();
     assert_eq!(resp.content_length(), Some(70000));
     let (body, failed) = read_body(resp).await;
     assert!(failed, "a short body must be reported as an error");
     assert_eq!(body.len(), 5000);
 
     // A body shorter than the limit is not affected.
-    let resp = client
-        .get(format!("{}/blob/4000", proxy.endpoint()))
-        .send()
-        .await
-        .unwrap();
+    let resp = get(&client, &proxy, "/blob/4000").await.unwrap();
     let (body, failed) = read_body(resp).await;
     assert!(!failed);
     assert_eq!(body, random_bytes(4000));
@@ -340,13 +335,9 @@ async fn truncate_body_sends_fewer_bytes_than_content_length() {
 
 #[tokio::test]
 async fn flip_byte_corrupts_exactly_one_byte() {
-    let (_up, proxy, client) = setup().await;
-    proxy.add_rule(Rule::new(Match::any(), Fault::FlipByte(40_000)).times(1));
-    let resp = client
-        .get(format!("{}/blob/100000", proxy.endpoint()))
-        .send()
-        .await
-        .unwrap();
+    let (_up, proxy, client) =
+        setup_with(Rule::new(Match::any(), Fault::FlipByte(40_000)).times(1)).await;
+    let resp = get(&client, &proxy, "/blob/100000").await.unwrap();
     let digest = resp.headers()["docker-content-digest"]
         .to_str()
         .unwrap()
@@ -397,8 +388,7 @@ async fn replace_and_remove_header() {
 
 #[tokio::test]
 async fn status_answers_without_forwarding() {
-    let (up, proxy, client) = setup().await;
-    proxy.add_rule(
+    let (up, proxy, client) = setup_with(
         Rule::new(
             Match::any().method("GET"),
             Fault::Status {
@@ -408,12 +398,9 @@ async fn status_answers_without_forwarding() {
             },
         )
         .times(1),
-    );
-    let resp = client
-        .get(format!("{}/blob/10", proxy.endpoint()))
-        .send()
-        .await
-        .unwrap();
+    )
+    .await;
+    let resp = get(&client, &proxy, "/blob/10").await.unwrap();
     assert_eq!(resp.status(), 503);
     assert_eq!(resp.headers()["retry-after"], "2");
     assert_eq!(resp.headers()["content-type"], "application/json");
@@ -427,17 +414,13 @@ async fn status_answers_without_forwarding() {
 
 #[tokio::test]
 async fn delay_delays() {
-    let (up, proxy, client) = setup().await;
-    proxy.add_rule(Rule::new(
+    let (up, proxy, client) = setup_with(Rule::new(
         Match::any().path_contains("/blob/"),
         Fault::Delay(Duration::from_millis(400)),
-    ));
+    ))
+    .await;
     let t = Instant::now();
-    let resp = client
-        .get(format!("{}/blob/10", proxy.endpoint()))
-        .send()
-        .await
-        .unwrap();
+    let resp = get(&client, &proxy, "/blob/10").await.unwrap();
     assert_eq!(resp.status(), 200);
     assert!(
         t.elapsed() >= Duration::from_millis(400),
@@ -449,12 +432,8 @@ async fn delay_delays() {
 
 #[tokio::test]
 async fn disconnect_closes_without_answer() {
-    let (up, proxy, client) = setup().await;
-    proxy.add_rule(Rule::new(Match::any(), Fault::Disconnect).times(1));
-    let r = client
-        .get(format!("{}/blob/10", proxy.endpoint()))
-        .send()
-        .await;
+    let (up, proxy, client) = setup_with(Rule::new(Match::any(), Fault::Disconnect).times(1)).await;
+    let r = get(&client, &proxy, "/blob/10").await;
     assert!(r.is_err(), "{r:?}");
     assert_eq!(hits(&up), 0);
     assert_eq!(proxy.requests()[0].status, None);
@@ -516,11 +495,7 @@ async fn unreachable_upstream_gives_502_and_drop_stops() {
         .await
         .unwrap();
     let client = reqwest::Client::new();
-    let resp = client
-        .get(format!("{}/v2/", proxy.endpoint()))
-        .send()
-        .await
-        .unwrap();
+    let resp = get(&client, &proxy, "/v2/").await.unwrap();
     assert_eq!(resp.status(), 502);
     let addr = proxy.addr();
     drop(proxy);
