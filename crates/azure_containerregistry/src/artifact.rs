@@ -4,8 +4,8 @@
 use std::sync::{Arc, OnceLock};
 
 use azure_core::error::ErrorKind;
-use azure_core::http::pager::PagerState;
-use azure_core::http::{Pager, StatusCode};
+use azure_core::http::pager::{PagerOptions, PagerState};
+use azure_core::http::{ClientMethodOptions, NoFormat, Pager, Response, StatusCode};
 
 use crate::error::rest_error;
 use crate::models::{
@@ -13,42 +13,63 @@ use crate::models::{
     ManifestWriteableProperties, TagPropertiesPage, TagWriteableProperties,
 };
 use crate::operation::{ok_if_not_found, traced};
+use crate::response::{empty_response, error_response, model_response};
 use crate::paging::{fetch, next_link, page_result, raw_page, wire_page_size};
 use crate::pipeline::Pipeline;
 use crate::reference::{validate_repository_name, validate_tag, Reference};
 
 /// Options for [`RegistryArtifact::get_manifest_properties`].
 #[derive(Clone, Debug, Default)]
-pub struct GetManifestPropertiesOptions {}
+pub struct GetManifestPropertiesOptions<'a> {
+    /// The context of the requests.
+    pub method_options: ClientMethodOptions<'a>,
+}
 
 /// Options for [`RegistryArtifact::update_manifest_properties`].
 #[derive(Clone, Debug, Default)]
-pub struct UpdateManifestPropertiesOptions {}
+pub struct UpdateManifestPropertiesOptions<'a> {
+    /// The context of the requests.
+    pub method_options: ClientMethodOptions<'a>,
+}
 
 /// Options for [`RegistryArtifact::get_tag_properties`].
 #[derive(Clone, Debug, Default)]
-pub struct GetTagPropertiesOptions {}
+pub struct GetTagPropertiesOptions<'a> {
+    /// The context of the requests.
+    pub method_options: ClientMethodOptions<'a>,
+}
 
 /// Options for [`RegistryArtifact::update_tag_properties`].
 #[derive(Clone, Debug, Default)]
-pub struct UpdateTagPropertiesOptions {}
+pub struct UpdateTagPropertiesOptions<'a> {
+    /// The context of the requests.
+    pub method_options: ClientMethodOptions<'a>,
+}
 
 /// Options for [`RegistryArtifact::delete_tag`].
 #[derive(Clone, Debug, Default)]
-pub struct DeleteTagOptions {}
+pub struct DeleteTagOptions<'a> {
+    /// The context of the requests.
+    pub method_options: ClientMethodOptions<'a>,
+}
 
 /// Options for [`RegistryArtifact::delete`].
 #[derive(Clone, Debug, Default)]
-pub struct DeleteArtifactOptions {}
+pub struct DeleteArtifactOptions<'a> {
+    /// The context of the requests.
+    pub method_options: ClientMethodOptions<'a>,
+}
 
 /// Options for [`RegistryArtifact::list_tag_properties`].
 #[derive(Clone, Debug, Default)]
-pub struct ListTagPropertiesOptions {
+pub struct ListTagPropertiesOptions<'a> {
     /// The order of the tags (default: the registry's, by name).
     pub order_by: Option<ArtifactTagOrder>,
     /// Tags per page (`n`); overrides
     /// [`ContainerRegistryClientOptions::page_size`](crate::ContainerRegistryClientOptions::page_size).
     pub page_size: Option<u32>,
+    /// The context of the requests, and the continuation to resume a listing from.
+    pub method_options: PagerOptions<'a>,
 }
 
 /// A client for one artifact (manifest) of a repository, named by tag or digest, from
@@ -121,47 +142,57 @@ impl RegistryArtifact {
         }
     }
 
-    /// The manifest's properties (`GET /acr/v1/{name}/_manifests/{digest}`). An unknown digest
-    /// fails with 404 `MANIFEST_UNKNOWN`, an unknown tag with 404 `TAG_UNKNOWN`.
+    /// The manifest's properties (`GET /acr/v1/{name}/_manifests/{digest}`); `into_model()`
+    /// reads them. An unknown digest fails with 404 `MANIFEST_UNKNOWN`, an unknown tag with 404
+    /// `TAG_UNKNOWN`.
     pub async fn get_manifest_properties(
         &self,
-        options: Option<GetManifestPropertiesOptions>,
-    ) -> azure_core::Result<ArtifactManifestProperties> {
-        let _ = options;
-        traced("get_manifest_properties", &self.repository, async {
-            let digest = self.digest().await?;
-            let response = self
-                .pipeline
-                .rest()
-                .get_manifest_properties(&self.repository, &digest)
-                .await
-                .map_err(rest_error)?;
-            let p = response.into_inner();
-            ArtifactManifestProperties::from_wire(p.registry, p.image_name, p.manifest)
-        })
+        options: Option<GetManifestPropertiesOptions<'_>>,
+    ) -> azure_core::Result<Response<ArtifactManifestProperties>> {
+        let options = options.unwrap_or_default();
+        traced!(
+            "RegistryArtifact.get_manifest_properties",
+            &self.repository,
+            &options.method_options.context,
+            async {
+                let digest = self.digest().await?;
+                let response = self
+                    .pipeline
+                    .rest()
+                    .get_manifest_properties(&self.repository, &digest)
+                    .await
+                    .map_err(rest_error)?;
+                model_response(response)
+            }
+        )
         .await
     }
 
     /// Changes the manifest's attributes that are `Some` in `value`
-    /// (`PATCH /acr/v1/{name}/_manifests/{digest}`) and returns its properties after the change.
+    /// (`PATCH /acr/v1/{name}/_manifests/{digest}`); the response holds its properties after
+    /// the change.
     pub async fn update_manifest_properties(
         &self,
         value: ManifestWriteableProperties,
-        options: Option<UpdateManifestPropertiesOptions>,
-    ) -> azure_core::Result<ArtifactManifestProperties> {
-        let _ = options;
-        traced("update_manifest_properties", &self.repository, async {
-            let digest = self.digest().await?;
-            let body = value.to_wire();
-            let response = self
-                .pipeline
-                .rest()
-                .update_manifest_properties(&self.repository, &digest, &body)
-                .await
-                .map_err(rest_error)?;
-            let p = response.into_inner();
-            ArtifactManifestProperties::from_wire(p.registry, p.image_name, p.manifest)
-        })
+        options: Option<UpdateManifestPropertiesOptions<'_>>,
+    ) -> azure_core::Result<Response<ArtifactManifestProperties>> {
+        let options = options.unwrap_or_default();
+        traced!(
+            "RegistryArtifact.update_manifest_properties",
+            &self.repository,
+            &options.method_options.context,
+            async {
+                let digest = self.digest().await?;
+                let body = value.to_wire();
+                let response = self
+                    .pipeline
+                    .rest()
+                    .update_manifest_properties(&self.repository, &digest, &body)
+                    .await
+                    .map_err(rest_error)?;
+                model_response(response)
+            }
+        )
         .await
     }
 
@@ -170,46 +201,55 @@ impl RegistryArtifact {
     pub async fn get_tag_properties(
         &self,
         tag: &str,
-        options: Option<GetTagPropertiesOptions>,
-    ) -> azure_core::Result<ArtifactTagProperties> {
-        let _ = options;
-        traced("get_tag_properties", &self.repository, async {
-            validate_repository_name(&self.repository)?;
-            validate_tag(tag)?;
-            let response = self
-                .pipeline
-                .rest()
-                .get_tag_properties(&self.repository, tag)
-                .await
-                .map_err(rest_error)?;
-            let p = response.into_inner();
-            ArtifactTagProperties::from_wire(p.registry, p.image_name, p.tag)
-        })
+        options: Option<GetTagPropertiesOptions<'_>>,
+    ) -> azure_core::Result<Response<ArtifactTagProperties>> {
+        let options = options.unwrap_or_default();
+        traced!(
+            "RegistryArtifact.get_tag_properties",
+            &self.repository,
+            &options.method_options.context,
+            async {
+                validate_repository_name(&self.repository)?;
+                validate_tag(tag)?;
+                let response = self
+                    .pipeline
+                    .rest()
+                    .get_tag_properties(&self.repository, tag)
+                    .await
+                    .map_err(rest_error)?;
+                model_response(response)
+            }
+        )
         .await
     }
 
     /// Changes a tag's attributes that are `Some` in `value`
-    /// (`PATCH /acr/v1/{name}/_tags/{tag}`) and returns its properties after the change.
+    /// (`PATCH /acr/v1/{name}/_tags/{tag}`); the response holds its properties after the
+    /// change.
     pub async fn update_tag_properties(
         &self,
         tag: &str,
         value: TagWriteableProperties,
-        options: Option<UpdateTagPropertiesOptions>,
-    ) -> azure_core::Result<ArtifactTagProperties> {
-        let _ = options;
-        traced("update_tag_properties", &self.repository, async {
-            validate_repository_name(&self.repository)?;
-            validate_tag(tag)?;
-            let body = value.to_wire();
-            let response = self
-                .pipeline
-                .rest()
-                .update_tag_attributes(&self.repository, tag, &body)
-                .await
-                .map_err(rest_error)?;
-            let p = response.into_inner();
-            ArtifactTagProperties::from_wire(p.registry, p.image_name, p.tag)
-        })
+        options: Option<UpdateTagPropertiesOptions<'_>>,
+    ) -> azure_core::Result<Response<ArtifactTagProperties>> {
+        let options = options.unwrap_or_default();
+        traced!(
+            "RegistryArtifact.update_tag_properties",
+            &self.repository,
+            &options.method_options.context,
+            async {
+                validate_repository_name(&self.repository)?;
+                validate_tag(tag)?;
+                let body = value.to_wire();
+                let response = self
+                    .pipeline
+                    .rest()
+                    .update_tag_attributes(&self.repository, tag, &body)
+                    .await
+                    .map_err(rest_error)?;
+                model_response(response)
+            }
+        )
         .await
     }
 
@@ -218,51 +258,64 @@ impl RegistryArtifact {
     pub async fn delete_tag(
         &self,
         tag: &str,
-        options: Option<DeleteTagOptions>,
-    ) -> azure_core::Result<()> {
-        let _ = options;
-        traced("delete_tag", &self.repository, async {
-            validate_repository_name(&self.repository)?;
-            validate_tag(tag)?;
-            let result = self
-                .pipeline
-                .rest()
-                .delete_tag(&self.repository, tag)
-                .await
-                .map(|_| ())
-                .map_err(rest_error);
-            ok_if_not_found(result)
-        })
+        options: Option<DeleteTagOptions<'_>>,
+    ) -> azure_core::Result<Response<(), NoFormat>> {
+        let options = options.unwrap_or_default();
+        traced!(
+            "RegistryArtifact.delete_tag",
+            &self.repository,
+            &options.method_options.context,
+            async {
+                validate_repository_name(&self.repository)?;
+                validate_tag(tag)?;
+                let result = self
+                    .pipeline
+                    .rest()
+                    .delete_tag(&self.repository, tag)
+                    .await
+                    .map(empty_response)
+                    .map_err(rest_error);
+                ok_if_not_found(result, |e| error_response(&e))
+            }
+        )
         .await
     }
 
     /// Deletes the manifest and every tag pointing at it
     /// (`DELETE /v2/{name}/manifests/{digest}`, after resolving a tag). An artifact that is
     /// already gone (unknown digest, tag or repository) is not an error.
-    pub async fn delete(&self, options: Option<DeleteArtifactOptions>) -> azure_core::Result<()> {
-        let _ = options;
-        traced("delete_artifact", &self.repository, async {
-            self.check()?;
-            let digest = match self.digest().await {
-                Ok(digest) => digest,
-                Err(error) if error.http_status() == Some(StatusCode::NotFound) => {
-                    tracing::debug!(
-                        code = crate::error_code(&error),
-                        "the tag is gone; nothing to delete"
-                    );
-                    return Ok(());
-                }
-                Err(error) => return Err(error),
-            };
-            let result = self
-                .pipeline
-                .rest()
-                .delete_manifest(&self.repository, &digest)
-                .await
-                .map(|_| ())
-                .map_err(rest_error);
-            ok_if_not_found(result)
-        })
+    pub async fn delete(
+        &self,
+        options: Option<DeleteArtifactOptions<'_>>,
+    ) -> azure_core::Result<Response<(), NoFormat>> {
+        let options = options.unwrap_or_default();
+        traced!(
+            "RegistryArtifact.delete",
+            &self.repository,
+            &options.method_options.context,
+            async {
+                self.check()?;
+                let digest = match self.digest().await {
+                    Ok(digest) => digest,
+                    Err(error) if error.http_status() == Some(StatusCode::NotFound) => {
+                        tracing::debug!(
+                            code = crate::error_code(&error),
+                            "the tag is gone; nothing to delete"
+                        );
+                        return Ok(error_response(&error));
+                    }
+                    Err(error) => return Err(error),
+                };
+                let result = self
+                    .pipeline
+                    .rest()
+                    .delete_manifest(&self.repository, &digest)
+                    .await
+                    .map(empty_response)
+                    .map_err(rest_error);
+                ok_if_not_found(result, |e| error_response(&e))
+            }
+        )
         .await
     }
 
@@ -271,24 +324,30 @@ impl RegistryArtifact {
     ///
     /// ACR's `Link` does not carry the `digest` filter (docs/wire-facts.md#paging), so a follow-up page may
     /// hold tags of other manifests: those are dropped here, and a page may come out empty.
+    ///
+    /// A listing resumes where another stopped from that pager's continuation, in
+    /// [`method_options`](ListTagPropertiesOptions::method_options).
     pub fn list_tag_properties(
         &self,
-        options: Option<ListTagPropertiesOptions>,
-    ) -> Pager<TagPropertiesPage> {
+        options: Option<ListTagPropertiesOptions<'_>>,
+    ) -> azure_core::Result<Pager<TagPropertiesPage>> {
         let options = options.unwrap_or_default();
+        self.check()?;
         let page_size = options.page_size.or(self.pipeline.options().page_size);
+        wire_page_size(page_size)?;
         let order = options.order_by.unwrap_or_default().to_wire();
         let artifact = self.clone();
         // The digest the first page resolved, for filtering the pages after it.
         let resolved: Arc<OnceLock<String>> = Arc::new(OnceLock::new());
-        Pager::new(
-            move |state: PagerState, _options| {
+        Ok(Pager::new(
+            move |state: PagerState, options: PagerOptions<'static>| {
                 let artifact = artifact.clone();
                 let resolved = resolved.clone();
                 Box::pin(async move {
+                    let context = options.context;
                     let (page, digest) = match state {
                         PagerState::Initial => {
-                            traced("list_tag_properties", &artifact.repository, async {
+                            traced!("RegistryArtifact.list_tag_properties", &artifact.repository, &context, async {
                                 let n = wire_page_size(page_size)?;
                                 let digest = artifact.digest().await?;
                                 let response = artifact
@@ -303,10 +362,23 @@ impl RegistryArtifact {
                             .await?
                         }
                         PagerState::More(continuation) => {
-                            // The Link is followed as given (its `last` cursor is opaque).
+                            // The Link is followed as given (its `last` cursor is opaque). A
+                            // listing resumed from a continuation resolves the digest first.
+                            let digest = match resolved.get() {
+                                Some(digest) => digest.clone(),
+                                None => {
+                                    let digest = crate::operation::run(
+                                        tracing::Span::none(),
+                                        &context,
+                                        artifact.digest(),
+                                    )
+                                    .await?;
+                                    resolved.get_or_init(|| digest).clone()
+                                }
+                            };
                             let url = artifact.pipeline.resolve(continuation.as_ref())?;
-                            let page = fetch(&artifact.pipeline, url, "get_tags").await?;
-                            (page, resolved.get().cloned().unwrap_or_default())
+                            let page = fetch(&artifact.pipeline, url, "get_tags", &context).await?;
+                            (page, digest)
                         }
                     };
                     let next = next_link(&page.headers)?;
@@ -314,8 +386,8 @@ impl RegistryArtifact {
                     Ok(page_result::<TagPropertiesPage>(body, &page.headers, next))
                 })
             },
-            None,
-        )
+            Some(crate::paging::owned(options.method_options)),
+        ))
     }
 }
 

@@ -26,16 +26,20 @@ mod operation;
 mod options;
 mod paging;
 mod pipeline;
+mod policies;
 mod reference;
+mod response;
 mod retry;
+mod transport;
 
 pub use audience::ContainerRegistryAudience;
 pub use error::{error_code, DigestMismatch, InvalidArgument, PagingLoop, UnconfirmedDigest};
 pub use options::{
-    ContainerRegistryClientOptions, DEFAULT_BODY_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_READ_TIMEOUT, DEFAULT_TIMEOUT,
+    ContainerRegistryClientOptions, DEFAULT_API_VERSION, DEFAULT_BODY_TIMEOUT,
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RETRY_AFTER, DEFAULT_READ_TIMEOUT, DEFAULT_RESUME_DELAY,
+    DEFAULT_TIMEOUT,
 };
-pub use retry::{RetryOptions, DEFAULT_MAX_RETRIES};
+pub use retry::DEFAULT_MAX_RETRIES;
 mod artifact;
 pub mod models;
 mod registry_client;

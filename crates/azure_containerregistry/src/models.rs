@@ -196,7 +196,8 @@ impl ArtifactTagOrder {
 }
 
 /// Properties of a repository.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "types::ContainerRepositoryProperties")]
 pub struct RepositoryProperties {
     /// The registry's login server, e.g. `myregistry.azurecr.io`.
     pub registry_login_server: String,
@@ -250,7 +251,8 @@ pub struct ArtifactManifestPlatform {
 }
 
 /// Properties of a manifest (an image or other artifact).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "types::ArtifactManifestProperties")]
 pub struct ArtifactManifestProperties {
     /// The registry's login server.
     pub registry_login_server: String,
@@ -329,7 +331,8 @@ impl ArtifactManifestProperties {
 }
 
 /// Properties of a tag.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "types::ArtifactTagProperties")]
 pub struct ArtifactTagProperties {
     /// The registry's login server.
     pub registry_login_server: String,
@@ -569,5 +572,26 @@ mod tests {
         assert_eq!(ArtifactArchitecture::from("unknown").as_str(), "unknown");
         assert_eq!(ArtifactOperatingSystem::LINUX.to_string(), "linux");
         assert!(ArtifactOperatingSystem::LINUX == "linux");
+    }
+}
+
+impl TryFrom<types::ContainerRepositoryProperties> for RepositoryProperties {
+    type Error = azure_core::Error;
+    fn try_from(p: types::ContainerRepositoryProperties) -> azure_core::Result<Self> {
+        Self::from_wire(p)
+    }
+}
+
+impl TryFrom<types::ArtifactManifestProperties> for ArtifactManifestProperties {
+    type Error = azure_core::Error;
+    fn try_from(p: types::ArtifactManifestProperties) -> azure_core::Result<Self> {
+        Self::from_wire(p.registry, p.image_name, p.manifest)
+    }
+}
+
+impl TryFrom<types::ArtifactTagProperties> for ArtifactTagProperties {
+    type Error = azure_core::Error;
+    fn try_from(p: types::ArtifactTagProperties) -> azure_core::Result<Self> {
+        Self::from_wire(p.registry, p.image_name, p.tag)
     }
 }

@@ -1,33 +1,90 @@
-//! What every public operation shares: its tracing span and the reading of a 404 on delete.
+//! What every public operation shares: its tracing span (named `Client.method`, as in the other
+//! Azure SDKs), the caller's `Context` for the requests it sends, and the reading of a 404 on
+//! delete.
 
 use std::future::Future;
+use std::sync::Mutex;
 use std::time::Instant;
 
-use azure_core::http::StatusCode;
+use azure_core::http::{Context, StatusCode};
 use futures::future::BoxFuture;
 use tracing::Instrument;
 
-/// Runs one public operation in an `acr.operation` span that records the operation, the
-/// repository, the outcome (HTTP status of a failure) and the duration. Never records secrets.
-pub(crate) fn traced<'a, T, F>(
-    operation: &'static str,
-    repository: &str,
+/// The operation in progress on this task: the caller's context, and the pipeline error that
+/// the generated client could not carry (it only knows `reqwest` errors).
+struct Call {
+    context: Context<'static>,
+    error: Mutex<Option<azure_core::Error>>,
+}
+
+tokio::task_local! {
+    static CALL: Call;
+}
+
+/// The context of the operation running on this task (empty outside one).
+pub(crate) fn current_context() -> Context<'static> {
+    CALL.try_with(|call| call.context.clone())
+        .unwrap_or_default()
+}
+
+/// Keeps `error` for the operation running on this task, which returns it in place of the
+/// generated client's reading of it. `Err(error)` back when no operation runs here.
+pub(crate) fn keep_error(error: azure_core::Error) -> Result<(), azure_core::Error> {
+    let mut error = Some(error);
+    let kept = CALL.try_with(|call| {
+        if let Some(e) = error.take() {
+            *call.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+        }
+    });
+    match (kept, error) {
+        (Ok(()), _) => Ok(()),
+        (Err(_), Some(e)) => Err(e),
+        (Err(_), None) => Ok(()),
+    }
+}
+
+/// Runs one public operation in a span named after it (`ContainerRegistryClient.list_repository_names`),
+/// recording the repository, the outcome (HTTP status of a failure) and the duration; its
+/// requests carry `context`. Never records secrets.
+macro_rules! traced {
+    ($name:literal, $repository:expr, $context:expr, $future:expr) => {
+        $crate::operation::run(
+            tracing::info_span!(
+                $name,
+                repository = %$repository,
+                status = tracing::field::Empty,
+                duration_ms = tracing::field::Empty,
+            ),
+            $context,
+            $future,
+        )
+    };
+}
+pub(crate) use traced;
+
+/// The body of [`traced!`].
+pub(crate) fn run<'a, T, F>(
+    span: tracing::Span,
+    context: &Context<'_>,
     future: F,
 ) -> BoxFuture<'a, azure_core::Result<T>>
 where
     F: Future<Output = azure_core::Result<T>> + Send + 'a,
     T: Send + 'a,
 {
-    let span = tracing::info_span!(
-        "acr.operation",
-        operation,
-        repository,
-        status = tracing::field::Empty,
-        duration_ms = tracing::field::Empty,
-    );
-    Box::pin(async move {
+    let call = Call {
+        context: context.to_owned(),
+        error: Mutex::new(None),
+    };
+    Box::pin(CALL.scope(call, async move {
         let started = Instant::now();
         let result = future.instrument(span.clone()).await;
+        let result = result.map_err(|error| {
+            CALL.try_with(|call| call.error.lock().unwrap_or_else(|p| p.into_inner()).take())
+                .ok()
+                .flatten()
+                .unwrap_or(error)
+        });
         let elapsed = started.elapsed().as_millis() as u64;
         span.record("duration_ms", elapsed);
         match &result {
@@ -46,19 +103,51 @@ where
             }
         }
         result
-    })
+    }))
 }
 
 /// Treats 404 (the thing is already gone) as success, for deletes.
-pub(crate) fn ok_if_not_found(result: azure_core::Result<()>) -> azure_core::Result<()> {
+pub(crate) fn ok_if_not_found<T>(
+    result: azure_core::Result<T>,
+    gone: impl FnOnce(azure_core::Error) -> T,
+) -> azure_core::Result<T> {
     match result {
         Err(error) if error.http_status() == Some(StatusCode::NotFound) => {
             tracing::debug!(
                 code = crate::error_code(&error),
                 "already gone; delete succeeds"
             );
-            Ok(())
+            Ok(gone(error))
         }
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_kept_error_replaces_the_generated_clients_reading() {
+        let context = Context::new();
+        let result: azure_core::Result<()> = traced!("Test.op", "repo", &context, async {
+            keep_error(azure_core::Error::with_message(
+                azure_core::error::ErrorKind::Credential,
+                "the real cause",
+            ))
+            .expect("inside an operation");
+            Err(azure_core::Error::with_message(
+                azure_core::error::ErrorKind::Other,
+                "synthetic",
+            ))
+        })
+        .await;
+        let error = result.expect_err("fails");
+        assert!(error.to_string().contains("the real cause"), "{error}");
+        let outside = keep_error(azure_core::Error::with_message(
+            azure_core::error::ErrorKind::Other,
+            "x",
+        ));
+        assert!(outside.is_err());
     }
 }

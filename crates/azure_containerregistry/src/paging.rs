@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use azure_core::http::pager::{PagerContinuation, PagerResult, PagerState};
-use azure_core::http::{JsonFormat, Pager, RawResponse, Response, StatusCode};
+use azure_core::http::pager::{PagerContinuation, PagerOptions, PagerResult, PagerState};
+use azure_core::http::{Context, JsonFormat, Pager, RawResponse, Response, StatusCode};
 use futures::future::BoxFuture;
 use reqwest::header::{HeaderMap, LINK};
 
@@ -95,27 +95,32 @@ impl FetchedLinks {
     }
 }
 
-/// A pager whose first page comes from `first` and whose further pages are the `Link` URLs,
-/// fetched through the pipeline as they are (the generated client cannot take a whole URL).
+/// A pager whose first page comes from `first` (given the listing's context) and whose further
+/// pages are the `Link` URLs, fetched through the pipeline as they are (the generated client
+/// cannot take a whole URL). A continuation in `options` starts the listing at that link.
 pub(crate) fn link_pager<P, F>(
     pipeline: Arc<Pipeline>,
     operation: &'static str,
+    options: PagerOptions<'_>,
     first: F,
 ) -> Pager<P>
 where
     P: serde::de::DeserializeOwned + azure_core::http::pager::Page + Send + 'static,
-    F: Fn() -> BoxFuture<'static, azure_core::Result<RawPage>> + Send + Sync + 'static,
+    F: Fn(Context<'static>) -> BoxFuture<'static, azure_core::Result<RawPage>>
+        + Send
+        + Sync
+        + 'static,
 {
     let first = Arc::new(first);
     let fetched = Arc::new(std::sync::Mutex::new(FetchedLinks::default()));
     Pager::new(
-        move |state: PagerState, _options| {
+        move |state: PagerState, options: PagerOptions<'static>| {
             let pipeline = pipeline.clone();
             let first = first.clone();
             let fetched = fetched.clone();
             Box::pin(async move {
                 let page = match state {
-                    PagerState::Initial => first().await?,
+                    PagerState::Initial => first(options.context).await?,
                     PagerState::More(continuation) => {
                         let url = pipeline.resolve(continuation.as_ref())?;
                         if !fetched
@@ -125,15 +130,23 @@ where
                         {
                             return Err(crate::error::paging_loop(&url));
                         }
-                        fetch(&pipeline, url, operation).await?
+                        fetch(&pipeline, url, operation, &options.context).await?
                     }
                 };
                 let next = next_link(&page.headers)?;
                 Ok(page_result(page.body, &page.headers, next))
             })
         },
-        None,
+        Some(owned(options)),
     )
+}
+
+/// Pager options that outlive the call (the pager runs after it returns).
+pub(crate) fn owned(options: PagerOptions<'_>) -> PagerOptions<'static> {
+    PagerOptions {
+        context: options.context.into_owned(),
+        continuation: options.continuation,
+    }
 }
 
 /// One page for an `azure_core` pager: the JSON body (with the page's headers) and the
@@ -154,8 +167,18 @@ pub(crate) fn page_result<P>(
     }
 }
 
-/// GETs a page URL through the pipeline.
+/// GETs a page URL through the pipeline, its requests carrying `context`.
 pub(crate) async fn fetch(
+    pipeline: &Pipeline,
+    url: url::Url,
+    operation: &'static str,
+    context: &Context<'_>,
+) -> azure_core::Result<RawPage> {
+    crate::operation::run(tracing::Span::none(), context, fetch_page(pipeline, url, operation))
+        .await
+}
+
+async fn fetch_page(
     pipeline: &Pipeline,
     url: url::Url,
     operation: &'static str,

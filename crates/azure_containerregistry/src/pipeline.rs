@@ -1,32 +1,47 @@
-//! The request pipeline under both clients: authentication, retries and tracing, plugged into
-//! the generated REST client as its [`RequestPolicy`].
+//! The request pipeline under both clients: an `azure_core` pipeline (client request id, user
+//! agent, retries, logging, the caller's policies and transport) with the registry's policies
+//! in it (ACR authentication, `Retry-After` cap, attempt timeout), plugged into the generated
+//! REST client as its [`RequestPolicy`].
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use azure_containerregistry_rest::hooks::{ClientState, RequestPolicy};
 use azure_core::credentials::TokenCredential;
+use azure_core::http::headers::{HeaderName, USER_AGENT};
+use azure_core::http::policies::{Policy, PolicyResult};
+use azure_core::http::{
+    AsyncRawResponse, ClientOptions, Context, PipelineStreamOptions, Request, RetryOptions,
+    StatusCode, Transport,
+};
 use futures::future::BoxFuture;
 use progenitor_client::OperationInfo;
-use reqwest::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
-use reqwest::StatusCode;
+use reqwest::header::AUTHORIZATION;
 use url::Url;
 
-use crate::auth::{scope::predict_scope, Authenticator, Challenge};
+use crate::auth::{scope::predict_scope, Authenticator};
 use crate::error::invalid_argument;
+use crate::policies::{AcrAuthenticationPolicy, AttemptTimeoutPolicy, RetryAfterCapPolicy};
 use crate::reference::{is_loopback, parse_endpoint};
-use crate::{ContainerRegistryClientOptions, RetryOptions};
+use crate::transport::{from_reqwest_request, to_reqwest_response, ReqwestTransport};
+use crate::ContainerRegistryClientOptions;
 
 /// Generated operations whose successful answer streams for as long as it takes (bounded by
 /// the read timeout, not the body timeout).
 const STREAMED_OPERATIONS: &[&str] = &["get_blob"];
+
+/// The crate's name and version, as the user agent names them.
+const CRATE_NAME: &str = env!("CARGO_PKG_NAME");
+const CRATE_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+const API_VERSION: HeaderName = HeaderName::from_static("api-version");
 
 /// Everything a client needs to talk to one registry. Cheap to share (`Arc`).
 #[derive(Debug)]
 pub(crate) struct Pipeline {
     endpoint: Url,
     rest: azure_containerregistry_rest::Client,
-    policy: Arc<Policy>,
+    sender: Arc<Sender>,
     auth: Arc<Authenticator>,
     http: reqwest::Client,
     options: ContainerRegistryClientOptions,
@@ -51,39 +66,45 @@ impl Pipeline {
         if options.page_size == Some(0) {
             return Err(invalid_argument("page_size", "must be at least 1"));
         }
-        let http = match &options.http_client {
-            Some(client) => client.clone(),
-            None => {
-                let mut builder = reqwest::Client::builder();
-                if let Some(limit) = options.connect_timeout {
-                    builder = builder.connect_timeout(limit);
-                }
-                if let Some(limit) = options.read_timeout {
-                    builder = builder.read_timeout(limit);
-                }
-                builder.build().map_err(crate::error::transport_error)?
-            }
-        };
+        if options.api_version.is_empty()
+            || !options
+                .api_version
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        {
+            return Err(invalid_argument(
+                "api_version",
+                format!("{:?} is not an API version", options.api_version),
+            ));
+        }
+        let mut builder = reqwest::Client::builder();
+        if let Some(limit) = options.connect_timeout {
+            builder = builder.connect_timeout(limit);
+        }
+        if let Some(limit) = options.read_timeout {
+            builder = builder.read_timeout(limit);
+        }
+        let http = builder.build().map_err(crate::error::transport_error)?;
         // Token requests go through the same retries and timeouts, without authentication.
-        let token_policy = Arc::new(Policy::new(&endpoint, None, &options));
+        let token_sender = Arc::new(Sender::new(&endpoint, &options, &http, None));
         let auth = Arc::new(Authenticator::new(
             endpoint.clone(),
             credential,
             options.audience.clone(),
             http.clone(),
-            token_policy,
+            token_sender,
         ));
-        let policy = Arc::new(Policy::new(&endpoint, Some(auth.clone()), &options));
+        let sender = Arc::new(Sender::new(&endpoint, &options, &http, Some(auth.clone())));
         let base = endpoint.as_str().trim_end_matches('/').to_string();
         let rest = azure_containerregistry_rest::Client::new_with_client(
             &base,
             http.clone(),
-            ClientState::with_policy(policy.clone()),
+            ClientState::with_policy(sender.clone()),
         );
         Ok(Arc::new(Self {
             endpoint,
             rest,
-            policy,
+            sender,
             auth,
             http,
             options,
@@ -115,25 +136,19 @@ impl Pipeline {
         &self.auth
     }
 
-    /// The HTTP client.
+    /// The HTTP client (to build requests with).
     pub(crate) fn http(&self) -> &reqwest::Client {
         &self.http
     }
 
     /// Sends a request that no generated operation can express (a `Link` or `Location` URL
-    /// used verbatim) through the same authentication, retry and tracing.
+    /// used verbatim) through the same pipeline.
     pub(crate) async fn send(
         &self,
         request: reqwest::Request,
         operation: &'static str,
     ) -> azure_core::Result<reqwest::Response> {
-        let info = OperationInfo {
-            operation_id: operation,
-        };
-        self.policy
-            .send_request(&self.http, request, &info)
-            .await
-            .map_err(crate::error::transport_error)
+        self.sender.send(request, operation).await
     }
 
     /// Resolves a registry-relative URL (a `Link` or `Location` value) against the endpoint.
@@ -154,40 +169,76 @@ impl Pipeline {
     }
 }
 
-/// Authentication (unless `auth` is `None`, as for token requests), retries, timeouts and
-/// tracing for each request.
+/// Sends requests through the `azure_core` pipeline (or, for a streamed body that cannot be
+/// sent twice, straight to the registry with the same telemetry headers and cached token).
 #[derive(Debug)]
-pub(crate) struct Policy {
-    endpoint: Url,
-    auth: Option<Arc<Authenticator>>,
-    retry: RetryOptions,
-    timeout: Option<Duration>,
+pub(crate) struct Sender {
+    core: azure_core::http::Pipeline,
+    api_version: String,
     body_timeout: Option<Duration>,
+    endpoint: Url,
+    http: reqwest::Client,
+    auth: Option<Arc<Authenticator>>,
+    /// Builds the `User-Agent` value exactly as the pipeline does, for streamed requests.
+    user_agent_probe: azure_core::http::Pipeline,
+    user_agent: tokio::sync::OnceCell<String>,
 }
 
-impl RequestPolicy for Policy {
-    fn send<'a>(
-        &'a self,
-        client: &'a reqwest::Client,
-        request: reqwest::Request,
-        info: &'a OperationInfo,
-    ) -> BoxFuture<'a, reqwest::Result<reqwest::Response>> {
-        Box::pin(self.send_request(client, request, info))
-    }
-}
-
-impl Policy {
-    pub(crate) fn new(
+impl Sender {
+    fn new(
         endpoint: &Url,
-        auth: Option<Arc<Authenticator>>,
         options: &ContainerRegistryClientOptions,
+        http: &reqwest::Client,
+        auth: Option<Arc<Authenticator>>,
     ) -> Self {
+        let mut client_options = options.client_options.clone();
+        if client_options.transport.is_none() {
+            client_options.transport = Some(Transport::with_policy(Arc::new(
+                ReqwestTransport::new(http.clone(), auth.is_none()),
+            )));
+        }
+        let mut per_try: Vec<Arc<dyn Policy>> = Vec::new();
+        if let Some(auth) = &auth {
+            per_try.push(Arc::new(AcrAuthenticationPolicy::new(
+                endpoint.clone(),
+                auth.clone(),
+            )));
+        }
+        per_try.push(Arc::new(RetryAfterCapPolicy::new(options.max_retry_after)));
+        if let Some(limit) = options.timeout {
+            per_try.push(Arc::new(AttemptTimeoutPolicy::new(limit)));
+        }
+        let core = azure_core::http::Pipeline::new(
+            Some(CRATE_NAME),
+            Some(CRATE_VERSION),
+            client_options,
+            Vec::new(),
+            per_try,
+            None,
+        );
+        let probe_options = ClientOptions {
+            user_agent: options.client_options.user_agent.clone(),
+            retry: RetryOptions::none(),
+            transport: Some(Transport::with_policy(Arc::new(EchoUserAgent))),
+            ..Default::default()
+        };
+        let user_agent_probe = azure_core::http::Pipeline::new(
+            Some(CRATE_NAME),
+            Some(CRATE_VERSION),
+            probe_options,
+            Vec::new(),
+            Vec::new(),
+            None,
+        );
         Self {
-            endpoint: endpoint.clone(),
-            auth,
-            retry: options.retry.clone(),
-            timeout: options.timeout,
+            core,
+            api_version: options.api_version.clone(),
             body_timeout: options.body_timeout,
+            endpoint: endpoint.clone(),
+            http: http.clone(),
+            auth,
+            user_agent_probe,
+            user_agent: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -196,225 +247,164 @@ impl Policy {
     /// Boxed: token requests are sent from inside another request's authentication.
     pub(crate) fn send_raw<'a>(
         &'a self,
-        client: &'a reqwest::Client,
         request: reqwest::Request,
         operation: &'static str,
-    ) -> BoxFuture<'a, reqwest::Result<reqwest::Response>> {
-        Box::pin(async move {
-            let info = OperationInfo {
-                operation_id: operation,
-            };
-            self.send_request(client, request, &info).await
-        })
+    ) -> BoxFuture<'a, azure_core::Result<reqwest::Response>> {
+        Box::pin(self.send(request, operation))
     }
 
-    async fn send_request(
+    async fn send(
         &self,
-        client: &reqwest::Client,
         request: reqwest::Request,
-        info: &OperationInfo,
-    ) -> reqwest::Result<reqwest::Response> {
-        let response = self.send_attempts(client, request, info).await?;
+        operation: &'static str,
+    ) -> azure_core::Result<reqwest::Response> {
+        let span = tracing::debug_span!(
+            "acr.request",
+            operation,
+            method = %request.method(),
+            path = request.url().path(),
+            status = tracing::field::Empty,
+        );
+        let _enter = span.enter();
+        let Some(mut outgoing) = from_reqwest_request(&request) else {
+            return self.send_streamed(request).await;
+        };
+        if outgoing.headers().get_optional_str(&API_VERSION).is_some() {
+            outgoing.insert_header(API_VERSION, self.api_version.clone());
+        }
+        let context = crate::operation::current_context();
+        let options = PipelineStreamOptions {
+            skip_checks: true,
+            ..Default::default()
+        };
+        let response = self
+            .core
+            .stream(&context, &mut outgoing, Some(options))
+            .await?;
+        span.record("status", u16::from(response.status()));
+        let streamed =
+            STREAMED_OPERATIONS.contains(&operation) && response.status().is_success();
+        let response = to_reqwest_response(response);
         // Blob bodies stream for as long as they take (bounded by the read timeout); any other
         // answer is read whole and must be read within the body timeout.
-        let streamed =
-            STREAMED_OPERATIONS.contains(&info.operation_id) && response.status().is_success();
         Ok(match self.body_timeout {
             Some(limit) if !streamed => crate::http_body::with_body_deadline(response, limit),
             _ => response,
         })
     }
 
-    async fn send_attempts(
+    /// A streaming body can be sent once only: no challenge round trip, no retry, no caller
+    /// policies. Callers make a small request of the same scope first so that the token is
+    /// cached. Sending the body takes as long as it takes: the caller bounds its stalls.
+    async fn send_streamed(
         &self,
-        client: &reqwest::Client,
-        request: reqwest::Request,
-        info: &OperationInfo,
-    ) -> reqwest::Result<reqwest::Response> {
-        let started = Instant::now();
-        let span = tracing::debug_span!(
-            "acr.request",
-            operation = info.operation_id,
-            method = %request.method(),
-            path = request.url().path(),
-            status = tracing::field::Empty,
-            attempts = tracing::field::Empty,
-        );
-        let _enter = span.enter();
-        let same_origin = request.url().origin() == self.endpoint.origin();
-        let auth = self.auth.as_ref();
-        let predicted = if same_origin && auth.is_some() {
-            predict_scope(request.method(), request.url())
-        } else {
-            None
-        };
-        let mut authorization = match (&predicted, auth) {
-            (Some(scope), Some(auth)) => auth.cached_authorization(scope).await,
-            _ => None,
-        };
-        if request.try_clone().is_none() {
-            // A streaming body can be sent once only: no challenge round trip, no retry. Callers
-            // make a small request of the same scope first so that the token is cached. Sending
-            // the body takes as long as it takes: the caller bounds its stalls, not this timeout.
-            let mut request = request;
-            if let Some(value) = &authorization {
-                request.headers_mut().insert(AUTHORIZATION, value.clone());
-            }
-            let result = client.execute(request).await;
-            if let Ok(response) = &result {
-                span.record("status", response.status().as_u16());
-            }
-            span.record("attempts", 1);
-            return result;
+        mut request: reqwest::Request,
+    ) -> azure_core::Result<reqwest::Response> {
+        let user_agent = self
+            .user_agent
+            .get_or_try_init(|| self.probe_user_agent())
+            .await?;
+        let headers = request.headers_mut();
+        if let Ok(value) = user_agent.parse() {
+            headers.insert(reqwest::header::USER_AGENT, value);
         }
-        let mut retries = 0u32;
-        let mut authenticated_after_challenge = false;
-        let mut attempts = 0u32;
-        loop {
-            attempts += 1;
-            let Some(mut attempt) = request.try_clone() else {
-                return self.execute(client, request).await;
-            };
-            if let Some(value) = &authorization {
-                attempt.headers_mut().insert(AUTHORIZATION, value.clone());
-            }
-            // Token requests change nothing on the registry: any of them may be sent again.
-            let method_is_idempotent = self.auth.is_none()
-                || matches!(
-                    *attempt.method(),
-                    reqwest::Method::GET
-                        | reqwest::Method::HEAD
-                        | reqwest::Method::PUT
-                        | reqwest::Method::DELETE
-                        | reqwest::Method::OPTIONS
-                );
-            let result = self.execute(client, attempt).await;
-            let response = match result {
-                Ok(response) => response,
-                Err(error) => {
-                    let retryable = error.is_connect()
-                        || (method_is_idempotent && (error.is_timeout() || error.is_request()));
-                    if retryable && retries < self.retry.max_retries {
-                        let delay = self.retry.delay(retries, None);
-                        tracing::debug!(error = %error, delay_ms = delay.as_millis() as u64, "retrying after a connection error");
-                        retries += 1;
-                        tokio::time::sleep(delay).await;
-                        continue;
-                    }
-                    span.record("attempts", attempts);
-                    return Err(error);
-                }
-            };
-            let status = response.status();
-            if let (true, Some(auth)) = (
-                status == StatusCode::UNAUTHORIZED && same_origin && !authenticated_after_challenge,
-                auth,
-            ) {
-                if let Some(challenge) = response
-                    .headers()
-                    .get(WWW_AUTHENTICATE)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(Challenge::parse)
-                {
-                    authenticated_after_challenge = true;
-                    match auth.authorize(&challenge, authorization.as_ref()).await {
-                        Ok(value) => {
-                            if let Some(scope) = &predicted {
-                                if crate::auth::scope::canonical(scope)
-                                    != crate::auth::scope::canonical(&challenge.scope())
-                                {
-                                    auth.alias(scope, &value);
-                                }
-                            }
-                            authorization = Some(value);
-                            continue;
-                        }
-                        Err(error) => {
-                            tracing::debug!(error = %error, "token request failed");
-                            span.record("status", status.as_u16());
-                            return Ok(auth_failure_response(response, &error));
-                        }
-                    }
-                }
-            }
-            if crate::retry::is_transient_status(status.as_u16())
-                && retries < self.retry.max_retries
-            {
-                let delay = self
-                    .retry
-                    .delay(retries, response.headers().get(RETRY_AFTER));
-                tracing::debug!(
-                    status = status.as_u16(),
-                    delay_ms = delay.as_millis() as u64,
-                    "retrying a transient failure"
-                );
-                retries += 1;
-                drop(response);
-                tokio::time::sleep(delay).await;
-                continue;
-            }
-            span.record("status", status.as_u16());
-            span.record("attempts", attempts);
-            tracing::debug!(
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "request done"
+        if let Ok(value) = azure_core::Uuid::new_v4().to_string().parse() {
+            headers.insert(
+                reqwest::header::HeaderName::from_static("x-ms-client-request-id"),
+                value,
             );
-            return Ok(response);
         }
+        if let (true, Some(auth)) = (
+            request.url().origin() == self.endpoint.origin(),
+            self.auth.as_ref(),
+        ) {
+            if let Some(scope) = predict_scope(request.method(), request.url()) {
+                if let Some(value) = auth.cached_authorization(&scope).await {
+                    request.headers_mut().insert(AUTHORIZATION, value);
+                }
+            }
+        }
+        self.http
+            .execute(request)
+            .await
+            .map_err(crate::error::transport_error)
     }
 
-    /// Sends one attempt; the optional timeout covers the wait for response headers only.
-    async fn execute(
-        &self,
-        client: &reqwest::Client,
+    /// The `User-Agent` the pipeline sends, read off a request sent to [`EchoUserAgent`].
+    async fn probe_user_agent(&self) -> azure_core::Result<String> {
+        let mut probe = Request::new(self.endpoint.clone(), azure_core::http::Method::Get);
+        let response = self
+            .user_agent_probe
+            .send(&Context::new(), &mut probe, None)
+            .await?;
+        Ok(response
+            .headers()
+            .get_optional_str(&USER_AGENT)
+            .unwrap_or_default()
+            .to_string())
+    }
+}
+
+impl RequestPolicy for Sender {
+    fn send<'a>(
+        &'a self,
+        _client: &'a reqwest::Client,
         request: reqwest::Request,
-    ) -> reqwest::Result<reqwest::Response> {
-        match self.timeout {
-            None => client.execute(request).await,
-            Some(limit) => match tokio::time::timeout(limit, client.execute(request)).await {
-                Ok(result) => result,
-                Err(_) => Ok(synthetic_response(
-                    StatusCode::REQUEST_TIMEOUT,
-                    &format!(
-                        "no answer from the registry within {} ms",
-                        limit.as_millis()
-                    ),
-                )),
+        info: &'a OperationInfo,
+    ) -> BoxFuture<'a, reqwest::Result<reqwest::Response>> {
+        Box::pin(async move {
+            match Sender::send(self, request, info.operation_id).await {
+                Ok(response) => Ok(response),
+                Err(error) => match reqwest_error(error) {
+                    Ok(error) => Err(error),
+                    // The generated client carries only reqwest errors: the operation gets
+                    // this one back; the generated client reads a stand-in answer.
+                    Err(error) => {
+                        let message = error.to_string();
+                        let _ = crate::operation::keep_error(error);
+                        Ok(crate::policies::synthetic_response(
+                            StatusCode::BadGateway,
+                            "PIPELINE",
+                            &message,
+                        ))
+                    }
+                },
+            }
+        })
+    }
+}
+
+/// The `reqwest` error inside `error` (the transport's), if that is what it is.
+fn reqwest_error(mut error: azure_core::Error) -> Result<reqwest::Error, azure_core::Error> {
+    loop {
+        error = match error.into_downcast::<reqwest::Error>() {
+            Ok(inner) => return Ok(inner),
+            Err(error) => match error.into_downcast::<azure_core::Error>() {
+                Ok(inner) => inner,
+                Err(error) => return Err(error),
             },
-        }
+        };
     }
 }
 
-/// A response made by the client itself (timeouts, failed token requests), with an ACR error
-/// body so it reads like any registry error.
-fn synthetic_response(status: StatusCode, message: &str) -> reqwest::Response {
-    let body = serde_json::json!({"errors": [{"code": if status == StatusCode::UNAUTHORIZED { "UNAUTHORIZED" } else { "TIMEOUT" }, "message": message}]});
-    let response = http::Response::builder()
-        .status(status)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(reqwest::Body::from(body.to_string()));
-    match response {
-        Ok(r) => reqwest::Response::from(r),
-        Err(_) => reqwest::Response::from(http::Response::new(reqwest::Body::from(""))),
-    }
-}
+/// The transport of the user-agent probe: answers with the request's `User-Agent`.
+#[derive(Debug)]
+struct EchoUserAgent;
 
-/// The 401 answer to return when no token could be had: the registry's challenge headers,
-/// with the reason in the body.
-fn auth_failure_response(
-    original: reqwest::Response,
-    error: &azure_core::Error,
-) -> reqwest::Response {
-    let mut response = synthetic_response(
-        StatusCode::UNAUTHORIZED,
-        &format!("authentication failed: {error}"),
-    );
-    for (name, value) in original.headers() {
-        if name == WWW_AUTHENTICATE {
-            response.headers_mut().append(name.clone(), value.clone());
+#[async_trait::async_trait]
+impl Policy for EchoUserAgent {
+    async fn send(
+        &self,
+        _ctx: &Context,
+        request: &mut Request,
+        _next: &[Arc<dyn Policy>],
+    ) -> PolicyResult {
+        let mut headers = azure_core::http::headers::Headers::new();
+        if let Some(value) = request.headers().get_optional_str(&USER_AGENT) {
+            headers.insert(USER_AGENT, value.to_string());
         }
+        Ok(AsyncRawResponse::from_bytes(StatusCode::Ok, headers, Vec::new()))
     }
-    response
 }
 
 #[cfg(test)]
@@ -429,5 +419,18 @@ mod tests {
                 "the pipeline matches on `{name}`, which the generated client no longer has"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn the_user_agent_names_the_crate_after_the_application_id() {
+        let mut options = ContainerRegistryClientOptions::default();
+        options.client_options.user_agent.application_id = Some("my-app".into());
+        let endpoint = Url::parse("http://127.0.0.1:1").unwrap();
+        let sender = Sender::new(&endpoint, &options, &reqwest::Client::new(), None);
+        let agent = sender.probe_user_agent().await.unwrap();
+        assert!(
+            agent.starts_with(&format!("my-app azsdk-rust-{CRATE_NAME}/{CRATE_VERSION} (")),
+            "{agent}"
+        );
     }
 }

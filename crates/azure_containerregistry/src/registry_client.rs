@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use azure_core::credentials::TokenCredential;
-use azure_core::http::Pager;
+use azure_core::http::pager::PagerOptions;
+use azure_core::http::{ClientMethodOptions, NoFormat, Pager, Response};
 use url::Url;
 
 use crate::error::rest_error;
@@ -16,23 +17,34 @@ use crate::{ContainerRegistryClientOptions, ContainerRepository, RegistryArtifac
 
 /// Options for [`ContainerRegistryClient::list_repository_names`].
 #[derive(Clone, Debug, Default)]
-pub struct ListRepositoryNamesOptions {
+pub struct ListRepositoryNamesOptions<'a> {
     /// Names per page (`n`); overrides [`ContainerRegistryClientOptions::page_size`].
     pub page_size: Option<u32>,
+    /// The context of the requests, and the continuation to resume a listing from.
+    pub method_options: PagerOptions<'a>,
 }
 
 /// Options for [`ContainerRegistryClient::delete_repository`] and
 /// [`ContainerRepository::delete`].
 #[derive(Clone, Debug, Default)]
-pub struct DeleteRepositoryOptions {}
+pub struct DeleteRepositoryOptions<'a> {
+    /// The context of the requests.
+    pub method_options: ClientMethodOptions<'a>,
+}
 
 /// Options for [`ContainerRegistryClient::exchange_aad_token_for_refresh_token`].
 #[derive(Clone, Debug, Default)]
-pub struct ExchangeAadTokenForRefreshTokenOptions {}
+pub struct ExchangeAadTokenForRefreshTokenOptions<'a> {
+    /// The context of the requests.
+    pub method_options: ClientMethodOptions<'a>,
+}
 
 /// Options for [`ContainerRegistryClient::exchange_aad_token_for_access_token`].
 #[derive(Clone, Debug, Default)]
-pub struct ExchangeAadTokenForAccessTokenOptions {}
+pub struct ExchangeAadTokenForAccessTokenOptions<'a> {
+    /// The context of the requests.
+    pub method_options: ClientMethodOptions<'a>,
+}
 
 /// A client for an Azure Container Registry's metadata: repositories, and through
 /// [`ContainerRepository`] and [`RegistryArtifact`], manifests and tags.
@@ -44,7 +56,7 @@ pub struct ExchangeAadTokenForAccessTokenOptions {}
 /// use azure_containerregistry::ContainerRegistryClient;
 /// use futures::TryStreamExt;
 /// let client = ContainerRegistryClient::new("https://myregistry.azurecr.io", None, None)?;
-/// let mut names = client.list_repository_names(None);
+/// let mut names = client.list_repository_names(None)?;
 /// while let Some(name) = names.try_next().await? {
 ///     println!("{name}");
 /// }
@@ -108,26 +120,39 @@ impl ContainerRegistryClient {
     }
 
     /// The names of the registry's repositories, in lexical order, page by page
-    /// (`GET /acr/v1/_catalog`, then each `Link` as given).
+    /// (`GET /acr/v1/_catalog`, then each `Link` as given). A listing resumes where another
+    /// stopped from that pager's continuation, in
+    /// [`method_options`](ListRepositoryNamesOptions::method_options).
     pub fn list_repository_names(
         &self,
-        options: Option<ListRepositoryNamesOptions>,
-    ) -> Pager<RepositoryNamesPage> {
+        options: Option<ListRepositoryNamesOptions<'_>>,
+    ) -> azure_core::Result<Pager<RepositoryNamesPage>> {
         let options = options.unwrap_or_default();
         let page_size = options.page_size.or(self.pipeline.options().page_size);
+        wire_page_size(page_size)?;
         let pipeline = self.pipeline.clone();
-        link_pager::<RepositoryNamesPage, _>(self.pipeline.clone(), "get_repositories", move || {
-            let pipeline = pipeline.clone();
-            Box::pin(traced("list_repository_names", "", async move {
-                let n = wire_page_size(page_size)?;
-                let response = pipeline
-                    .rest()
-                    .get_repositories(None, n)
-                    .await
-                    .map_err(rest_error)?;
-                raw_page(response)
-            }))
-        })
+        Ok(link_pager::<RepositoryNamesPage, _>(
+            self.pipeline.clone(),
+            "get_repositories",
+            options.method_options,
+            move |context| {
+                let pipeline = pipeline.clone();
+                traced!(
+                    "ContainerRegistryClient.list_repository_names",
+                    "",
+                    &context,
+                    async move {
+                        let n = wire_page_size(page_size)?;
+                        let response = pipeline
+                            .rest()
+                            .get_repositories(None, n)
+                            .await
+                            .map_err(rest_error)?;
+                        raw_page(response)
+                    }
+                )
+            },
+        ))
     }
 
     /// Deletes a repository with all its manifests and tags. A repository that does not exist
@@ -135,8 +160,8 @@ impl ContainerRegistryClient {
     pub async fn delete_repository(
         &self,
         name: &str,
-        options: Option<DeleteRepositoryOptions>,
-    ) -> azure_core::Result<()> {
+        options: Option<DeleteRepositoryOptions<'_>>,
+    ) -> azure_core::Result<Response<(), NoFormat>> {
         self.repository(name).delete(options).await
     }
 
@@ -146,13 +171,16 @@ impl ContainerRegistryClient {
     /// until shortly before it expires. Fails for an anonymous client.
     pub async fn exchange_aad_token_for_refresh_token(
         &self,
-        options: Option<ExchangeAadTokenForRefreshTokenOptions>,
+        options: Option<ExchangeAadTokenForRefreshTokenOptions<'_>>,
     ) -> azure_core::Result<AcrRefreshToken> {
-        let _ = options;
+        let options = options.unwrap_or_default();
         let pipeline = self.pipeline.clone();
-        traced("exchange_aad_token_for_refresh_token", "", async move {
-            crate::token_api::refresh_token(&pipeline).await
-        })
+        traced!(
+            "ContainerRegistryClient.exchange_aad_token_for_refresh_token",
+            "",
+            &options.method_options.context,
+            async move { crate::token_api::refresh_token(&pipeline).await }
+        )
         .await
     }
 
@@ -164,14 +192,17 @@ impl ContainerRegistryClient {
     pub async fn exchange_aad_token_for_access_token(
         &self,
         scope: &str,
-        options: Option<ExchangeAadTokenForAccessTokenOptions>,
+        options: Option<ExchangeAadTokenForAccessTokenOptions<'_>>,
     ) -> azure_core::Result<AcrAccessToken> {
-        let _ = options;
+        let options = options.unwrap_or_default();
         let pipeline = self.pipeline.clone();
         let scope = scope.to_string();
-        traced("exchange_aad_token_for_access_token", "", async move {
-            crate::token_api::access_token(&pipeline, &scope).await
-        })
+        traced!(
+            "ContainerRegistryClient.exchange_aad_token_for_access_token",
+            "",
+            &options.method_options.context,
+            async move { crate::token_api::access_token(&pipeline, &scope).await }
+        )
         .await
     }
 }

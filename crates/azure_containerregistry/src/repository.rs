@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use azure_core::http::Pager;
+use azure_core::http::pager::PagerOptions;
+use azure_core::http::{ClientMethodOptions, NoFormat, Pager, Response};
 use url::Url;
 
 use crate::error::rest_error;
@@ -11,6 +12,7 @@ use crate::models::{
     RepositoryWriteableProperties,
 };
 use crate::operation::{ok_if_not_found, traced};
+use crate::response::{empty_response, error_response, model_response};
 use crate::paging::{link_pager, raw_page, wire_page_size};
 use crate::pipeline::Pipeline;
 use crate::reference::validate_repository_name;
@@ -18,20 +20,28 @@ use crate::{DeleteRepositoryOptions, RegistryArtifact};
 
 /// Options for [`ContainerRepository::get_properties`].
 #[derive(Clone, Debug, Default)]
-pub struct GetRepositoryPropertiesOptions {}
+pub struct GetRepositoryPropertiesOptions<'a> {
+    /// The context of the requests.
+    pub method_options: ClientMethodOptions<'a>,
+}
 
 /// Options for [`ContainerRepository::update_properties`].
 #[derive(Clone, Debug, Default)]
-pub struct UpdateRepositoryPropertiesOptions {}
+pub struct UpdateRepositoryPropertiesOptions<'a> {
+    /// The context of the requests.
+    pub method_options: ClientMethodOptions<'a>,
+}
 
 /// Options for [`ContainerRepository::list_manifest_properties`].
 #[derive(Clone, Debug, Default)]
-pub struct ListManifestPropertiesOptions {
+pub struct ListManifestPropertiesOptions<'a> {
     /// The order of the manifests (default: the registry's, by digest).
     pub order_by: Option<ArtifactManifestOrder>,
     /// Manifests per page (`n`); overrides
     /// [`ContainerRegistryClientOptions::page_size`](crate::ContainerRegistryClientOptions::page_size).
     pub page_size: Option<u32>,
+    /// The context of the requests, and the continuation to resume a listing from.
+    pub method_options: PagerOptions<'a>,
 }
 
 /// A client for one repository of a registry, from
@@ -68,95 +78,126 @@ impl ContainerRepository {
         RegistryArtifact::new(self.pipeline.clone(), &self.name, tag_or_digest)
     }
 
-    /// The repository's properties (`GET /acr/v1/{name}`). An unknown repository fails with
-    /// 404 `NAME_UNKNOWN`.
+    /// The repository's properties (`GET /acr/v1/{name}`); `into_model()` reads them. An
+    /// unknown repository fails with 404 `NAME_UNKNOWN`.
     pub async fn get_properties(
         &self,
-        options: Option<GetRepositoryPropertiesOptions>,
-    ) -> azure_core::Result<RepositoryProperties> {
-        let _ = options;
-        traced("get_repository_properties", &self.name, async {
-            validate_repository_name(&self.name)?;
-            let response = self
-                .pipeline
-                .rest()
-                .get_properties(&self.name)
-                .await
-                .map_err(rest_error)?;
-            RepositoryProperties::from_wire(response.into_inner())
-        })
+        options: Option<GetRepositoryPropertiesOptions<'_>>,
+    ) -> azure_core::Result<Response<RepositoryProperties>> {
+        let options = options.unwrap_or_default();
+        traced!(
+            "ContainerRepository.get_properties",
+            &self.name,
+            &options.method_options.context,
+            async {
+                validate_repository_name(&self.name)?;
+                let response = self
+                    .pipeline
+                    .rest()
+                    .get_properties(&self.name)
+                    .await
+                    .map_err(rest_error)?;
+                model_response(response)
+            }
+        )
         .await
     }
 
     /// Changes the repository's attributes that are `Some` in `value`
-    /// (`PATCH /acr/v1/{name}`) and returns the properties after the change.
+    /// (`PATCH /acr/v1/{name}`); the response holds the properties after the change.
     pub async fn update_properties(
         &self,
         value: RepositoryWriteableProperties,
-        options: Option<UpdateRepositoryPropertiesOptions>,
-    ) -> azure_core::Result<RepositoryProperties> {
-        let _ = options;
-        traced("update_repository_properties", &self.name, async {
-            validate_repository_name(&self.name)?;
-            let body = value.to_wire();
-            let response = self
-                .pipeline
-                .rest()
-                .update_properties(&self.name, &body)
-                .await
-                .map_err(rest_error)?;
-            RepositoryProperties::from_wire(response.into_inner())
-        })
+        options: Option<UpdateRepositoryPropertiesOptions<'_>>,
+    ) -> azure_core::Result<Response<RepositoryProperties>> {
+        let options = options.unwrap_or_default();
+        traced!(
+            "ContainerRepository.update_properties",
+            &self.name,
+            &options.method_options.context,
+            async {
+                validate_repository_name(&self.name)?;
+                let body = value.to_wire();
+                let response = self
+                    .pipeline
+                    .rest()
+                    .update_properties(&self.name, &body)
+                    .await
+                    .map_err(rest_error)?;
+                model_response(response)
+            }
+        )
         .await
     }
 
     /// Deletes the repository with all its manifests and tags (`DELETE /acr/v1/{name}`). A
-    /// repository that does not exist is not an error. A locked repository (or one holding a
-    /// locked tag or manifest) fails with the registry's error, e.g. 405
-    /// `REGISTRY_DISALLOWED_OPERATION`.
-    pub async fn delete(&self, options: Option<DeleteRepositoryOptions>) -> azure_core::Result<()> {
-        let _ = options;
-        traced("delete_repository", &self.name, async {
-            validate_repository_name(&self.name)?;
-            let result = self
-                .pipeline
-                .rest()
-                .delete_repository(&self.name)
-                .await
-                .map(|_| ())
-                .map_err(rest_error);
-            ok_if_not_found(result)
-        })
+    /// repository that does not exist is not an error (the response is the registry's 404). A
+    /// locked repository (or one holding a locked tag or manifest) fails with the registry's
+    /// error, e.g. 405 `REGISTRY_DISALLOWED_OPERATION`.
+    pub async fn delete(
+        &self,
+        options: Option<DeleteRepositoryOptions<'_>>,
+    ) -> azure_core::Result<Response<(), NoFormat>> {
+        let options = options.unwrap_or_default();
+        traced!(
+            "ContainerRepository.delete",
+            &self.name,
+            &options.method_options.context,
+            async {
+                validate_repository_name(&self.name)?;
+                let result = self
+                    .pipeline
+                    .rest()
+                    .delete_repository(&self.name)
+                    .await
+                    .map(empty_response)
+                    .map_err(rest_error);
+                ok_if_not_found(result, |e| error_response(&e))
+            }
+        )
         .await
     }
 
     /// The properties of the repository's manifests, page by page
-    /// (`GET /acr/v1/{name}/_manifests`, then each `Link` as given).
+    /// (`GET /acr/v1/{name}/_manifests`, then each `Link` as given). A listing resumes where
+    /// another stopped from that pager's continuation, in
+    /// [`method_options`](ListManifestPropertiesOptions::method_options).
     pub fn list_manifest_properties(
         &self,
-        options: Option<ListManifestPropertiesOptions>,
-    ) -> Pager<ManifestPropertiesPage> {
+        options: Option<ListManifestPropertiesOptions<'_>>,
+    ) -> azure_core::Result<Pager<ManifestPropertiesPage>> {
         let options = options.unwrap_or_default();
+        validate_repository_name(&self.name)?;
         let page_size = options.page_size.or(self.pipeline.options().page_size);
+        wire_page_size(page_size)?;
         let order = options.order_by.unwrap_or_default().to_wire();
         let pipeline = self.pipeline.clone();
         let name = self.name.clone();
-        link_pager::<ManifestPropertiesPage, _>(self.pipeline.clone(), "get_manifests", move || {
-            let pipeline = pipeline.clone();
-            let name = name.clone();
-            Box::pin(async move {
-                traced("list_manifest_properties", &name, async {
-                    validate_repository_name(&name)?;
-                    let n = wire_page_size(page_size)?;
-                    let response = pipeline
-                        .rest()
-                        .get_manifests(&name, None, n, order)
-                        .await
-                        .map_err(rest_error)?;
-                    raw_page(response)
+        Ok(link_pager::<ManifestPropertiesPage, _>(
+            self.pipeline.clone(),
+            "get_manifests",
+            options.method_options,
+            move |context| {
+                let pipeline = pipeline.clone();
+                let name = name.clone();
+                Box::pin(async move {
+                    traced!(
+                        "ContainerRepository.list_manifest_properties",
+                        &name,
+                        &context,
+                        async {
+                            let n = wire_page_size(page_size)?;
+                            let response = pipeline
+                                .rest()
+                                .get_manifests(&name, None, n, order)
+                                .await
+                                .map_err(rest_error)?;
+                            raw_page(response)
+                        }
+                    )
+                    .await
                 })
-                .await
-            })
-        })
+            },
+        ))
     }
 }

@@ -1,61 +1,38 @@
-//! What is retried and how long to wait between attempts: the one policy behind the pipeline's
-//! retries, the resumes of uploads and the resumes of downloads. The budget is called
-//! `max_retries` everywhere.
+//! What is retried and how long to wait between the resumes of uploads and downloads. The
+//! budget is called `max_retries` everywhere.
 
 use std::time::Duration;
 
 use azure_core::error::ErrorKind;
 use rand::Rng;
-use reqwest::header::HeaderValue;
 
 /// The default retry budget of the client, of uploads and of downloads.
 pub const DEFAULT_MAX_RETRIES: u32 = 3;
 
-/// How transient failures (408, 429, 500, 502, 503, 504, connection errors) are retried, and
-/// how long uploads and downloads wait before resuming.
+/// The waits between the resumes of an upload or a download: exponential from
+/// [`ContainerRegistryClientOptions::resume_delay`](crate::ContainerRegistryClientOptions::resume_delay),
+/// with jitter, never more than [`MAX_RESUME_DELAY`]. (Requests themselves are retried by the
+/// `azure_core` retry policy of `ClientOptions::retry`.)
 #[derive(Clone, Debug)]
-pub struct RetryOptions {
-    /// Retries after the first attempt (default 3; 0 turns retries off).
-    pub max_retries: u32,
-    /// Delay before the first retry (default 800 ms); it doubles each time, with jitter.
-    pub initial_delay: Duration,
-    /// The longest delay between attempts, including a `Retry-After` (default 60 s).
-    pub max_delay: Duration,
+pub(crate) struct Backoff {
+    pub(crate) initial_delay: Duration,
+    pub(crate) max_delay: Duration,
 }
 
-impl Default for RetryOptions {
-    fn default() -> Self {
-        Self {
-            max_retries: DEFAULT_MAX_RETRIES,
-            initial_delay: Duration::from_millis(800),
-            max_delay: Duration::from_secs(60),
-        }
-    }
-}
+/// The longest wait between two resumes.
+pub(crate) const MAX_RESUME_DELAY: Duration = Duration::from_secs(60);
 
 /// The spread of the jitter around the exponential delay.
 const JITTER: std::ops::Range<f64> = 0.8..1.2;
 
-impl RetryOptions {
-    /// The delay before retry `n` (0-based): the registry's `Retry-After` when given, else
-    /// exponential with jitter; never more than `max_delay`.
-    pub(crate) fn delay(&self, n: u32, retry_after: Option<&HeaderValue>) -> Duration {
-        if let Some(delay) = retry_after.and_then(parse_retry_after) {
-            return delay.min(self.max_delay);
-        }
-        self.exponential(n)
-            .mul_f64(rand::rng().random_range(JITTER))
-            .min(self.max_delay)
-    }
-
-    /// The longest [`delay`](Self::delay) before retry `n` can be without a `Retry-After`.
-    pub(crate) fn longest_delay(&self, n: u32) -> Duration {
-        self.exponential(n).mul_f64(JITTER.end).min(self.max_delay)
-    }
-
-    fn exponential(&self, n: u32) -> Duration {
+impl Backoff {
+    /// The delay before resume `n` (0-based): exponential with jitter; never more than
+    /// `max_delay`.
+    pub(crate) fn delay(&self, n: u32) -> Duration {
         self.initial_delay
             .saturating_mul(2u32.saturating_pow(n.min(16)))
+            .mul_f64(rand::rng().random_range(JITTER))
+            .min(self.max_delay)
     }
 }
 
@@ -74,8 +51,8 @@ pub(crate) fn is_retryable(e: &azure_core::Error) -> bool {
 }
 
 /// `Retry-After` as seconds or an HTTP date.
-fn parse_retry_after(value: &HeaderValue) -> Option<Duration> {
-    let text = value.to_str().ok()?.trim();
+pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
+    let text = value.trim();
     if let Ok(seconds) = text.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
     }
@@ -96,44 +73,28 @@ mod tests {
 
     #[test]
     fn retry_after_forms() {
+        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after("0.5"), Some(Duration::from_millis(500)));
         assert_eq!(
-            parse_retry_after(&HeaderValue::from_static("3")),
-            Some(Duration::from_secs(3))
-        );
-        assert_eq!(
-            parse_retry_after(&HeaderValue::from_static("0.5")),
-            Some(Duration::from_millis(500))
-        );
-        assert_eq!(
-            parse_retry_after(&HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT")),
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
             Some(Duration::ZERO)
         );
-        assert_eq!(parse_retry_after(&HeaderValue::from_static("soon")), None);
-        assert_eq!(parse_retry_after(&HeaderValue::from_static("-1")), None);
+        assert_eq!(parse_retry_after("soon"), None);
+        assert_eq!(parse_retry_after("-1"), None);
     }
 
     #[test]
     fn delays_are_bounded() {
-        let retry = RetryOptions {
-            max_retries: 3,
+        let backoff = Backoff {
             initial_delay: Duration::from_millis(100),
             max_delay: Duration::from_secs(1),
         };
-        let d0 = retry.delay(0, None);
+        let d0 = backoff.delay(0);
         assert!(
             d0 >= Duration::from_millis(80) && d0 <= Duration::from_millis(120),
             "{d0:?}"
         );
-        assert!(d0 <= retry.longest_delay(0));
-        assert_eq!(retry.delay(10, None), Duration::from_secs(1));
-        assert_eq!(
-            retry.delay(0, Some(&HeaderValue::from_static("120"))),
-            Duration::from_secs(1)
-        );
-        assert_eq!(
-            retry.delay(0, Some(&HeaderValue::from_static("0"))),
-            Duration::ZERO
-        );
+        assert_eq!(backoff.delay(10), Duration::from_secs(1));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use url::Url;
 use super::challenge::Challenge;
 use super::{jwt, scope};
 use crate::error::rest_error;
-use crate::pipeline::Policy;
+use crate::pipeline::Sender;
 use crate::reference::is_loopback;
 use crate::ContainerRegistryAudience;
 
@@ -156,7 +156,7 @@ pub(crate) struct Authenticator {
     /// The generated client for the registry's token endpoints, sending through `token_policy`.
     token_client: azure_containerregistry_rest::Client,
     /// Retries and timeouts without authentication, for token requests.
-    token_policy: Arc<Policy>,
+    token_policy: Arc<Sender>,
     http: reqwest::Client,
 }
 
@@ -188,7 +188,7 @@ impl Authenticator {
         credential: Option<Arc<dyn TokenCredential>>,
         audience: ContainerRegistryAudience,
         http: reqwest::Client,
-        token_policy: Arc<Policy>,
+        token_policy: Arc<Sender>,
     ) -> Self {
         let base = endpoint.as_str().trim_end_matches('/').to_string();
         let token_client = azure_containerregistry_rest::Client::new_with_client(
@@ -373,9 +373,8 @@ impl Authenticator {
             .map_err(crate::error::transport_error)?;
         let response = self
             .token_policy
-            .send_raw(&self.http, request, "anonymous_token_from_realm")
-            .await
-            .map_err(crate::error::transport_error)?;
+            .send_raw(request, "anonymous_token_from_realm")
+            .await?;
         if !response.status().is_success() {
             return Err(credential_context(
                 crate::error::response_error(response).await,

@@ -25,7 +25,7 @@ const DEFAULT_RANGE_SIZE: usize = 8 * 1024 * 1024;
 /// Options of [`ContainerRegistryContentClient::download_blob`] and
 /// [`download_blob_to_file`](ContainerRegistryContentClient::download_blob_to_file).
 #[derive(Clone, Debug)]
-pub struct DownloadBlobOptions {
+pub struct DownloadBlobOptions<'a> {
     /// Ranges fetched at once (default 1: one sequential request). Above 1, a blob larger than
     /// [`range_size`](Self::range_size) is fetched as ranges, up to this many in flight, and
     /// still hashed in order. Holds up to `concurrency × range_size` bytes in memory. Must not
@@ -34,19 +34,22 @@ pub struct DownloadBlobOptions {
     /// The size of each range of a parallel download (default 8 MiB). Must not be 0.
     pub range_size: Option<usize>,
     /// How many times a broken download (or range) is resumed with `Range` (default 3), each
-    /// after the client's [`RetryOptions`](crate::RetryOptions) delay.
+    /// after the client's [`resume_delay`](crate::ContainerRegistryClientOptions::resume_delay).
     pub max_retries: u32,
     /// Called with `(bytes received, total if known)` as data arrives.
     pub progress: Option<ProgressCallback>,
+    /// The context of the requests.
+    pub method_options: azure_core::http::ClientMethodOptions<'a>,
 }
 
-impl Default for DownloadBlobOptions {
+impl Default for DownloadBlobOptions<'_> {
     fn default() -> Self {
         Self {
             concurrency: None,
             range_size: None,
             max_retries: crate::retry::DEFAULT_MAX_RETRIES,
             progress: None,
+            method_options: Default::default(),
         }
     }
 }
@@ -93,7 +96,25 @@ impl ContainerRegistryContentClient {
     pub async fn download_blob(
         &self,
         digest: &str,
-        options: Option<DownloadBlobOptions>,
+        options: Option<DownloadBlobOptions<'_>>,
+    ) -> azure_core::Result<DownloadBlobStream> {
+        let context = options
+            .as_ref()
+            .map(|o| o.method_options.context.clone())
+            .unwrap_or_default();
+        crate::operation::traced!(
+            "ContainerRegistryContentClient.download_blob",
+            &self.repository,
+            &context,
+            self.download_blob_once(digest, options)
+        )
+        .await
+    }
+
+    async fn download_blob_once(
+        &self,
+        digest: &str,
+        options: Option<DownloadBlobOptions<'_>>,
     ) -> azure_core::Result<DownloadBlobStream> {
         validate_digest(digest)?;
         let options = options.unwrap_or_default();
@@ -123,7 +144,26 @@ impl ContainerRegistryContentClient {
         &self,
         digest: &str,
         path: impl AsRef<Path>,
-        options: Option<DownloadBlobOptions>,
+        options: Option<DownloadBlobOptions<'_>>,
+    ) -> azure_core::Result<DownloadBlobResult> {
+        let context = options
+            .as_ref()
+            .map(|o| o.method_options.context.clone())
+            .unwrap_or_default();
+        crate::operation::traced!(
+            "ContainerRegistryContentClient.download_blob_to_file",
+            &self.repository,
+            &context,
+            self.download_blob_to_file_once(digest, path.as_ref().to_path_buf(), options)
+        )
+        .await
+    }
+
+    async fn download_blob_to_file_once(
+        &self,
+        digest: &str,
+        path: impl AsRef<Path>,
+        options: Option<DownloadBlobOptions<'_>>,
     ) -> azure_core::Result<DownloadBlobResult> {
         let path = path.as_ref();
         let io = |e: std::io::Error, p: &Path| {
@@ -236,7 +276,7 @@ impl ContainerRegistryContentClient {
     async fn sequential(
         &self,
         digest: &str,
-        options: &DownloadBlobOptions,
+        options: &DownloadBlobOptions<'_>,
     ) -> azure_core::Result<DownloadBlobStream> {
         let first = self.open_from(digest, 0).await?;
         let total = first.total;
@@ -346,7 +386,7 @@ impl ContainerRegistryContentClient {
         size: u64,
         concurrency: usize,
         range_size: u64,
-        options: &DownloadBlobOptions,
+        options: &DownloadBlobOptions<'_>,
     ) -> DownloadBlobStream {
         type Chunks = tokio::sync::mpsc::UnboundedReceiver<azure_core::Result<Bytes>>;
         struct State {

@@ -13,13 +13,14 @@ use super::manifest_models::{
 use super::{digest_like, header, ContainerRegistryContentClient};
 use crate::error::{digest_mismatch, invalid_argument, rest_error, transport_error};
 use crate::reference::{validate_digest, validate_tag, Reference};
+use azure_core::http::ClientMethodOptions;
 
 /// The largest manifest ACR stores (4 MiB); larger ones are refused on get and set.
 pub const MAX_MANIFEST_SIZE: usize = 4 * 1024 * 1024;
 
 /// Options of [`ContainerRegistryContentClient::get_manifest`].
 #[derive(Clone, Debug, Default)]
-pub struct GetManifestOptions {
+pub struct GetManifestOptions<'a> {
     /// The media types accepted (`Accept`). Default: OCI manifest, OCI index, Docker v2
     /// manifest and Docker manifest list. Asking only for single-image types may make a
     /// registry resolve an index to one platform's manifest.
@@ -31,6 +32,8 @@ pub struct GetManifestOptions {
     /// [`GetManifestResult::digest_confirmed`] `false` and the digest computed here. By digest
     /// the bytes are always checked against the digest asked for.
     pub accept_unconfirmed_digest: bool,
+    /// The context of the requests.
+    pub method_options: ClientMethodOptions<'a>,
 }
 
 /// A manifest as fetched: its exact bytes, verified against its digest.
@@ -46,6 +49,8 @@ pub struct GetManifestResult {
     pub media_type: String,
     /// The exact bytes.
     pub content: Bytes,
+    /// The registry's id of the request (`x-ms-request-id`), if it sent one.
+    pub request_id: Option<String>,
 }
 
 impl GetManifestResult {
@@ -79,9 +84,11 @@ impl GetManifestResult {
 /// Options of [`ContainerRegistryContentClient::set_manifest`] and
 /// [`set_manifest_bytes`](ContainerRegistryContentClient::set_manifest_bytes).
 #[derive(Clone, Debug, Default)]
-pub struct SetManifestOptions {
+pub struct SetManifestOptions<'a> {
     /// Store the manifest under this tag (default: by digest only, untagged).
     pub tag: Option<String>,
+    /// The context of the requests.
+    pub method_options: ClientMethodOptions<'a>,
 }
 
 /// The result of setting a manifest.
@@ -89,6 +96,8 @@ pub struct SetManifestOptions {
 pub struct SetManifestResult {
     /// The manifest's digest: the sha256 of the bytes sent, confirmed by the registry.
     pub digest: String,
+    /// The registry's id of the request (`x-ms-request-id`), if it sent one.
+    pub request_id: Option<String>,
 }
 
 impl ContainerRegistryContentClient {
@@ -99,7 +108,25 @@ impl ContainerRegistryContentClient {
     pub async fn get_manifest(
         &self,
         tag_or_digest: &str,
-        options: Option<GetManifestOptions>,
+        options: Option<GetManifestOptions<'_>>,
+    ) -> azure_core::Result<GetManifestResult> {
+        let context = options
+            .as_ref()
+            .map(|o| o.method_options.context.clone())
+            .unwrap_or_default();
+        crate::operation::traced!(
+            "ContainerRegistryContentClient.get_manifest",
+            &self.repository,
+            &context,
+            self.get_manifest_once(tag_or_digest, options)
+        )
+        .await
+    }
+
+    async fn get_manifest_once(
+        &self,
+        tag_or_digest: &str,
+        options: Option<GetManifestOptions<'_>>,
     ) -> azure_core::Result<GetManifestResult> {
         let reference = Reference::parse(tag_or_digest)?;
         let options = options.unwrap_or_default();
@@ -191,6 +218,7 @@ impl ContainerRegistryContentClient {
             digest_confirmed: confirmed,
             media_type,
             content,
+            request_id: header(&headers, "x-ms-request-id").map(str::to_string),
         })
     }
 
@@ -200,7 +228,7 @@ impl ContainerRegistryContentClient {
     pub async fn set_manifest<M: Manifest>(
         &self,
         manifest: &M,
-        options: Option<SetManifestOptions>,
+        options: Option<SetManifestOptions<'_>>,
     ) -> azure_core::Result<SetManifestResult> {
         let bytes = serde_json::to_vec(manifest).map_err(|e| {
             azure_core::Error::with_message(
@@ -222,7 +250,26 @@ impl ContainerRegistryContentClient {
         &self,
         manifest: impl Into<Bytes>,
         media_type: &str,
-        options: Option<SetManifestOptions>,
+        options: Option<SetManifestOptions<'_>>,
+    ) -> azure_core::Result<SetManifestResult> {
+        let context = options
+            .as_ref()
+            .map(|o| o.method_options.context.clone())
+            .unwrap_or_default();
+        crate::operation::traced!(
+            "ContainerRegistryContentClient.set_manifest",
+            &self.repository,
+            &context,
+            self.set_manifest_bytes_once(manifest.into(), media_type, options)
+        )
+        .await
+    }
+
+    async fn set_manifest_bytes_once(
+        &self,
+        manifest: impl Into<Bytes>,
+        media_type: &str,
+        options: Option<SetManifestOptions<'_>>,
     ) -> azure_core::Result<SetManifestResult> {
         let manifest: Bytes = manifest.into();
         let options = options.unwrap_or_default();
@@ -264,7 +311,8 @@ impl ContainerRegistryContentClient {
                 self.add_to_referrers_tag(&subject, descriptor).await?;
             }
         }
-        Ok(SetManifestResult { digest })
+        let request_id = header(response.headers(), "x-ms-request-id").map(str::to_string);
+        Ok(SetManifestResult { digest, request_id })
     }
 
     /// Adds a referrer to the fallback tag `<alg>-<hex>` of its subject (creating the index).
@@ -300,13 +348,24 @@ impl ContainerRegistryContentClient {
         let bytes = serde_json::to_vec(&index).map_err(|e| {
             azure_core::Error::with_message(ErrorKind::DataConversion, e.to_string())
         })?;
-        Box::pin(self.set_manifest_bytes(
-            bytes,
-            media_types::OCI_INDEX,
-            Some(SetManifestOptions { tag: Some(tag) }),
-        ))
-        .await?;
+        self.set_referrers_index(Bytes::from(bytes), tag).await?;
         Ok(())
+    }
+
+    /// Stores the fallback index (boxed: storing a manifest may store an index).
+    fn set_referrers_index(
+        &self,
+        index: Bytes,
+        tag: String,
+    ) -> futures::future::BoxFuture<'_, azure_core::Result<SetManifestResult>> {
+        Box::pin(self.set_manifest_bytes_once(
+            index,
+            media_types::OCI_INDEX,
+            Some(SetManifestOptions {
+                tag: Some(tag),
+                ..Default::default()
+            }),
+        ))
     }
 }
 

@@ -13,10 +13,11 @@ mod verified_stream;
 use std::sync::Arc;
 
 use azure_core::credentials::TokenCredential;
-use azure_core::http::StatusCode;
+use azure_core::http::{ClientMethodOptions, NoFormat, Response, StatusCode};
 
 use crate::error::{invalid_argument, rest_error};
-use crate::operation::ok_if_not_found;
+use crate::operation::{ok_if_not_found, traced};
+use crate::response::{empty_response, error_response};
 use crate::pipeline::Pipeline;
 use crate::reference::{validate_digest, validate_repository_name};
 use crate::ContainerRegistryClientOptions;
@@ -57,13 +58,19 @@ pub struct ContainerRegistryContentClient {
     repository: Arc<str>,
 }
 
-/// Options of [`ContainerRegistryContentClient::delete_blob`] (none yet).
+/// Options of [`ContainerRegistryContentClient::delete_blob`].
 #[derive(Clone, Debug, Default)]
-pub struct DeleteBlobOptions {}
+pub struct DeleteBlobOptions<'a> {
+    /// The context of the requests.
+    pub method_options: ClientMethodOptions<'a>,
+}
 
-/// Options of [`ContainerRegistryContentClient::delete_manifest`] (none yet).
+/// Options of [`ContainerRegistryContentClient::delete_manifest`].
 #[derive(Clone, Debug, Default)]
-pub struct DeleteManifestOptions {}
+pub struct DeleteManifestOptions<'a> {
+    /// The context of the requests.
+    pub method_options: ClientMethodOptions<'a>,
+}
 
 impl ContainerRegistryContentClient {
     /// A client for `repository_name` in the registry at `endpoint` (`https://myregistry.azurecr.io`,
@@ -129,18 +136,27 @@ impl ContainerRegistryContentClient {
     pub async fn delete_blob(
         &self,
         digest: &str,
-        options: Option<DeleteBlobOptions>,
-    ) -> azure_core::Result<()> {
-        let _ = options;
-        validate_digest(digest)?;
-        ok_if_not_found(
-            self.pipeline
-                .rest()
-                .delete_blob(&self.repository, digest)
-                .await
-                .map(|_| ())
-                .map_err(rest_error),
+        options: Option<DeleteBlobOptions<'_>>,
+    ) -> azure_core::Result<Response<(), NoFormat>> {
+        let options = options.unwrap_or_default();
+        traced!(
+            "ContainerRegistryContentClient.delete_blob",
+            &self.repository,
+            &options.method_options.context,
+            async {
+                validate_digest(digest)?;
+                ok_if_not_found(
+                    self.pipeline
+                        .rest()
+                        .delete_blob(&self.repository, digest)
+                        .await
+                        .map(empty_response)
+                        .map_err(rest_error),
+                    |e| error_response(&e),
+                )
+            }
         )
+        .await
     }
 
     /// Deletes a manifest by digest (registries refuse deletion by tag: delete the tag with
@@ -148,9 +164,9 @@ impl ContainerRegistryContentClient {
     pub async fn delete_manifest(
         &self,
         digest: &str,
-        options: Option<DeleteManifestOptions>,
-    ) -> azure_core::Result<()> {
-        let _ = options;
+        options: Option<DeleteManifestOptions<'_>>,
+    ) -> azure_core::Result<Response<(), NoFormat>> {
+        let options = options.unwrap_or_default();
         if !digest.contains(':') {
             return Err(invalid_argument(
                 "digest",
@@ -158,14 +174,23 @@ impl ContainerRegistryContentClient {
             ));
         }
         validate_digest(digest)?;
-        ok_if_not_found(
-            self.pipeline
-                .rest()
-                .delete_manifest(&self.repository, digest)
-                .await
-                .map(|_| ())
-                .map_err(rest_error),
+        traced!(
+            "ContainerRegistryContentClient.delete_manifest",
+            &self.repository,
+            &options.method_options.context,
+            async {
+                ok_if_not_found(
+                    self.pipeline
+                        .rest()
+                        .delete_manifest(&self.repository, digest)
+                        .await
+                        .map(empty_response)
+                        .map_err(rest_error),
+                    |e| error_response(&e),
+                )
+            }
         )
+        .await
     }
 
     /// Links a blob that exists in repository `from_repository` of the same registry into this
@@ -201,10 +226,14 @@ impl ContainerRegistryContentClient {
 }
 
 impl ContainerRegistryContentClient {
-    /// The wait before retry `n` (0-based) of an upload or download, from the client's
-    /// [`RetryOptions`](crate::RetryOptions).
+    /// The wait before resume `n` (0-based) of an upload or download, from the client's
+    /// [`resume_delay`](crate::ContainerRegistryClientOptions::resume_delay).
     pub(crate) fn retry_delay(&self, n: u32) -> std::time::Duration {
-        self.pipeline.options().retry.delay(n, None)
+        crate::retry::Backoff {
+            initial_delay: self.pipeline.options().resume_delay,
+            max_delay: crate::retry::MAX_RESUME_DELAY,
+        }
+        .delay(n)
     }
 }
 

@@ -1,7 +1,7 @@
 //! OCI 1.1 referrers: `GET /v2/<name>/referrers/<digest>`, with the tag-schema fallback
 //! (`<alg>-<hex>` tag holding an image index) for registries that answer 404.
 
-use azure_core::http::pager::{Page, PagerState};
+use azure_core::http::pager::{Page, PagerOptions, PagerState};
 use azure_core::http::{Pager, StatusCode};
 use serde::{Deserialize, Serialize};
 
@@ -13,10 +13,12 @@ use crate::paging::{fetch, next_link, page_result};
 
 /// Options of [`ContainerRegistryContentClient::list_referrers`].
 #[derive(Clone, Debug, Default)]
-pub struct ListReferrersOptions {
+pub struct ListReferrersOptions<'a> {
     /// Only referrers of this artifact type (filtered by the registry when it can, and by the
     /// client in any case).
     pub artifact_type: Option<String>,
+    /// The context of the requests, and the continuation to resume a listing from.
+    pub method_options: PagerOptions<'a>,
 }
 
 /// One page of referrers: descriptors of the manifests whose `subject` is the digest.
@@ -41,31 +43,40 @@ impl ContainerRegistryContentClient {
     /// Lists the manifests that refer to `digest` (signatures, SBOMs, attestations, …) with
     /// the OCI 1.1 referrers API. When the registry answers 404 there (no referrers API, e.g.
     /// distribution 2.8), the tag-schema fallback is read instead: the image index tagged
-    /// `sha256-<hex>`. Use it like any Azure pager (`while let Some(d) = pager.try_next().await?`).
+    /// `sha256-<hex>`. Use it like any Azure pager (`while let Some(d) = pager.try_next().await?`);
+    /// a listing resumes where another stopped from that pager's continuation, in
+    /// [`method_options`](ListReferrersOptions::method_options).
     pub fn list_referrers(
         &self,
         digest: &str,
-        options: Option<ListReferrersOptions>,
-    ) -> Pager<ReferrersPage> {
+        options: Option<ListReferrersOptions<'_>>,
+    ) -> azure_core::Result<Pager<ReferrersPage>> {
+        crate::reference::validate_digest(digest)?;
         let client = self.clone();
         let digest = digest.to_string();
-        let artifact_type = options.unwrap_or_default().artifact_type;
-        Pager::new(
-            move |state: PagerState, _options| {
+        let options = options.unwrap_or_default();
+        let artifact_type = options.artifact_type;
+        Ok(Pager::new(
+            move |state: PagerState, options: PagerOptions<'static>| {
                 let client = client.clone();
                 let digest = digest.clone();
                 let artifact_type = artifact_type.clone();
                 Box::pin(async move {
+                    let context = options.context;
                     let (mut page, next) = match state {
                         PagerState::Initial => {
-                            client
-                                .first_referrers_page(&digest, artifact_type.as_deref())
-                                .await?
+                            crate::operation::traced!(
+                                "ContainerRegistryContentClient.list_referrers",
+                                &client.repository,
+                                &context,
+                                client.first_referrers_page(&digest, artifact_type.as_deref())
+                            )
+                            .await?
                         }
                         PagerState::More(continuation) => {
                             let link = String::from(continuation);
                             let url = client.pipeline.resolve(&link)?;
-                            let raw = fetch(&client.pipeline, url, "get_referrers").await?;
+                            let raw = fetch(&client.pipeline, url, "get_referrers", &context).await?;
                             let index: OciImageIndex = parse(&raw.body)?;
                             (
                                 ReferrersPage {
@@ -92,8 +103,8 @@ impl ContainerRegistryContentClient {
                     ))
                 })
             },
-            None,
-        )
+            Some(crate::paging::owned(options.method_options)),
+        ))
     }
 
     async fn first_referrers_page(

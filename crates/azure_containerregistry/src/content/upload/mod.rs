@@ -57,7 +57,7 @@ pub const PREHASH_OVERLAP_MIN_SIZE: u64 = 64 * 1024 * 1024;
 
 /// Options of the `upload_blob*` methods.
 #[derive(Clone, Debug)]
-pub struct UploadBlobOptions {
+pub struct UploadBlobOptions<'a> {
     /// The most bytes per `PATCH` request; must not be 0. By default a file or buffer goes in
     /// one request and a stream in requests of [`DEFAULT_CHUNK_SIZE`]. A stream holds the bytes
     /// of one request in memory (to resend them after a failure); files and buffers are read
@@ -78,15 +78,18 @@ pub struct UploadBlobOptions {
     pub max_retries: u32,
     /// Called with `(bytes uploaded, total if known)` as the upload goes on.
     pub progress: Option<ProgressCallback>,
+    /// The context of the requests.
+    pub method_options: azure_core::http::ClientMethodOptions<'a>,
 }
 
-impl Default for UploadBlobOptions {
+impl Default for UploadBlobOptions<'_> {
     fn default() -> Self {
         Self {
             chunk_size: None,
             skip_existing: true,
             max_retries: crate::retry::DEFAULT_MAX_RETRIES,
             progress: None,
+            method_options: Default::default(),
         }
     }
 }
@@ -132,7 +135,28 @@ impl ContainerRegistryContentClient {
     pub async fn upload_blob<R>(
         &self,
         reader: R,
-        options: Option<UploadBlobOptions>,
+        options: Option<UploadBlobOptions<'_>>,
+    ) -> azure_core::Result<UploadBlobResult>
+    where
+        R: AsyncRead + Send + Unpin,
+    {
+        let context = options
+            .as_ref()
+            .map(|o| o.method_options.context.clone())
+            .unwrap_or_default();
+        crate::operation::traced!(
+            "ContainerRegistryContentClient.upload_blob",
+            &self.repository,
+            &context,
+            self.upload_blob_once(reader, options)
+        )
+        .await
+    }
+
+    async fn upload_blob_once<R>(
+        &self,
+        reader: R,
+        options: Option<UploadBlobOptions<'_>>,
     ) -> azure_core::Result<UploadBlobResult>
     where
         R: AsyncRead + Send + Unpin,
@@ -148,7 +172,25 @@ impl ContainerRegistryContentClient {
     pub async fn upload_blob_bytes(
         &self,
         data: impl Into<Bytes>,
-        options: Option<UploadBlobOptions>,
+        options: Option<UploadBlobOptions<'_>>,
+    ) -> azure_core::Result<UploadBlobResult> {
+        let context = options
+            .as_ref()
+            .map(|o| o.method_options.context.clone())
+            .unwrap_or_default();
+        crate::operation::traced!(
+            "ContainerRegistryContentClient.upload_blob_bytes",
+            &self.repository,
+            &context,
+            self.upload_blob_bytes_once(data.into(), options)
+        )
+        .await
+    }
+
+    async fn upload_blob_bytes_once(
+        &self,
+        data: impl Into<Bytes>,
+        options: Option<UploadBlobOptions<'_>>,
     ) -> azure_core::Result<UploadBlobResult> {
         let (options, chunk_size) = prepare(options, u64::MAX)?;
         let data: Bytes = data.into();
@@ -167,7 +209,25 @@ impl ContainerRegistryContentClient {
     pub async fn upload_blob_from_file(
         &self,
         path: impl AsRef<Path>,
-        options: Option<UploadBlobOptions>,
+        options: Option<UploadBlobOptions<'_>>,
+    ) -> azure_core::Result<UploadBlobResult> {
+        let context = options
+            .as_ref()
+            .map(|o| o.method_options.context.clone())
+            .unwrap_or_default();
+        crate::operation::traced!(
+            "ContainerRegistryContentClient.upload_blob_from_file",
+            &self.repository,
+            &context,
+            self.upload_blob_from_file_once(path.as_ref().to_path_buf(), options)
+        )
+        .await
+    }
+
+    async fn upload_blob_from_file_once(
+        &self,
+        path: impl AsRef<Path>,
+        options: Option<UploadBlobOptions<'_>>,
     ) -> azure_core::Result<UploadBlobResult> {
         let (options, chunk_size) = prepare(options, u64::MAX)?;
         let path = path.as_ref();
@@ -187,7 +247,7 @@ impl ContainerRegistryContentClient {
         source: Source<R>,
         prehash: Option<PreHash>,
         chunk_size: u64,
-        options: &UploadBlobOptions,
+        options: &UploadBlobOptions<'_>,
     ) -> azure_core::Result<UploadBlobResult> {
         // Where a large upload notes its session (see below).
         let session = std::sync::Mutex::new(None::<String>);
@@ -285,9 +345,9 @@ fn skipped(digest: String, size: u64) -> UploadBlobResult {
 
 /// The options (defaults when `None`) and the chunk size asked for, or `default`.
 fn prepare(
-    options: Option<UploadBlobOptions>,
+    options: Option<UploadBlobOptions<'_>>,
     default: u64,
-) -> azure_core::Result<(UploadBlobOptions, u64)> {
+) -> azure_core::Result<(UploadBlobOptions<'_>, u64)> {
     let options = options.unwrap_or_default();
     let chunk_size = match options.chunk_size {
         Some(0) => return Err(invalid_argument("chunk_size", "must be at least 1 byte")),

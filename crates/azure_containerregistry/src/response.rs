@@ -1,0 +1,57 @@
+//! `azure_core` [`Response`]s from the generated client's answers: the registry's status and
+//! headers (request id, digest) with the body as JSON, read into the model by `into_model()`.
+
+use azure_core::error::ErrorKind;
+use azure_core::http::{NoFormat, RawResponse, Response, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::to_core_headers;
+
+/// A response whose model `T` is read from the registry's JSON body `W`. The body is read
+/// into `T` once here, so that a body the model cannot hold fails the call, not `into_model()`.
+pub(crate) fn model_response<W, T>(
+    response: azure_containerregistry_rest::ResponseValue<W>,
+) -> azure_core::Result<Response<T>>
+where
+    W: Serialize,
+    T: DeserializeOwned,
+{
+    let status = StatusCode::from(response.status().as_u16());
+    let headers = to_core_headers(response.headers());
+    let body = serde_json::to_vec(&response.into_inner()).map_err(conversion)?;
+    serde_json::from_slice::<T>(&body).map_err(conversion)?;
+    Ok(RawResponse::from_bytes(status, headers, body).into())
+}
+
+/// A response without a model (deletes).
+pub(crate) fn empty_response(
+    response: azure_containerregistry_rest::ResponseValue<()>,
+) -> Response<(), NoFormat> {
+    let status = StatusCode::from(response.status().as_u16());
+    let headers = to_core_headers(response.headers());
+    RawResponse::from_bytes(status, headers, Vec::new()).into()
+}
+
+/// The registry's answer inside an HTTP error (a delete's 404 that counts as done).
+pub(crate) fn error_response(error: &azure_core::Error) -> Response<(), NoFormat> {
+    match error.kind() {
+        ErrorKind::HttpResponse {
+            raw_response: Some(raw),
+            ..
+        } => RawResponse::from_bytes(raw.status(), raw.headers().clone(), Vec::new()).into(),
+        _ => RawResponse::from_bytes(
+            StatusCode::NotFound,
+            azure_core::http::headers::Headers::new(),
+            Vec::new(),
+        )
+        .into(),
+    }
+}
+
+fn conversion(e: serde_json::Error) -> azure_core::Error {
+    azure_core::Error::with_message(
+        ErrorKind::DataConversion,
+        format!("the registry's answer could not be read: {e}"),
+    )
+}
