@@ -21,7 +21,18 @@ async fn base_endpoint_and_common_headers() {
     );
     uuid::Uuid::parse_str(&header(&resp, "x-ms-correlation-request-id"))
         .expect("correlation id is a uuid");
+    uuid::Uuid::parse_str(&header(&resp, "x-ms-request-id")).expect("request id is a uuid");
+    assert_eq!(header(&resp, "x-ms-client-request-id"), "");
     assert_eq!(resp.text().await.unwrap(), "{}");
+    // The caller's id comes back on /v2 answers; /acr/v1 answers carry no request id.
+    let resp = expect(
+        c.get(format!("{base}/v2/")).header("x-ms-client-request-id", "abc-123"),
+        200,
+    )
+    .await;
+    assert_eq!(header(&resp, "x-ms-client-request-id"), "abc-123");
+    let resp = expect(c.get(format!("{base}/acr/v1/_catalog")), 200).await;
+    assert!(resp.headers().get("x-ms-request-id").is_none());
 }
 
 #[tokio::test]

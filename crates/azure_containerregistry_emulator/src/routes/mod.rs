@@ -301,6 +301,13 @@ const LOGGED_PATH_LIMIT: usize = 4096;
 pub(crate) async fn registry_handler(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let logged = Logged::of(&req);
     let http1 = req.version() < axum::http::Version::HTTP_2;
+    let distribution_api = req.uri().path().starts_with("/v2/") || req.uri().path() == "/v2";
+    // ACR repeats the caller's id on /v2 answers (empty when it sent none).
+    let client_request_id = req
+        .headers()
+        .get("x-ms-client-request-id")
+        .cloned()
+        .unwrap_or_else(|| HeaderValue::from_static(""));
     let (parts, body) = req.into_parts();
     let (body, rest) = crate::drain::share(body);
     let mut resp = dispatch(&state, Request::from_parts(parts, body))
@@ -319,6 +326,14 @@ pub(crate) async fn registry_handler(State(state): State<Arc<AppState>>, req: Re
         &uuid::Uuid::new_v4().to_string(),
     );
     set_default(h, "x-content-type-options", "nosniff");
+    if distribution_api && resp.status() != axum::http::StatusCode::UNAUTHORIZED {
+        let h = resp.headers_mut();
+        set_default(h, "x-ms-request-id", &uuid::Uuid::new_v4().to_string());
+        if !h.contains_key("x-ms-client-request-id") {
+            h.insert("x-ms-client-request-id", client_request_id);
+        }
+    }
+    let h = resp.headers_mut();
     set_default(
         h,
         "access-control-expose-headers",
