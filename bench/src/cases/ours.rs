@@ -111,7 +111,8 @@ pub(super) async fn ours_list(ctx: &Ctx) -> Result<Measured> {
     let t0 = Instant::now();
     let mut pager = client.list_repository_names(Some(ListRepositoryNamesOptions {
         page_size: Some(ctx.page_size),
-    }));
+        ..Default::default()
+    }))?;
     let mut names = 0usize;
     while let Some(_name) = pager.try_next().await? {
         names += 1;

@@ -27,14 +27,14 @@ async fn main() -> Result<(), common::Error> {
     let dry_run = std::env::var_os("DRY_RUN").is_some();
     let client = target.registry_client()?;
 
-    let mut names = client.list_repository_names(None);
+    let mut names = client.list_repository_names(None)?;
     while let Some(name) = names.try_next().await? {
         let repository = client.repository(&name);
         let mut manifests =
             repository.list_manifest_properties(Some(ListManifestPropertiesOptions {
                 order_by: Some(ArtifactManifestOrder::LastUpdatedOnDescending),
                 ..Default::default()
-            }));
+            }))?;
         let mut seen = 0;
         while let Some(manifest) = manifests.try_next().await? {
             seen += 1;
@@ -54,14 +54,14 @@ async fn main() -> Result<(), common::Error> {
     }
 
     // What is left, newest first.
-    let mut names = client.list_repository_names(None);
+    let mut names = client.list_repository_names(None)?;
     while let Some(name) = names.try_next().await? {
         let mut manifests = client.repository(&name).list_manifest_properties(Some(
             ListManifestPropertiesOptions {
                 order_by: Some(ArtifactManifestOrder::LastUpdatedOnDescending),
                 ..Default::default()
             },
-        ));
+        ))?;
         let mut tags = Vec::new();
         while let Some(manifest) = manifests.try_next().await? {
             tags.push(manifest.tags.join(","));

@@ -22,9 +22,14 @@ async fn main() -> Result<(), common::Error> {
     println!("repositories of {}:", client.endpoint());
     let mut names = client.list_repository_names(Some(ListRepositoryNamesOptions {
         page_size: Some(100),
-    }));
+        ..Default::default()
+    }))?;
     while let Some(name) = names.try_next().await? {
-        let properties = client.repository(&name).get_properties(None).await?;
+        let properties = client
+            .repository(&name)
+            .get_properties(None)
+            .await?
+            .into_model()?;
         println!(
             "  {name}: {} tags, {} manifests, last updated {}",
             properties.tag_count, properties.manifest_count, properties.last_updated_on

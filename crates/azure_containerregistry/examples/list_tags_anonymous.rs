@@ -28,7 +28,7 @@ async fn main() -> Result<(), common::Error> {
     let mut tags = artifact.list_tag_properties(Some(ListTagPropertiesOptions {
         order_by: Some(ArtifactTagOrder::LastUpdatedOnDescending),
         ..Default::default()
-    }));
+    }))?;
     while let Some(tag) = tags.try_next().await? {
         println!(
             "  {}:{} -> {} (updated {})",

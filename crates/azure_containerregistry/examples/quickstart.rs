@@ -62,16 +62,17 @@ async fn main() -> Result<(), common::Error> {
             &manifest,
             Some(SetManifestOptions {
                 tag: Some(TAG.into()),
+                ..Default::default()
             }),
         )
         .await?;
     println!("set manifest     {REPOSITORY}:{TAG} -> {}", set.digest);
 
     // 3. What the registry holds.
-    let repositories: Vec<String> = registry.list_repository_names(None).try_collect().await?;
+    let repositories: Vec<String> = registry.list_repository_names(None)?.try_collect().await?;
     println!("repositories     {repositories:?}");
     let artifact = registry.artifact(REPOSITORY, TAG);
-    let mut tags = artifact.list_tag_properties(None);
+    let mut tags = artifact.list_tag_properties(None)?;
     while let Some(tag) = tags.try_next().await? {
         println!(
             "tag              {}:{} -> {}",
@@ -80,7 +81,7 @@ async fn main() -> Result<(), common::Error> {
     }
     let mut manifests = registry
         .repository(REPOSITORY)
-        .list_manifest_properties(None);
+        .list_manifest_properties(None)?;
     while let Some(m) = manifests.try_next().await? {
         println!(
             "manifest         {} ({:?} bytes, tags {:?})",
@@ -94,7 +95,10 @@ async fn main() -> Result<(), common::Error> {
         can_delete: Some(false),
         ..Default::default()
     };
-    let props = artifact.update_tag_properties(TAG, locked, None).await?;
+    let props = artifact
+        .update_tag_properties(TAG, locked, None)
+        .await?
+        .into_model()?;
     println!(
         "locked tag       {TAG}: can_write={:?} can_delete={:?}",
         props.can_write, props.can_delete

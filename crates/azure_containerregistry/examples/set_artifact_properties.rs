@@ -35,7 +35,7 @@ async fn main() -> Result<(), common::Error> {
 
     match artifact.delete_tag("latest", None).await {
         Err(e) => println!("deleting the locked tag fails as expected: {e}"),
-        Ok(()) => println!("the registry deleted a locked tag?"),
+        Ok(_) => println!("the registry deleted a locked tag?"),
     }
 
     // Unlock, leaving the image as it was.
@@ -58,12 +58,18 @@ async fn set_locked(
         can_write: allowed,
         ..Default::default()
     };
-    let manifest = artifact.update_manifest_properties(manifest, None).await?;
+    let manifest = artifact
+        .update_manifest_properties(manifest, None)
+        .await?
+        .into_model()?;
     let tag = TagWriteableProperties {
         can_delete: allowed,
         can_write: allowed,
         ..Default::default()
     };
-    let tag = artifact.update_tag_properties("latest", tag, None).await?;
+    let tag = artifact
+        .update_tag_properties("latest", tag, None)
+        .await?
+        .into_model()?;
     Ok((manifest, tag))
 }

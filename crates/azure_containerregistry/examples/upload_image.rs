@@ -49,6 +49,7 @@ async fn main() -> Result<(), common::Error> {
             &manifest,
             Some(SetManifestOptions {
                 tag: Some("v1".into()),
+                ..Default::default()
             }),
         )
         .await?;

@@ -129,7 +129,13 @@ pub async fn push_demo_image(
     for tag in tags {
         let tag = Some(tag.to_string());
         content
-            .set_manifest(&manifest, Some(SetManifestOptions { tag }))
+            .set_manifest(
+                &manifest,
+                Some(SetManifestOptions {
+                    tag,
+                    ..Default::default()
+                }),
+            )
             .await?;
     }
     Ok(())
