@@ -13,10 +13,10 @@ use crate::models::{
     ManifestWriteableProperties, TagPropertiesPage, TagWriteableProperties,
 };
 use crate::operation::{ok_if_not_found, traced};
-use crate::response::{empty_response, error_response, model_response};
 use crate::paging::{fetch, next_link, page_result, raw_page, wire_page_size};
 use crate::pipeline::Pipeline;
 use crate::reference::{validate_repository_name, validate_tag, Reference};
+use crate::response::{empty_response, error_response, model_response};
 
 /// Options for [`RegistryArtifact::get_manifest_properties`].
 #[derive(Clone, Debug, Default)]
@@ -347,18 +347,29 @@ impl RegistryArtifact {
                     let context = options.context;
                     let (page, digest) = match state {
                         PagerState::Initial => {
-                            traced!("RegistryArtifact.list_tag_properties", &artifact.repository, &context, async {
-                                let n = wire_page_size(page_size)?;
-                                let digest = artifact.digest().await?;
-                                let response = artifact
-                                    .pipeline
-                                    .rest()
-                                    .get_tags(&artifact.repository, Some(&digest), None, n, order)
-                                    .await
-                                    .map_err(rest_error)?;
-                                let _ = resolved.set(digest.clone());
-                                Ok((raw_page(response)?, digest))
-                            })
+                            traced!(
+                                "RegistryArtifact.list_tag_properties",
+                                &artifact.repository,
+                                &context,
+                                async {
+                                    let n = wire_page_size(page_size)?;
+                                    let digest = artifact.digest().await?;
+                                    let response = artifact
+                                        .pipeline
+                                        .rest()
+                                        .get_tags(
+                                            &artifact.repository,
+                                            Some(&digest),
+                                            None,
+                                            n,
+                                            order,
+                                        )
+                                        .await
+                                        .map_err(rest_error)?;
+                                    let _ = resolved.set(digest.clone());
+                                    Ok((raw_page(response)?, digest))
+                                }
+                            )
                             .await?
                         }
                         PagerState::More(continuation) => {

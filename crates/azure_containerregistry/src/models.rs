@@ -512,6 +512,27 @@ impl azure_core::http::pager::Page for TagPropertiesPage {
     }
 }
 
+impl TryFrom<types::ContainerRepositoryProperties> for RepositoryProperties {
+    type Error = azure_core::Error;
+    fn try_from(p: types::ContainerRepositoryProperties) -> azure_core::Result<Self> {
+        Self::from_wire(p)
+    }
+}
+
+impl TryFrom<types::ArtifactManifestProperties> for ArtifactManifestProperties {
+    type Error = azure_core::Error;
+    fn try_from(p: types::ArtifactManifestProperties) -> azure_core::Result<Self> {
+        Self::from_wire(p.registry, p.image_name, p.manifest)
+    }
+}
+
+impl TryFrom<types::ArtifactTagProperties> for ArtifactTagProperties {
+    type Error = azure_core::Error;
+    fn try_from(p: types::ArtifactTagProperties) -> azure_core::Result<Self> {
+        Self::from_wire(p.registry, p.image_name, p.tag)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -572,26 +593,5 @@ mod tests {
         assert_eq!(ArtifactArchitecture::from("unknown").as_str(), "unknown");
         assert_eq!(ArtifactOperatingSystem::LINUX.to_string(), "linux");
         assert!(ArtifactOperatingSystem::LINUX == "linux");
-    }
-}
-
-impl TryFrom<types::ContainerRepositoryProperties> for RepositoryProperties {
-    type Error = azure_core::Error;
-    fn try_from(p: types::ContainerRepositoryProperties) -> azure_core::Result<Self> {
-        Self::from_wire(p)
-    }
-}
-
-impl TryFrom<types::ArtifactManifestProperties> for ArtifactManifestProperties {
-    type Error = azure_core::Error;
-    fn try_from(p: types::ArtifactManifestProperties) -> azure_core::Result<Self> {
-        Self::from_wire(p.registry, p.image_name, p.manifest)
-    }
-}
-
-impl TryFrom<types::ArtifactTagProperties> for ArtifactTagProperties {
-    type Error = azure_core::Error;
-    fn try_from(p: types::ArtifactTagProperties) -> azure_core::Result<Self> {
-        Self::from_wire(p.registry, p.image_name, p.tag)
     }
 }

@@ -174,8 +174,12 @@ pub(crate) async fn fetch(
     operation: &'static str,
     context: &Context<'_>,
 ) -> azure_core::Result<RawPage> {
-    crate::operation::run(tracing::Span::none(), context, fetch_page(pipeline, url, operation))
-        .await
+    crate::operation::run(
+        tracing::Span::none(),
+        context,
+        fetch_page(pipeline, url, operation),
+    )
+    .await
 }
 
 async fn fetch_page(

@@ -282,8 +282,7 @@ impl Sender {
             .stream(&context, &mut outgoing, Some(options))
             .await?;
         span.record("status", u16::from(response.status()));
-        let streamed =
-            STREAMED_OPERATIONS.contains(&operation) && response.status().is_success();
+        let streamed = STREAMED_OPERATIONS.contains(&operation) && response.status().is_success();
         let response = to_reqwest_response(response);
         // Blob bodies stream for as long as they take (bounded by the read timeout); any other
         // answer is read whole and must be read within the body timeout.
@@ -379,10 +378,7 @@ fn reqwest_error(mut error: azure_core::Error) -> Result<reqwest::Error, azure_c
     loop {
         error = match error.into_downcast::<reqwest::Error>() {
             Ok(inner) => return Ok(inner),
-            Err(error) => match error.into_downcast::<azure_core::Error>() {
-                Ok(inner) => inner,
-                Err(error) => return Err(error),
-            },
+            Err(error) => error.into_downcast::<azure_core::Error>()?,
         };
     }
 }
@@ -403,7 +399,11 @@ impl Policy for EchoUserAgent {
         if let Some(value) = request.headers().get_optional_str(&USER_AGENT) {
             headers.insert(USER_AGENT, value.to_string());
         }
-        Ok(AsyncRawResponse::from_bytes(StatusCode::Ok, headers, Vec::new()))
+        Ok(AsyncRawResponse::from_bytes(
+            StatusCode::Ok,
+            headers,
+            Vec::new(),
+        ))
     }
 }
 
@@ -428,8 +428,11 @@ mod tests {
         let endpoint = Url::parse("http://127.0.0.1:1").unwrap();
         let sender = Sender::new(&endpoint, &options, &reqwest::Client::new(), None);
         let agent = sender.probe_user_agent().await.unwrap();
+        // azure_core drops the `azure_` prefix of the crate name.
         assert!(
-            agent.starts_with(&format!("my-app azsdk-rust-{CRATE_NAME}/{CRATE_VERSION} (")),
+            agent.starts_with(&format!(
+                "my-app azsdk-rust-containerregistry/{CRATE_VERSION} ("
+            )),
             "{agent}"
         );
     }

@@ -5,7 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use azure_core::http::headers::{Headers, HeaderName, AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
+use azure_core::http::headers::{
+    HeaderName, Headers, AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE,
+};
 use azure_core::http::policies::{Policy, PolicyResult};
 use azure_core::http::{AsyncRawResponse, Context, Request, StatusCode};
 use reqwest::header::HeaderValue;
@@ -41,7 +43,7 @@ impl Policy for AcrAuthenticationPolicy {
         }
         let method = reqwest::Method::from_bytes(request.method().as_ref().as_bytes()).ok();
         let predicted = method.and_then(|m| predict_scope(&m, request.url()));
-        let mut authorization = match &predicted {
+        let authorization = match &predicted {
             Some(scope) => self.auth.cached_authorization(scope).await,
             None => None,
         };
@@ -59,7 +61,11 @@ impl Policy for AcrAuthenticationPolicy {
         else {
             return Ok(response);
         };
-        match self.auth.authorize(&challenge, authorization.as_ref()).await {
+        match self
+            .auth
+            .authorize(&challenge, authorization.as_ref())
+            .await
+        {
             Ok(value) => {
                 if let Some(scope) = &predicted {
                     if crate::auth::scope::canonical(scope)
@@ -69,8 +75,6 @@ impl Policy for AcrAuthenticationPolicy {
                     }
                 }
                 set_authorization(request, &value);
-                authorization = Some(value);
-                let _ = authorization;
                 next[0].send(ctx, request, &next[1..]).await
             }
             Err(error) => {
@@ -196,7 +200,11 @@ pub(crate) fn synthetic(status: StatusCode, code: &str, message: &str) -> AsyncR
 }
 
 /// [`synthetic`] as a `reqwest` response.
-pub(crate) fn synthetic_response(status: StatusCode, code: &str, message: &str) -> reqwest::Response {
+pub(crate) fn synthetic_response(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+) -> reqwest::Response {
     let body = serde_json::json!({"errors": [{"code": code, "message": message}]});
     let response = http::Response::builder()
         .status(u16::from(status))

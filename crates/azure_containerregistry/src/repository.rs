@@ -12,10 +12,10 @@ use crate::models::{
     RepositoryWriteableProperties,
 };
 use crate::operation::{ok_if_not_found, traced};
-use crate::response::{empty_response, error_response, model_response};
 use crate::paging::{link_pager, raw_page, wire_page_size};
 use crate::pipeline::Pipeline;
 use crate::reference::validate_repository_name;
+use crate::response::{empty_response, error_response, model_response};
 use crate::{DeleteRepositoryOptions, RegistryArtifact};
 
 /// Options for [`ContainerRepository::get_properties`].

@@ -227,6 +227,7 @@ async fn referrers_scenario(content: &ContainerRegistryContentClient, name: &str
 
     let all: Vec<OciDescriptor> = content
         .list_referrers(&subject.digest, None)
+        .unwrap()
         .try_collect()
         .await
         .unwrap();
@@ -250,8 +251,10 @@ async fn referrers_scenario(content: &ContainerRegistryContentClient, name: &str
             &subject.digest,
             Some(ListReferrersOptions {
                 artifact_type: Some("application/vnd.example.sbom+json".into()),
+                ..Default::default()
             }),
         )
+        .unwrap()
         .try_collect()
         .await
         .unwrap();
@@ -261,6 +264,7 @@ async fn referrers_scenario(content: &ContainerRegistryContentClient, name: &str
     // A manifest nothing refers to.
     let none: Vec<OciDescriptor> = content
         .list_referrers(&referrers[0].1, None)
+        .unwrap()
         .try_collect()
         .await
         .unwrap();

@@ -23,21 +23,44 @@ async fn anonymous_pull_reads_but_cannot_write() {
         emu.clear_request_log();
 
         let names = collect(
-            client.list_repository_names(Some(ListRepositoryNamesOptions { page_size: Some(1) })),
+            client
+                .list_repository_names(Some(ListRepositoryNamesOptions {
+                    page_size: Some(1),
+                    ..Default::default()
+                }))
+                .unwrap(),
         )
         .await
         .unwrap();
         assert_eq!(names, ["library/hello-world", "public/other"]);
         let repo = client.repository("library/hello-world");
-        assert_eq!(repo.get_properties(None).await.unwrap().tag_count, 2);
-        let manifests = collect(repo.list_manifest_properties(None)).await.unwrap();
+        assert_eq!(
+            repo.get_properties(None)
+                .await
+                .unwrap()
+                .into_model()
+                .unwrap()
+                .tag_count,
+            2
+        );
+        let manifests = collect(repo.list_manifest_properties(None).unwrap())
+            .await
+            .unwrap();
         assert_eq!(manifests.len(), 1);
         let artifact = client.artifact("library/hello-world", "latest");
         assert_eq!(
-            artifact.get_manifest_properties(None).await.unwrap().digest,
+            artifact
+                .get_manifest_properties(None)
+                .await
+                .unwrap()
+                .into_model()
+                .unwrap()
+                .digest,
             image.digest
         );
-        let tags = collect(artifact.list_tag_properties(None)).await.unwrap();
+        let tags = collect(artifact.list_tag_properties(None).unwrap())
+            .await
+            .unwrap();
         assert_eq!(
             tags.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
             ["latest", "v1"]
@@ -46,6 +69,8 @@ async fn anonymous_pull_reads_but_cannot_write() {
             artifact
                 .get_tag_properties("v1", None)
                 .await
+                .unwrap()
+                .into_model()
                 .unwrap()
                 .digest,
             image.digest
@@ -73,7 +98,12 @@ async fn anonymous_pull_reads_but_cannot_write() {
         assert_http_error(&e, 401, Some("UNAUTHORIZED"));
         // Nothing was changed.
         assert_eq!(
-            repo.get_properties(None).await.unwrap().can_write,
+            repo.get_properties(None)
+                .await
+                .unwrap()
+                .into_model()
+                .unwrap()
+                .can_write,
             Some(true)
         );
     })
@@ -86,7 +116,7 @@ async fn without_anonymous_pull_an_anonymous_client_is_refused() {
         let emu = emulator(token_mode(false)).await;
         push(&seeder(&emu), "private", "private", &["v1"]).await;
         let client = anonymous(&emu);
-        let e = collect(client.list_repository_names(None))
+        let e = collect(client.list_repository_names(None).unwrap())
             .await
             .unwrap_err();
         assert_http_error(&e, 401, Some("UNAUTHORIZED"));
@@ -112,26 +142,39 @@ async fn a_credential_can_do_everything() {
         emu.clear_request_log();
 
         assert_eq!(
-            collect(client.list_repository_names(None)).await.unwrap(),
+            collect(client.list_repository_names(None).unwrap())
+                .await
+                .unwrap(),
             ["app/db", "app/web"]
         );
         let repo = client.repository("app/web");
-        let props = repo.get_properties(None).await.unwrap();
+        let props = repo
+            .get_properties(None)
+            .await
+            .unwrap()
+            .into_model()
+            .unwrap();
         assert_eq!((props.manifest_count, props.tag_count), (2, 3));
         let props = repo
             .update_properties(repo_flag(Flag::List, false), None)
             .await
+            .unwrap()
+            .into_model()
             .unwrap();
         assert_eq!(props.can_list, Some(false));
         repo.update_properties(repo_flag(Flag::List, true), None)
             .await
+            .unwrap()
+            .into_model()
             .unwrap();
 
         let asc = collect(
             repo.list_manifest_properties(Some(ListManifestPropertiesOptions {
                 order_by: Some(ArtifactManifestOrder::LastUpdatedOnAscending),
                 page_size: Some(1),
-            })),
+                ..Default::default()
+            }))
+            .unwrap(),
         )
         .await
         .unwrap();
@@ -141,10 +184,15 @@ async fn a_credential_can_do_everything() {
         );
 
         let artifact = repo.artifact("latest");
-        let tags = collect(artifact.list_tag_properties(Some(ListTagPropertiesOptions {
-            order_by: Some(ArtifactTagOrder::LastUpdatedOnDescending),
-            page_size: Some(1),
-        })))
+        let tags = collect(
+            artifact
+                .list_tag_properties(Some(ListTagPropertiesOptions {
+                    order_by: Some(ArtifactTagOrder::LastUpdatedOnDescending),
+                    page_size: Some(1),
+                    ..Default::default()
+                }))
+                .unwrap(),
+        )
         .await
         .unwrap();
         assert_eq!(
@@ -154,16 +202,22 @@ async fn a_credential_can_do_everything() {
         let m = artifact
             .update_manifest_properties(manifest_flag(Flag::Read, false), None)
             .await
+            .unwrap()
+            .into_model()
             .unwrap();
         assert_eq!(m.can_read, Some(false));
         let m = artifact
             .update_manifest_properties(manifest_flag(Flag::Read, true), None)
             .await
+            .unwrap()
+            .into_model()
             .unwrap();
         assert_eq!(m.can_read, Some(true));
         let t = artifact
             .update_tag_properties("v2", tag_flag(Flag::Delete, false), None)
             .await
+            .unwrap()
+            .into_model()
             .unwrap();
         assert_eq!(t.can_delete, Some(false));
         assert_eq!(
@@ -171,12 +225,16 @@ async fn a_credential_can_do_everything() {
                 .get_tag_properties("v2", None)
                 .await
                 .unwrap()
+                .into_model()
+                .unwrap()
                 .can_delete,
             Some(false)
         );
         artifact
             .update_tag_properties("v2", tag_flag(Flag::Delete, true), None)
             .await
+            .unwrap()
+            .into_model()
             .unwrap();
         artifact.delete_tag("v2", None).await.unwrap();
         artifact.delete(None).await.unwrap();
@@ -188,7 +246,9 @@ async fn a_credential_can_do_everything() {
         assert_http_error(&e, 404, Some("MANIFEST_UNKNOWN"));
         client.delete_repository("app/web", None).await.unwrap();
         assert_eq!(
-            collect(client.list_repository_names(None)).await.unwrap(),
+            collect(client.list_repository_names(None).unwrap())
+                .await
+                .unwrap(),
             ["app/db"]
         );
 
@@ -239,14 +299,36 @@ async fn a_warm_client_sends_no_token_requests_and_gets_no_401() {
         ] {
             let repo = client.repository("warm");
             let artifact = client.artifact("warm", "v1");
-            repo.get_properties(None).await.unwrap();
-            artifact.get_tag_properties("v1", None).await.unwrap();
-            collect(client.list_repository_names(None)).await.unwrap();
+            repo.get_properties(None)
+                .await
+                .unwrap()
+                .into_model()
+                .unwrap();
+            artifact
+                .get_tag_properties("v1", None)
+                .await
+                .unwrap()
+                .into_model()
+                .unwrap();
+            collect(client.list_repository_names(None).unwrap())
+                .await
+                .unwrap();
 
             emu.clear_request_log();
-            repo.get_properties(None).await.unwrap();
-            artifact.get_tag_properties("v1", None).await.unwrap();
-            collect(client.list_repository_names(None)).await.unwrap();
+            repo.get_properties(None)
+                .await
+                .unwrap()
+                .into_model()
+                .unwrap();
+            artifact
+                .get_tag_properties("v1", None)
+                .await
+                .unwrap()
+                .into_model()
+                .unwrap();
+            collect(client.list_repository_names(None).unwrap())
+                .await
+                .unwrap();
             let log = emu.request_log();
             assert_eq!(log.len(), 3, "{label}: {log:#?}");
             assert!(
@@ -326,6 +408,8 @@ async fn token_api_exchanges_and_caches() {
             .repository("library/hello-world")
             .get_properties(None)
             .await
+            .unwrap()
+            .into_model()
             .unwrap();
         let log = emu.request_log();
         assert_eq!(log.len(), 1, "{log:#?}");

@@ -50,9 +50,12 @@ async fn catalog_paging_follows_links_for_page_sizes_1_2_and_default() {
         ] {
             emu.clear_request_log();
             let names = collect(
-                client.list_repository_names(Some(ListRepositoryNamesOptions {
-                    page_size: per_call,
-                })),
+                client
+                    .list_repository_names(Some(ListRepositoryNamesOptions {
+                        page_size: per_call,
+                        ..Default::default()
+                    }))
+                    .unwrap(),
             )
             .await
             .unwrap();
@@ -78,7 +81,11 @@ async fn catalog_paging_follows_links_for_page_sizes_1_2_and_default() {
 
         // Pages as pages: every page has at most 2 names, distinct from the previous one.
         let mut pages = plain
-            .list_repository_names(Some(ListRepositoryNamesOptions { page_size: Some(2) }))
+            .list_repository_names(Some(ListRepositoryNamesOptions {
+                page_size: Some(2),
+                ..Default::default()
+            }))
+            .unwrap()
             .into_pages();
         let mut seen = Vec::new();
         while let Some(page) = pages.try_next().await.unwrap() {
@@ -106,7 +113,12 @@ async fn repository_properties_round_trip() {
         let repo = client.repository("library/hello-world");
         assert_eq!(repo.name(), "library/hello-world");
 
-        let props = repo.get_properties(None).await.unwrap();
+        let props = repo
+            .get_properties(None)
+            .await
+            .unwrap()
+            .into_model()
+            .unwrap();
         assert_eq!(props.name, "library/hello-world");
         assert_eq!(props.registry_login_server, emu.service());
         assert_eq!((props.manifest_count, props.tag_count), (1, 2));
@@ -124,6 +136,8 @@ async fn repository_properties_round_trip() {
         let changed = repo
             .update_properties(repo_flag(Flag::Write, false), None)
             .await
+            .unwrap()
+            .into_model()
             .unwrap();
         assert_eq!(changed.can_write, Some(false));
         assert_eq!(
@@ -141,7 +155,12 @@ async fn repository_properties_round_trip() {
             log[0].path_and_query
         );
         assert_eq!(
-            repo.get_properties(None).await.unwrap().can_write,
+            repo.get_properties(None)
+                .await
+                .unwrap()
+                .into_model()
+                .unwrap()
+                .can_write,
             Some(false)
         );
 
@@ -152,7 +171,12 @@ async fn repository_properties_round_trip() {
             can_read: Some(false),
             can_list: Some(false),
         };
-        let off = repo.update_properties(all_off.clone(), None).await.unwrap();
+        let off = repo
+            .update_properties(all_off.clone(), None)
+            .await
+            .unwrap()
+            .into_model()
+            .unwrap();
         assert_eq!(RepositoryWriteableProperties::from(&off), all_off);
         let on = RepositoryWriteableProperties {
             can_delete: Some(true),
@@ -160,7 +184,12 @@ async fn repository_properties_round_trip() {
             can_read: Some(true),
             can_list: Some(true),
         };
-        let back = repo.update_properties(on.clone(), None).await.unwrap();
+        let back = repo
+            .update_properties(on.clone(), None)
+            .await
+            .unwrap()
+            .into_model()
+            .unwrap();
         assert_eq!(RepositoryWriteableProperties::from(&back), on);
     })
     .await;
@@ -190,7 +219,9 @@ async fn manifest_listing_orders_and_pages() {
                 repo.list_manifest_properties(Some(ListManifestPropertiesOptions {
                     order_by: order,
                     page_size,
-                })),
+                    ..Default::default()
+                }))
+                .unwrap(),
             )
         };
 
@@ -285,7 +316,12 @@ async fn artifact_by_tag_or_digest() {
         assert_eq!(by_tag.reference(), "latest");
 
         emu.clear_request_log();
-        let from_tag = by_tag.get_manifest_properties(None).await.unwrap();
+        let from_tag = by_tag
+            .get_manifest_properties(None)
+            .await
+            .unwrap()
+            .into_model()
+            .unwrap();
         let log = emu.request_log();
         assert_eq!(log.len(), 2, "tag lookup, then the manifest: {log:#?}");
         assert!(log[0]
@@ -294,7 +330,12 @@ async fn artifact_by_tag_or_digest() {
         assert!(log[1]
             .path_and_query
             .starts_with("/acr/v1/library%2Fhello-world/_manifests/sha256"));
-        let from_digest = by_digest.get_manifest_properties(None).await.unwrap();
+        let from_digest = by_digest
+            .get_manifest_properties(None)
+            .await
+            .unwrap()
+            .into_model()
+            .unwrap();
         assert_eq!(from_tag, from_digest);
         assert_eq!(from_tag.digest, image.digest);
         assert_eq!(from_tag.tags, vec!["latest".to_string(), "v1".to_string()]);
@@ -311,6 +352,8 @@ async fn artifact_by_tag_or_digest() {
         let locked = by_tag
             .update_manifest_properties(manifest_flag(Flag::Write, false), None)
             .await
+            .unwrap()
+            .into_model()
             .unwrap();
         assert_eq!(
             (locked.can_write, locked.can_delete),
@@ -319,6 +362,8 @@ async fn artifact_by_tag_or_digest() {
         let unlocked = by_digest
             .update_manifest_properties(manifest_flag(Flag::Write, true), None)
             .await
+            .unwrap()
+            .into_model()
             .unwrap();
         assert_eq!(unlocked.can_write, Some(true));
         assert_eq!(
@@ -342,10 +387,15 @@ async fn tags_of_an_artifact() {
             tags.into_iter().map(|t| t.name).collect::<Vec<_>>()
         };
         let list = |order: Option<ArtifactTagOrder>, page_size: Option<u32>| {
-            collect(artifact.list_tag_properties(Some(ListTagPropertiesOptions {
-                order_by: order,
-                page_size,
-            })))
+            collect(
+                artifact
+                    .list_tag_properties(Some(ListTagPropertiesOptions {
+                        order_by: order,
+                        page_size,
+                        ..Default::default()
+                    }))
+                    .unwrap(),
+            )
         };
 
         assert_eq!(
@@ -379,7 +429,12 @@ async fn tags_of_an_artifact() {
             .iter()
             .all(|t| t.digest == image.digest && t.repository_name == "tagged"));
 
-        let b = artifact.get_tag_properties("b", None).await.unwrap();
+        let b = artifact
+            .get_tag_properties("b", None)
+            .await
+            .unwrap()
+            .into_model()
+            .unwrap();
         assert_eq!(
             (b.name.as_str(), b.digest.as_str()),
             ("b", image.digest.as_str())
@@ -388,6 +443,8 @@ async fn tags_of_an_artifact() {
         let hidden = artifact
             .update_tag_properties("b", tag_flag(Flag::List, false), None)
             .await
+            .unwrap()
+            .into_model()
             .unwrap();
         assert_eq!(
             (hidden.can_list, hidden.can_read),
@@ -401,6 +458,8 @@ async fn tags_of_an_artifact() {
         let shown = artifact
             .update_tag_properties("b", tag_flag(Flag::List, true), None)
             .await
+            .unwrap()
+            .into_model()
             .unwrap();
         assert_eq!(shown.can_list, Some(true));
 
@@ -426,6 +485,8 @@ async fn locked_items_refuse_changes_with_the_registry_code() {
         artifact
             .update_tag_properties("v1", tag_flag(Flag::Delete, false), None)
             .await
+            .unwrap()
+            .into_model()
             .unwrap();
         disallowed(&artifact.delete_tag("v1", None).await.unwrap_err());
         disallowed(&artifact.delete(None).await.unwrap_err());
@@ -433,12 +494,16 @@ async fn locked_items_refuse_changes_with_the_registry_code() {
         artifact
             .update_tag_properties("v1", tag_flag(Flag::Delete, true), None)
             .await
+            .unwrap()
+            .into_model()
             .unwrap();
 
         // can_write: false on a tag: it can be neither moved nor deleted.
         artifact
             .update_tag_properties("v2", tag_flag(Flag::Write, false), None)
             .await
+            .unwrap()
+            .into_model()
             .unwrap();
         disallowed(&artifact.delete_tag("v2", None).await.unwrap_err());
         let other = seeder
@@ -459,6 +524,8 @@ async fn locked_items_refuse_changes_with_the_registry_code() {
                 .get_tag_properties("v2", None)
                 .await
                 .unwrap()
+                .into_model()
+                .unwrap()
                 .digest,
             image.digest
         );
@@ -467,6 +534,8 @@ async fn locked_items_refuse_changes_with_the_registry_code() {
         let repo = client.repository("locked");
         repo.update_properties(repo_flag(Flag::Delete, false), None)
             .await
+            .unwrap()
+            .into_model()
             .unwrap();
         disallowed(&repo.delete(None).await.unwrap_err());
 
@@ -474,9 +543,13 @@ async fn locked_items_refuse_changes_with_the_registry_code() {
         artifact
             .update_tag_properties("v2", tag_flag(Flag::Write, true), None)
             .await
+            .unwrap()
+            .into_model()
             .unwrap();
         repo.update_properties(repo_flag(Flag::Delete, true), None)
             .await
+            .unwrap()
+            .into_model()
             .unwrap();
         artifact.delete_tag("v2", None).await.unwrap();
         repo.delete(None).await.unwrap();
@@ -504,9 +577,14 @@ async fn not_found_errors_carry_the_registry_codes() {
             .await
             .unwrap_err();
         assert_http_error(&e, 404, Some("NAME_UNKNOWN"));
-        let e = collect(client.repository("absent").list_manifest_properties(None))
-            .await
-            .unwrap_err();
+        let e = collect(
+            client
+                .repository("absent")
+                .list_manifest_properties(None)
+                .unwrap(),
+        )
+        .await
+        .unwrap_err();
         assert_http_error(&e, 404, Some("NAME_UNKNOWN"));
         let e = client
             .artifact("present", "v1")
@@ -535,7 +613,8 @@ async fn not_found_errors_carry_the_registry_codes() {
         let e = collect(
             client
                 .artifact("present", "nonexistent")
-                .list_tag_properties(None),
+                .list_tag_properties(None)
+                .unwrap(),
         )
         .await
         .unwrap_err();
@@ -621,12 +700,16 @@ async fn deletes_succeed_and_missing_things_count_as_deleted() {
                 .get_manifest_properties(None)
                 .await
                 .unwrap()
+                .into_model()
+                .unwrap()
                 .digest,
             keep.digest
         );
 
         client.delete_repository("doomed", None).await.unwrap();
-        let names = collect(client.list_repository_names(None)).await.unwrap();
+        let names = collect(client.list_repository_names(None).unwrap())
+            .await
+            .unwrap();
         assert!(!names.contains(&"doomed".to_string()), "{names:?}");
         client.delete_repository("doomed", None).await.unwrap();
     })
@@ -680,8 +763,9 @@ async fn bad_input_fails_before_any_request() {
                 .unwrap_err(),
             client.repository("-x").delete(None).await.unwrap_err(),
             client.delete_repository("", None).await.unwrap_err(),
-            collect(client.repository("bad name").list_manifest_properties(None))
-                .await
+            client
+                .repository("bad name")
+                .list_manifest_properties(None)
                 .unwrap_err(),
             client
                 .artifact("UPPER", "v1")
@@ -719,8 +803,9 @@ async fn bad_input_fails_before_any_request() {
                 .delete_tag("", None)
                 .await
                 .unwrap_err(),
-            collect(client.artifact("ok", "bad tag").list_tag_properties(None))
-                .await
+            client
+                .artifact("ok", "bad tag")
+                .list_tag_properties(None)
                 .unwrap_err(),
         ];
         for e in &tag_errors {
@@ -746,11 +831,12 @@ async fn bad_input_fails_before_any_request() {
         for e in &digest_errors {
             assert!(is_invalid_argument(e, "digest"), "{e}");
         }
-        let e = collect(
-            anon.list_repository_names(Some(ListRepositoryNamesOptions { page_size: Some(0) })),
-        )
-        .await
-        .unwrap_err();
+        let e = anon
+            .list_repository_names(Some(ListRepositoryNamesOptions {
+                page_size: Some(0),
+                ..Default::default()
+            }))
+            .unwrap_err();
         assert!(is_invalid_argument(&e, "page_size"), "{e}");
         let e = client
             .exchange_aad_token_for_access_token("not a scope", None)

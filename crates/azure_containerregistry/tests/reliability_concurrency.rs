@@ -54,12 +54,14 @@ async fn two_hundred_concurrent_operations_share_one_token_fetch_per_scope() {
                         .map(|_| ()),
                     2 => client
                         .list_repository_names(None)
+                        .unwrap()
                         .try_collect::<Vec<_>>()
                         .await
                         .map(|_| ()),
                     _ => client
                         .repository("conc/app")
                         .list_manifest_properties(None)
+                        .unwrap()
                         .try_collect::<Vec<_>>()
                         .await
                         .map(|_| ()),

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use azure_containerregistry::{
     ContainerRegistryClient, ContainerRegistryClientOptions, ContainerRegistryContentClient,
-    PagingLoop, RetryOptions,
+    PagingLoop,
 };
 use common::*;
 use futures::TryStreamExt;
@@ -19,11 +19,8 @@ use futures::TryStreamExt;
 /// Short bounds, so that each hostile case ends in about a second.
 fn short_options(max_retries: u32) -> ContainerRegistryClientOptions {
     ContainerRegistryClientOptions {
-        retry: RetryOptions {
-            max_retries,
-            initial_delay: Duration::from_millis(20),
-            max_delay: Duration::from_millis(100),
-        },
+        client_options: quick_retries(max_retries, 20),
+        resume_delay: Duration::from_millis(20),
         timeout: Some(Duration::from_millis(400)),
         read_timeout: Some(Duration::from_millis(400)),
         body_timeout: Some(Duration::from_millis(800)),
@@ -63,6 +60,7 @@ async fn reliability_a_repeating_link_ends_the_listing_with_a_typed_error() {
             let client = registry_client(&server.endpoint(), None, short_options(0));
             let error = client
                 .list_repository_names(None)
+                .unwrap()
                 .try_collect::<Vec<String>>()
                 .await
                 .expect_err("a loop is an error");
@@ -137,7 +135,7 @@ async fn reliability_a_trickling_body_ends_at_the_body_timeout() {
             registry_client(&server.endpoint(), None, short_options(0));
         let started = Instant::now();
         let error = client
-            .list_repository_names(None)
+            .list_repository_names(None).unwrap()
             .try_collect::<Vec<String>>()
             .await
             .expect_err("a page that trickles is an error");
@@ -390,6 +388,7 @@ async fn reliability_a_manifest_without_a_registry_digest_is_not_returned_silent
                 "application/vnd.oci.image.manifest.v1+json",
                 Some(azure_containerregistry::SetManifestOptions {
                     tag: Some("v1".into()),
+                    ..Default::default()
                 }),
             )
             .await

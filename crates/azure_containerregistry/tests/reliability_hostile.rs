@@ -388,8 +388,11 @@ async fn oversized_and_endless_bodies_are_bounded() {
         seen = check("error body", 64 * 1024, seen);
 
         let registry = registry_client(&server.endpoint(), None, fast_options(0));
-        let result: azure_core::Result<Vec<String>> =
-            registry.list_repository_names(None).try_collect().await;
+        let result: azure_core::Result<Vec<String>> = registry
+            .list_repository_names(None)
+            .unwrap()
+            .try_collect()
+            .await;
         assert!(result.is_err(), "endless first page");
         seen = check("first page", 16 * MIB, seen);
         let paged = ContainerRegistryClient::new(
@@ -401,8 +404,11 @@ async fn oversized_and_endless_bodies_are_bounded() {
             }),
         )
         .expect("client");
-        let result: azure_core::Result<Vec<String>> =
-            paged.list_repository_names(None).try_collect().await;
+        let result: azure_core::Result<Vec<String>> = paged
+            .list_repository_names(None)
+            .unwrap()
+            .try_collect()
+            .await;
         assert!(result.is_err(), "endless Link page");
         seen = check("Link page", 32 * MIB, seen);
 
@@ -520,8 +526,11 @@ async fn malformed_links_error_bodies_and_absurd_expiries() {
             r#"<javascript:alert(1)>; rel="next""#.to_string(),
         ] {
             *link.lock().expect("lock") = bad.clone();
-            let result: azure_core::Result<Vec<String>> =
-                client.list_repository_names(None).try_collect().await;
+            let result: azure_core::Result<Vec<String>> = client
+                .list_repository_names(None)
+                .unwrap()
+                .try_collect()
+                .await;
             let e = result.expect_err(&bad);
             assert!(!e.to_string().is_empty(), "{bad}");
         }
@@ -530,6 +539,7 @@ async fn malformed_links_error_bodies_and_absurd_expiries() {
             *link.lock().expect("lock") = fine.to_string();
             let names: Vec<String> = client
                 .list_repository_names(None)
+                .unwrap()
                 .try_collect()
                 .await
                 .expect(fine);
@@ -542,6 +552,7 @@ async fn malformed_links_error_bodies_and_absurd_expiries() {
         );
         let _ = client
             .list_repository_names(None)
+            .unwrap()
             .try_collect::<Vec<String>>()
             .await;
         for request in other.received() {
@@ -564,6 +575,7 @@ async fn malformed_links_error_bodies_and_absurd_expiries() {
             let fresh = registry_client(&server.endpoint(), Some(credential()), fast_options(0));
             let names: Vec<String> = fresh
                 .list_repository_names(None)
+                .unwrap()
                 .try_collect()
                 .await
                 .unwrap_or_else(|e| panic!("exp {exp}: {e}"));

@@ -12,7 +12,6 @@ use azure_containerregistry::{
     SetManifestOptions, UploadBlobOptions,
 };
 use common::*;
-use futures::TryStreamExt;
 
 /// Asserts that `result` failed with an `InvalidArgument` for `argument`.
 #[track_caller]
@@ -189,8 +188,7 @@ async fn bad_input_is_refused_before_any_request() {
                     registry
                         .repository(&name)
                         .list_manifest_properties(None)
-                        .try_collect::<Vec<_>>()
-                        .await,
+                        .map(|_| ()),
                 ),
                 shown(
                     registry
@@ -208,8 +206,7 @@ async fn bad_input_is_refused_before_any_request() {
                     registry
                         .artifact(&name, "v1")
                         .list_tag_properties(None)
-                        .try_collect::<Vec<_>>()
-                        .await,
+                        .map(|_| ()),
                 ),
                 shown(content.mount_blob(&good_digest, &name).await),
             ] {
@@ -228,6 +225,7 @@ async fn bad_input_is_refused_before_any_request() {
                             media_types::OCI_MANIFEST,
                             Some(SetManifestOptions {
                                 tag: Some(tag.clone()),
+                                ..Default::default()
                             }),
                         )
                         .await,
@@ -323,9 +321,11 @@ async fn bad_input_is_refused_before_any_request() {
             "list_repository_names n=0",
             "page_size",
             registry
-                .list_repository_names(Some(ListRepositoryNamesOptions { page_size: Some(0) }))
-                .try_collect::<Vec<_>>()
-                .await,
+                .list_repository_names(Some(ListRepositoryNamesOptions {
+                    page_size: Some(0),
+                    ..Default::default()
+                }))
+                .map(|_| ()),
         );
         refused(
             "list_manifest_properties n=0",
@@ -336,8 +336,7 @@ async fn bad_input_is_refused_before_any_request() {
                     page_size: Some(0),
                     ..Default::default()
                 }))
-                .try_collect::<Vec<_>>()
-                .await,
+                .map(|_| ()),
         );
         refused(
             "list_tag_properties n=0",
@@ -348,8 +347,7 @@ async fn bad_input_is_refused_before_any_request() {
                     page_size: Some(0),
                     ..Default::default()
                 }))
-                .try_collect::<Vec<_>>()
-                .await,
+                .map(|_| ()),
         );
         // Media types and manifest sizes of set_manifest_bytes.
         for media_type in ["", "bad\nvalue"] {

@@ -107,9 +107,12 @@ fn no_token_in_debug_output_or_traces() {
                 .repository("secrets/app")
                 .get_properties(None)
                 .await
-                .expect("properties");
+                .expect("properties")
+                .into_model()
+                .unwrap();
             let names: Vec<String> = registry
                 .list_repository_names(None)
+                .unwrap()
                 .try_collect()
                 .await
                 .expect("catalog");
@@ -117,7 +120,9 @@ fn no_token_in_debug_output_or_traces() {
                 .artifact("secrets/app", "v1")
                 .get_tag_properties("v1", None)
                 .await
-                .expect("tag");
+                .expect("tag")
+                .into_model()
+                .unwrap();
             shown.extend([
                 format!("{got:?}"),
                 format!("{properties:?}"),

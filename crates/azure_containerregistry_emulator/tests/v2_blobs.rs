@@ -26,7 +26,8 @@ async fn base_endpoint_and_common_headers() {
     assert_eq!(resp.text().await.unwrap(), "{}");
     // The caller's id comes back on /v2 answers; /acr/v1 answers carry no request id.
     let resp = expect(
-        c.get(format!("{base}/v2/")).header("x-ms-client-request-id", "abc-123"),
+        c.get(format!("{base}/v2/"))
+            .header("x-ms-client-request-id", "abc-123"),
         200,
     )
     .await;

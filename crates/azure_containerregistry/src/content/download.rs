@@ -71,6 +71,8 @@ struct Opened {
     /// Bytes at the start of the body to drop (a registry that ignored `Range`).
     skip: u64,
     total: Option<u64>,
+    /// The registry's `x-ms-request-id`.
+    request_id: Option<String>,
 }
 
 /// `Content-Range: bytes a-b/total` → (a, b, total).
@@ -154,7 +156,7 @@ impl ContainerRegistryContentClient {
             "ContainerRegistryContentClient.download_blob_to_file",
             &self.repository,
             &context,
-            self.download_blob_to_file_once(digest, path.as_ref().to_path_buf(), options)
+            self.download_blob_to_file_once(digest, path.as_ref(), options)
         )
         .await
     }
@@ -262,6 +264,7 @@ impl ContainerRegistryContentClient {
                 body,
                 skip: 0,
                 total,
+                request_id: header(&headers, "x-ms-request-id").map(str::to_string),
             })
         } else {
             // 200: the whole blob (a registry may ignore `Range`).
@@ -269,6 +272,7 @@ impl ContainerRegistryContentClient {
                 body,
                 skip: offset,
                 total: content_length,
+                request_id: header(&headers, "x-ms-request-id").map(str::to_string),
             })
         }
     }
@@ -280,6 +284,7 @@ impl ContainerRegistryContentClient {
     ) -> azure_core::Result<DownloadBlobStream> {
         let first = self.open_from(digest, 0).await?;
         let total = first.total;
+        let request_id = first.request_id.clone();
         struct State {
             client: ContainerRegistryContentClient,
             digest: String,
@@ -370,12 +375,10 @@ impl ContainerRegistryContentClient {
                 }
             }
         });
-        Ok(verified(
-            raw.boxed(),
-            digest,
-            total,
-            options.progress.clone(),
-        ))
+        Ok(
+            verified(raw.boxed(), digest, total, options.progress.clone())
+                .with_request_id(request_id),
+        )
     }
 
     /// Ranges fetched by up to `concurrency` tasks at once; the first range in order streams

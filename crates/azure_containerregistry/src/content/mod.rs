@@ -17,9 +17,9 @@ use azure_core::http::{ClientMethodOptions, NoFormat, Response, StatusCode};
 
 use crate::error::{invalid_argument, rest_error};
 use crate::operation::{ok_if_not_found, traced};
-use crate::response::{empty_response, error_response};
 use crate::pipeline::Pipeline;
 use crate::reference::{validate_digest, validate_repository_name};
+use crate::response::{empty_response, error_response};
 use crate::ContainerRegistryClientOptions;
 
 pub use download::{DownloadBlobOptions, DownloadBlobResult};

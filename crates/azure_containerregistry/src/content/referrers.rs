@@ -76,7 +76,8 @@ impl ContainerRegistryContentClient {
                         PagerState::More(continuation) => {
                             let link = String::from(continuation);
                             let url = client.pipeline.resolve(&link)?;
-                            let raw = fetch(&client.pipeline, url, "get_referrers", &context).await?;
+                            let raw =
+                                fetch(&client.pipeline, url, "get_referrers", &context).await?;
                             let index: OciImageIndex = parse(&raw.body)?;
                             (
                                 ReferrersPage {

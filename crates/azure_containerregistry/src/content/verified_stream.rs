@@ -21,6 +21,7 @@ pub struct DownloadBlobStream {
     inner: BoxStream<'static, azure_core::Result<Bytes>>,
     size: Option<u64>,
     digest: String,
+    request_id: Option<String>,
 }
 
 impl std::fmt::Debug for DownloadBlobStream {
@@ -41,6 +42,17 @@ impl DownloadBlobStream {
     /// The digest the content is checked against.
     pub fn digest(&self) -> &str {
         &self.digest
+    }
+
+    /// The registry's id (`x-ms-request-id`) of the first request of the download, if it
+    /// sent one (a parallel download makes many requests and reports none).
+    pub fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+
+    pub(crate) fn with_request_id(mut self, request_id: Option<String>) -> Self {
+        self.request_id = request_id;
+        self
     }
 
     /// Reads the whole blob into memory (verified). Only for blobs known to be small.
@@ -142,6 +154,7 @@ pub(crate) fn verified(
         inner: inner.boxed(),
         size,
         digest: digest.to_string(),
+        request_id: None,
     }
 }
 

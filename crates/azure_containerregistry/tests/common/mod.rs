@@ -11,8 +11,8 @@ use acr_test_support::{DockerRegistry, Seeder};
 use azure_containerregistry::{
     media_types, ContainerRegistryClient, ContainerRegistryClientOptions,
     ContainerRegistryContentClient, InvalidArgument, ManifestWriteableProperties, OciDescriptor,
-    OciImageManifest, RepositoryWriteableProperties, RetryOptions, SetManifestOptions,
-    TagWriteableProperties, UploadBlobResult,
+    OciImageManifest, RepositoryWriteableProperties, SetManifestOptions, TagWriteableProperties,
+    UploadBlobResult,
 };
 use azure_containerregistry_emulator::{AuthMode, Emulator, EmulatorOptions, RequestRecord};
 use azure_core::credentials::TokenCredential;
@@ -147,28 +147,37 @@ pub fn credential() -> Arc<dyn TokenCredential> {
     Arc::new(TestCredential::default())
 }
 
+/// `azure_core` client options retrying `max_retries` times, first after `initial_ms`
+/// milliseconds (azure_core adds up to 255 ms of jitter and waits at most a second between
+/// tries when the delay is this short).
+pub fn quick_retries(max_retries: u32, initial_ms: i64) -> azure_core::http::ClientOptions {
+    use azure_core::http::{ExponentialRetryOptions, RetryOptions};
+    azure_core::http::ClientOptions {
+        retry: RetryOptions::exponential(ExponentialRetryOptions {
+            max_retries,
+            initial_delay: azure_core::time::Duration::milliseconds(initial_ms),
+            max_delay: azure_core::time::Duration::seconds(1),
+            max_total_elapsed: azure_core::time::Duration::seconds(60),
+        }),
+        ..Default::default()
+    }
+}
+
 /// Options with small retry delays, so that retry tests stay fast, and a 20 s timeout.
 pub fn fast_options(max_retries: u32) -> ContainerRegistryClientOptions {
     ContainerRegistryClientOptions {
-        retry: RetryOptions {
-            max_retries,
-            initial_delay: Duration::from_millis(20),
-            max_delay: Duration::from_secs(5),
-        },
+        client_options: quick_retries(max_retries, 20),
+        resume_delay: Duration::from_millis(20),
         timeout: Some(Duration::from_secs(20)),
         ..Default::default()
     }
 }
 
-/// Quick retries (two, at most 200 ms apart) and no timeout, so content fault tests stay
-/// fast.
+/// Quick retries (two) and resumes, so content fault tests stay fast.
 pub fn options() -> ContainerRegistryClientOptions {
     ContainerRegistryClientOptions {
-        retry: RetryOptions {
-            max_retries: 2,
-            initial_delay: Duration::from_millis(20),
-            max_delay: Duration::from_millis(200),
-        },
+        client_options: quick_retries(2, 20),
+        resume_delay: Duration::from_millis(20),
         ..Default::default()
     }
 }
@@ -248,9 +257,10 @@ pub async fn push(seeder: &Seeder, repository: &str, seed: &str, tags: &[&str]) 
 }
 
 /// Manifest options that set `tag`.
-pub fn tagged(tag: &str) -> Option<SetManifestOptions> {
+pub fn tagged(tag: &str) -> Option<SetManifestOptions<'static>> {
     Some(SetManifestOptions {
         tag: Some(tag.into()),
+        ..Default::default()
     })
 }
 

@@ -105,6 +105,9 @@ pub struct UploadBlobResult {
     pub size: u64,
     /// `true` when the registry already had the blob and nothing was sent.
     pub skipped: bool,
+    /// The registry's id (`x-ms-request-id`) of the request that committed the blob; `None`
+    /// when nothing was sent or the registry sent none.
+    pub request_id: Option<String>,
 }
 
 /// What one upload carries from request to request: the source, its limits, where progress is
@@ -219,7 +222,7 @@ impl ContainerRegistryContentClient {
             "ContainerRegistryContentClient.upload_blob_from_file",
             &self.repository,
             &context,
-            self.upload_blob_from_file_once(path.as_ref().to_path_buf(), options)
+            self.upload_blob_from_file_once(path.as_ref(), options)
         )
         .await
     }
@@ -340,6 +343,7 @@ fn skipped(digest: String, size: u64) -> UploadBlobResult {
         digest,
         size,
         skipped: true,
+        request_id: None,
     }
 }
 

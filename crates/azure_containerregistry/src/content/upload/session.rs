@@ -75,13 +75,17 @@ impl ContainerRegistryContentClient {
             None
         };
         let mut attempt = 0;
+        let mut request_id = None;
         loop {
             let session = match opened.take() {
                 Some(session) => session,
                 None => self.start_upload().await?,
             };
             match self.complete(&session, &digest, data.clone()).await {
-                Ok(()) => break,
+                Ok(id) => {
+                    request_id = id;
+                    break;
+                }
                 Err(e) => {
                     if is_digest_mismatch(&e) {
                         return Err(e);
@@ -103,6 +107,7 @@ impl ContainerRegistryContentClient {
             digest,
             size,
             skipped: false,
+            request_id,
         })
     }
 
@@ -281,25 +286,30 @@ impl ContainerRegistryContentClient {
                 .map_err(|e| Failure::Fatal(hash_error(e)))?,
             (None, None) => return Err(Failure::Fatal(protocol_error("no digest for the upload"))),
         };
-        if let Err(e) = self.complete(&session, &digest, Bytes::new()).await {
-            if is_digest_mismatch(&e) {
-                return Err(Failure::Fatal(e));
+        let request_id = match self.complete(&session, &digest, Bytes::new()).await {
+            Ok(id) => id,
+            Err(e) => {
+                if is_digest_mismatch(&e) {
+                    return Err(Failure::Fatal(e));
+                }
+                if !self.blob_exists(&digest).await.unwrap_or(false) {
+                    return Err(
+                        if is_retryable(&e) || e.http_status() == Some(StatusCode::NotFound) {
+                            Failure::SessionLost(e)
+                        } else {
+                            Failure::Fatal(e)
+                        },
+                    );
+                }
+                None
             }
-            if !self.blob_exists(&digest).await.unwrap_or(false) {
-                return Err(
-                    if is_retryable(&e) || e.http_status() == Some(StatusCode::NotFound) {
-                        Failure::SessionLost(e)
-                    } else {
-                        Failure::Fatal(e)
-                    },
-                );
-            }
-        }
+        };
         t.progress.at(offset);
         Ok(UploadBlobResult {
             digest,
             size: offset,
             skipped: false,
+            request_id,
         })
     }
 
@@ -358,12 +368,13 @@ impl ContainerRegistryContentClient {
     }
 
     /// `PUT <Location>&digest=…` with an optional final body; checks `Docker-Content-Digest`.
+    /// Returns the registry's request id.
     async fn complete(
         &self,
         session: &Session,
         digest: &str,
         body: Bytes,
-    ) -> azure_core::Result<()> {
+    ) -> azure_core::Result<Option<String>> {
         let response = self
             .pipeline
             .rest()
@@ -375,7 +386,7 @@ impl ContainerRegistryContentClient {
                 return Err(digest_mismatch(digest, server));
             }
         }
-        Ok(())
+        Ok(header(response.headers(), "x-ms-request-id").map(str::to_string))
     }
 }
 
