@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 use azure_core::error::ErrorKind;
 use azure_core::http::pager::{PagerOptions, PagerState};
-use azure_core::http::{ClientMethodOptions, NoFormat, Pager, Response, StatusCode};
+use azure_core::http::{NoFormat, Pager, Response, StatusCode};
 
 use crate::error::rest_error;
 use crate::models::{
@@ -18,46 +18,19 @@ use crate::pipeline::Pipeline;
 use crate::reference::{validate_repository_name, validate_tag, Reference};
 use crate::response::{empty_response, error_response, model_response};
 
-/// Options for [`RegistryArtifact::get_manifest_properties`].
-#[derive(Clone, Debug, Default)]
-pub struct GetManifestPropertiesOptions<'a> {
-    /// The context of the requests.
-    pub method_options: ClientMethodOptions<'a>,
-}
-
-/// Options for [`RegistryArtifact::update_manifest_properties`].
-#[derive(Clone, Debug, Default)]
-pub struct UpdateManifestPropertiesOptions<'a> {
-    /// The context of the requests.
-    pub method_options: ClientMethodOptions<'a>,
-}
-
-/// Options for [`RegistryArtifact::get_tag_properties`].
-#[derive(Clone, Debug, Default)]
-pub struct GetTagPropertiesOptions<'a> {
-    /// The context of the requests.
-    pub method_options: ClientMethodOptions<'a>,
-}
-
-/// Options for [`RegistryArtifact::update_tag_properties`].
-#[derive(Clone, Debug, Default)]
-pub struct UpdateTagPropertiesOptions<'a> {
-    /// The context of the requests.
-    pub method_options: ClientMethodOptions<'a>,
-}
-
-/// Options for [`RegistryArtifact::delete_tag`].
-#[derive(Clone, Debug, Default)]
-pub struct DeleteTagOptions<'a> {
-    /// The context of the requests.
-    pub method_options: ClientMethodOptions<'a>,
-}
-
-/// Options for [`RegistryArtifact::delete`].
-#[derive(Clone, Debug, Default)]
-pub struct DeleteArtifactOptions<'a> {
-    /// The context of the requests.
-    pub method_options: ClientMethodOptions<'a>,
+crate::operation::context_options! {
+    /// Options for [`RegistryArtifact::get_manifest_properties`].
+    GetManifestPropertiesOptions;
+    /// Options for [`RegistryArtifact::update_manifest_properties`].
+    UpdateManifestPropertiesOptions;
+    /// Options for [`RegistryArtifact::get_tag_properties`].
+    GetTagPropertiesOptions;
+    /// Options for [`RegistryArtifact::update_tag_properties`].
+    UpdateTagPropertiesOptions;
+    /// Options for [`RegistryArtifact::delete_tag`].
+    DeleteTagOptions;
+    /// Options for [`RegistryArtifact::delete`].
+    DeleteArtifactOptions;
 }
 
 /// Options for [`RegistryArtifact::list_tag_properties`].
@@ -149,11 +122,10 @@ impl RegistryArtifact {
         &self,
         options: Option<GetManifestPropertiesOptions<'_>>,
     ) -> azure_core::Result<Response<ArtifactManifestProperties>> {
-        let options = options.unwrap_or_default();
         traced!(
             "RegistryArtifact.get_manifest_properties",
             &self.repository,
-            &options.method_options.context,
+            &options,
             async {
                 let digest = self.digest().await?;
                 let response = self
@@ -176,11 +148,10 @@ impl RegistryArtifact {
         value: ManifestWriteableProperties,
         options: Option<UpdateManifestPropertiesOptions<'_>>,
     ) -> azure_core::Result<Response<ArtifactManifestProperties>> {
-        let options = options.unwrap_or_default();
         traced!(
             "RegistryArtifact.update_manifest_properties",
             &self.repository,
-            &options.method_options.context,
+            &options,
             async {
                 let digest = self.digest().await?;
                 let body = value.to_wire();
@@ -203,11 +174,10 @@ impl RegistryArtifact {
         tag: &str,
         options: Option<GetTagPropertiesOptions<'_>>,
     ) -> azure_core::Result<Response<ArtifactTagProperties>> {
-        let options = options.unwrap_or_default();
         traced!(
             "RegistryArtifact.get_tag_properties",
             &self.repository,
-            &options.method_options.context,
+            &options,
             async {
                 validate_repository_name(&self.repository)?;
                 validate_tag(tag)?;
@@ -232,11 +202,10 @@ impl RegistryArtifact {
         value: TagWriteableProperties,
         options: Option<UpdateTagPropertiesOptions<'_>>,
     ) -> azure_core::Result<Response<ArtifactTagProperties>> {
-        let options = options.unwrap_or_default();
         traced!(
             "RegistryArtifact.update_tag_properties",
             &self.repository,
-            &options.method_options.context,
+            &options,
             async {
                 validate_repository_name(&self.repository)?;
                 validate_tag(tag)?;
@@ -260,11 +229,10 @@ impl RegistryArtifact {
         tag: &str,
         options: Option<DeleteTagOptions<'_>>,
     ) -> azure_core::Result<Response<(), NoFormat>> {
-        let options = options.unwrap_or_default();
         traced!(
             "RegistryArtifact.delete_tag",
             &self.repository,
-            &options.method_options.context,
+            &options,
             async {
                 validate_repository_name(&self.repository)?;
                 validate_tag(tag)?;
@@ -288,11 +256,10 @@ impl RegistryArtifact {
         &self,
         options: Option<DeleteArtifactOptions<'_>>,
     ) -> azure_core::Result<Response<(), NoFormat>> {
-        let options = options.unwrap_or_default();
         traced!(
             "RegistryArtifact.delete",
             &self.repository,
-            &options.method_options.context,
+            &options,
             async {
                 self.check()?;
                 let digest = match self.digest().await {

@@ -55,12 +55,30 @@ macro_rules! traced {
                 status = tracing::field::Empty,
                 duration_ms = tracing::field::Empty,
             ),
-            $context,
+            &$crate::operation::CallContext::call_context($context),
             $future,
         )
     };
 }
 pub(crate) use traced;
+
+/// What a call's context comes from: its options (`None` for none) or a context itself.
+pub(crate) trait CallContext {
+    /// The context of the call.
+    fn call_context(&self) -> Context<'static>;
+}
+
+impl CallContext for Context<'_> {
+    fn call_context(&self) -> Context<'static> {
+        self.to_owned()
+    }
+}
+
+impl<O: CallOptions> CallContext for Option<O> {
+    fn call_context(&self) -> Context<'static> {
+        context_of(self)
+    }
+}
 
 /// The body of [`traced!`].
 pub(crate) fn run<'a, T, F>(
@@ -105,6 +123,48 @@ where
         result
     }))
 }
+
+/// Options that carry the `Context` of a call.
+pub(crate) trait CallOptions {
+    /// The call's context.
+    fn context(&self) -> Context<'static>;
+}
+
+/// The context of a call's options (an empty one without options).
+pub(crate) fn context_of<O: CallOptions>(options: &Option<O>) -> Context<'static> {
+    options
+        .as_ref()
+        .map(CallOptions::context)
+        .unwrap_or_default()
+}
+
+/// Implements [`CallOptions`] for options with `method_options: ClientMethodOptions`.
+macro_rules! call_options {
+    ($($name:ident),+) => {
+        $(impl $crate::operation::CallOptions for $name<'_> {
+            fn context(&self) -> azure_core::http::Context<'static> {
+                self.method_options.context.to_owned()
+            }
+        })+
+    };
+}
+pub(crate) use call_options;
+
+/// Declares options structs whose only field is `method_options` (the call's context).
+macro_rules! context_options {
+    ($($(#[$doc:meta])* $name:ident;)+) => {
+        $(
+            $(#[$doc])*
+            #[derive(Clone, Debug, Default)]
+            pub struct $name<'a> {
+                /// The context of the requests.
+                pub method_options: azure_core::http::ClientMethodOptions<'a>,
+            }
+        )+
+        $crate::operation::call_options!($($name),+);
+    };
+}
+pub(crate) use context_options;
 
 /// Treats 404 (the thing is already gone) as success, for deletes.
 pub(crate) fn ok_if_not_found<T>(

@@ -205,27 +205,19 @@ pub(crate) fn synthetic_response(
     code: &str,
     message: &str,
 ) -> reqwest::Response {
-    let body = serde_json::json!({"errors": [{"code": code, "message": message}]});
-    let response = http::Response::builder()
-        .status(u16::from(status))
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(reqwest::Body::from(body.to_string()));
-    match response {
-        Ok(r) => reqwest::Response::from(r),
-        Err(_) => reqwest::Response::from(http::Response::new(reqwest::Body::from(""))),
-    }
+    crate::transport::to_reqwest_response(synthetic(status, code, message))
 }
 
 /// The 401 answer to return when no token could be had: the registry's challenge, with the
 /// reason in the body.
 fn auth_failure_response(original: &Headers, error: &azure_core::Error) -> AsyncRawResponse {
-    let body = serde_json::json!({"errors": [{"code": "UNAUTHORIZED", "message": format!("authentication failed: {error}")}]});
-    let mut headers = Headers::new();
-    headers.insert("content-type", "application/json");
+    let message = format!("authentication failed: {error}");
+    let (status, mut headers, body) =
+        synthetic(StatusCode::Unauthorized, "UNAUTHORIZED", &message).deconstruct();
     if let Some(challenge) = original.get_optional_str(&WWW_AUTHENTICATE) {
         headers.insert(WWW_AUTHENTICATE, challenge.to_string());
     }
-    AsyncRawResponse::from_bytes(StatusCode::Unauthorized, headers, body.to_string())
+    AsyncRawResponse::new(status, headers, Box::pin(body))
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use azure_core::credentials::TokenCredential;
 use azure_core::http::pager::PagerOptions;
-use azure_core::http::{ClientMethodOptions, NoFormat, Pager, Response};
+use azure_core::http::{NoFormat, Pager, Response};
 use url::Url;
 
 use crate::error::rest_error;
@@ -24,26 +24,14 @@ pub struct ListRepositoryNamesOptions<'a> {
     pub method_options: PagerOptions<'a>,
 }
 
-/// Options for [`ContainerRegistryClient::delete_repository`] and
-/// [`ContainerRepository::delete`].
-#[derive(Clone, Debug, Default)]
-pub struct DeleteRepositoryOptions<'a> {
-    /// The context of the requests.
-    pub method_options: ClientMethodOptions<'a>,
-}
-
-/// Options for [`ContainerRegistryClient::exchange_aad_token_for_refresh_token`].
-#[derive(Clone, Debug, Default)]
-pub struct ExchangeAadTokenForRefreshTokenOptions<'a> {
-    /// The context of the requests.
-    pub method_options: ClientMethodOptions<'a>,
-}
-
-/// Options for [`ContainerRegistryClient::exchange_aad_token_for_access_token`].
-#[derive(Clone, Debug, Default)]
-pub struct ExchangeAadTokenForAccessTokenOptions<'a> {
-    /// The context of the requests.
-    pub method_options: ClientMethodOptions<'a>,
+crate::operation::context_options! {
+    /// Options for [`ContainerRegistryClient::delete_repository`] and
+    /// [`ContainerRepository::delete`].
+    DeleteRepositoryOptions;
+    /// Options for [`ContainerRegistryClient::exchange_aad_token_for_refresh_token`].
+    ExchangeAadTokenForRefreshTokenOptions;
+    /// Options for [`ContainerRegistryClient::exchange_aad_token_for_access_token`].
+    ExchangeAadTokenForAccessTokenOptions;
 }
 
 /// A client for an Azure Container Registry's metadata: repositories, and through
@@ -173,12 +161,11 @@ impl ContainerRegistryClient {
         &self,
         options: Option<ExchangeAadTokenForRefreshTokenOptions<'_>>,
     ) -> azure_core::Result<AcrRefreshToken> {
-        let options = options.unwrap_or_default();
         let pipeline = self.pipeline.clone();
         traced!(
             "ContainerRegistryClient.exchange_aad_token_for_refresh_token",
             "",
-            &options.method_options.context,
+            &options,
             async move { crate::token_api::refresh_token(&pipeline).await }
         )
         .await
@@ -194,13 +181,12 @@ impl ContainerRegistryClient {
         scope: &str,
         options: Option<ExchangeAadTokenForAccessTokenOptions<'_>>,
     ) -> azure_core::Result<AcrAccessToken> {
-        let options = options.unwrap_or_default();
         let pipeline = self.pipeline.clone();
         let scope = scope.to_string();
         traced!(
             "ContainerRegistryClient.exchange_aad_token_for_access_token",
             "",
-            &options.method_options.context,
+            &options,
             async move { crate::token_api::access_token(&pipeline, &scope).await }
         )
         .await

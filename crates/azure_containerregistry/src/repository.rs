@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use azure_core::http::pager::PagerOptions;
-use azure_core::http::{ClientMethodOptions, NoFormat, Pager, Response};
+use azure_core::http::{NoFormat, Pager, Response};
 use url::Url;
 
 use crate::error::rest_error;
@@ -18,18 +18,11 @@ use crate::reference::validate_repository_name;
 use crate::response::{empty_response, error_response, model_response};
 use crate::{DeleteRepositoryOptions, RegistryArtifact};
 
-/// Options for [`ContainerRepository::get_properties`].
-#[derive(Clone, Debug, Default)]
-pub struct GetRepositoryPropertiesOptions<'a> {
-    /// The context of the requests.
-    pub method_options: ClientMethodOptions<'a>,
-}
-
-/// Options for [`ContainerRepository::update_properties`].
-#[derive(Clone, Debug, Default)]
-pub struct UpdateRepositoryPropertiesOptions<'a> {
-    /// The context of the requests.
-    pub method_options: ClientMethodOptions<'a>,
+crate::operation::context_options! {
+    /// Options for [`ContainerRepository::get_properties`].
+    GetRepositoryPropertiesOptions;
+    /// Options for [`ContainerRepository::update_properties`].
+    UpdateRepositoryPropertiesOptions;
 }
 
 /// Options for [`ContainerRepository::list_manifest_properties`].
@@ -84,11 +77,10 @@ impl ContainerRepository {
         &self,
         options: Option<GetRepositoryPropertiesOptions<'_>>,
     ) -> azure_core::Result<Response<RepositoryProperties>> {
-        let options = options.unwrap_or_default();
         traced!(
             "ContainerRepository.get_properties",
             &self.name,
-            &options.method_options.context,
+            &options,
             async {
                 validate_repository_name(&self.name)?;
                 let response = self
@@ -110,11 +102,10 @@ impl ContainerRepository {
         value: RepositoryWriteableProperties,
         options: Option<UpdateRepositoryPropertiesOptions<'_>>,
     ) -> azure_core::Result<Response<RepositoryProperties>> {
-        let options = options.unwrap_or_default();
         traced!(
             "ContainerRepository.update_properties",
             &self.name,
-            &options.method_options.context,
+            &options,
             async {
                 validate_repository_name(&self.name)?;
                 let body = value.to_wire();
@@ -138,23 +129,17 @@ impl ContainerRepository {
         &self,
         options: Option<DeleteRepositoryOptions<'_>>,
     ) -> azure_core::Result<Response<(), NoFormat>> {
-        let options = options.unwrap_or_default();
-        traced!(
-            "ContainerRepository.delete",
-            &self.name,
-            &options.method_options.context,
-            async {
-                validate_repository_name(&self.name)?;
-                let result = self
-                    .pipeline
-                    .rest()
-                    .delete_repository(&self.name)
-                    .await
-                    .map(empty_response)
-                    .map_err(rest_error);
-                ok_if_not_found(result, |e| error_response(&e))
-            }
-        )
+        traced!("ContainerRepository.delete", &self.name, &options, async {
+            validate_repository_name(&self.name)?;
+            let result = self
+                .pipeline
+                .rest()
+                .delete_repository(&self.name)
+                .await
+                .map(empty_response)
+                .map_err(rest_error);
+            ok_if_not_found(result, |e| error_response(&e))
+        })
         .await
     }
 

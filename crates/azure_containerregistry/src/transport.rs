@@ -139,11 +139,12 @@ pub(crate) fn to_reqwest_response(response: AsyncRawResponse) -> reqwest::Respon
     let body = reqwest::Body::wrap_stream(body);
     match builder.body(body) {
         Ok(response) => reqwest::Response::from(response),
-        Err(_) => crate::policies::synthetic_response(
-            StatusCode::BadGateway,
-            "TRANSPORT",
-            "the registry's answer has headers that are not valid",
-        ),
+        // Headers that are not valid (a caller's transport made them): an empty 502.
+        Err(_) => {
+            let mut response = http::Response::new(reqwest::Body::from(""));
+            *response.status_mut() = http::StatusCode::BAD_GATEWAY;
+            reqwest::Response::from(response)
+        }
     }
 }
 

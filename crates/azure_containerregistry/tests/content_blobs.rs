@@ -107,7 +107,10 @@ async fn large_blob_goes_in_content_range_chunks() {
                 .upload_blob(&data[..], Some(options.clone()))
                 .await
                 .unwrap();
-            assert_eq!(streamed, result);
+            assert_eq!(
+                (&streamed.digest, streamed.size, streamed.skipped),
+                (&result.digest, result.size, result.skipped)
+            );
             assert_eq!(seen.load(Ordering::SeqCst), data.len() as u64);
             let requests = proxy.requests();
             let patches: Vec<_> = requests.iter().filter(|r| r.method == "PATCH").collect();
@@ -121,7 +124,7 @@ async fn large_blob_goes_in_content_range_chunks() {
             content.delete_blob(&result.digest, None).await.unwrap();
             proxy.clear_requests();
             let whole = content.upload_blob_bytes(data.clone(), None).await.unwrap();
-            assert_eq!(whole, result);
+            assert_eq!((&whole.digest, whole.size), (&result.digest, result.size));
             let patches: Vec<_> = proxy
                 .requests()
                 .into_iter()

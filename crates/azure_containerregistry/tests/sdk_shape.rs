@@ -51,6 +51,21 @@ fn resume(continuation: Option<PagerContinuation>) -> PagerOptions<'static> {
     }
 }
 
+/// The items of a listing of one item a page: those of its first page, and those of a second
+/// listing resumed from the continuation taken after it.
+async fn first_and_resumed<P>(
+    list: impl Fn(PagerOptions<'static>) -> Pager<P>,
+) -> (Vec<P::Item>, Vec<P::Item>)
+where
+    P: Page + serde::de::DeserializeOwned + Send + 'static,
+    P::Item: Send + 'static,
+    P::IntoIter: Send + 'static,
+{
+    let (first, continuation) = first_page(list(PagerOptions::default())).await;
+    let rest = list(resume(continuation)).try_collect().await.unwrap();
+    (first, rest)
+}
+
 #[tokio::test]
 async fn every_pager_resumes_from_a_continuation_taken_after_its_first_page() {
     bounded(60, async {
@@ -63,47 +78,29 @@ async fn every_pager_resumes_from_a_continuation_taken_after_its_first_page() {
         push(&seeder, "tagged", "other", &["other"]).await;
         let client = anonymous(&emu);
 
-        // Repositories.
-        let one = || ListRepositoryNamesOptions {
-            page_size: Some(1),
-            ..Default::default()
-        };
-        let (first, continuation) =
-            first_page(client.list_repository_names(Some(one())).unwrap()).await;
-        let rest: Vec<String> = client
-            .list_repository_names(Some(ListRepositoryNamesOptions {
-                method_options: resume(continuation),
-                ..one()
-            }))
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap();
-        let mut all = first.clone();
-        all.extend(rest);
-        assert_eq!(
-            all,
-            ["alpha", "beta", "gamma", "tagged"],
-            "no name lost or repeated"
-        );
+        // Repositories: no name lost or repeated.
+        let (first, rest) = first_and_resumed(|method_options| {
+            let options = ListRepositoryNamesOptions {
+                page_size: Some(1),
+                method_options,
+            };
+            client.list_repository_names(Some(options)).unwrap()
+        })
+        .await;
+        assert_eq!(first, ["alpha"]);
+        assert_eq!(rest, ["beta", "gamma", "tagged"]);
 
         // Manifests.
         let repo = client.repository("tagged");
-        let one = || ListManifestPropertiesOptions {
-            page_size: Some(1),
-            ..Default::default()
-        };
-        let (first, continuation) =
-            first_page(repo.list_manifest_properties(Some(one())).unwrap()).await;
-        let rest: Vec<_> = repo
-            .list_manifest_properties(Some(ListManifestPropertiesOptions {
-                method_options: resume(continuation),
-                ..one()
-            }))
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap();
+        let (first, rest) = first_and_resumed(|method_options| {
+            let options = ListManifestPropertiesOptions {
+                page_size: Some(1),
+                method_options,
+                ..Default::default()
+            };
+            repo.list_manifest_properties(Some(options)).unwrap()
+        })
+        .await;
         let digests: HashSet<String> = first
             .iter()
             .chain(&rest)
@@ -113,21 +110,15 @@ async fn every_pager_resumes_from_a_continuation_taken_after_its_first_page() {
 
         // Tags of one artifact (a resumed listing still keeps only this artifact's tags).
         let artifact = client.artifact("tagged", &image.digest);
-        let one = || ListTagPropertiesOptions {
-            page_size: Some(1),
-            ..Default::default()
-        };
-        let (first, continuation) =
-            first_page(artifact.list_tag_properties(Some(one())).unwrap()).await;
-        let rest: Vec<_> = artifact
-            .list_tag_properties(Some(ListTagPropertiesOptions {
-                method_options: resume(continuation),
-                ..one()
-            }))
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap();
+        let (first, rest) = first_and_resumed(|method_options| {
+            let options = ListTagPropertiesOptions {
+                page_size: Some(1),
+                method_options,
+                ..Default::default()
+            };
+            artifact.list_tag_properties(Some(options)).unwrap()
+        })
+        .await;
         let names: Vec<String> = first.iter().chain(&rest).map(|t| t.name.clone()).collect();
         assert_eq!(names, ["a", "b", "c"]);
     })

@@ -87,6 +87,8 @@ fn parse_content_range(value: &str) -> Option<(u64, u64, Option<u64>)> {
     Some((a.trim().parse().ok()?, b.trim().parse().ok()?, total))
 }
 
+crate::operation::call_options!(DownloadBlobOptions);
+
 impl ContainerRegistryContentClient {
     /// Downloads a blob as a stream of [`Bytes`], verified against `digest`: a mismatch ends
     /// the stream with a [`DigestMismatch`](crate::DigestMismatch) error in place of the final
@@ -100,43 +102,35 @@ impl ContainerRegistryContentClient {
         digest: &str,
         options: Option<DownloadBlobOptions<'_>>,
     ) -> azure_core::Result<DownloadBlobStream> {
-        let context = options
-            .as_ref()
-            .map(|o| o.method_options.context.clone())
-            .unwrap_or_default();
         crate::operation::traced!(
             "ContainerRegistryContentClient.download_blob",
             &self.repository,
-            &context,
-            self.download_blob_once(digest, options)
+            &options,
+            async move {
+                validate_digest(digest)?;
+                let options = options.unwrap_or_default();
+                let concurrency = match options.concurrency {
+                    Some(0) => return Err(invalid_argument("concurrency", "must be at least 1")),
+                    Some(n) => n,
+                    None => 1,
+                };
+                let range_size = match options.range_size {
+                    Some(0) => {
+                        return Err(invalid_argument("range_size", "must be at least 1 byte"))
+                    }
+                    Some(n) => n as u64,
+                    None => DEFAULT_RANGE_SIZE as u64,
+                };
+                if concurrency > 1 {
+                    let size = self.blob_size(digest).await?;
+                    if let Some(size) = size.filter(|&s| s > range_size) {
+                        return Ok(self.parallel(digest, size, concurrency, range_size, &options));
+                    }
+                }
+                self.sequential(digest, &options).await
+            }
         )
         .await
-    }
-
-    async fn download_blob_once(
-        &self,
-        digest: &str,
-        options: Option<DownloadBlobOptions<'_>>,
-    ) -> azure_core::Result<DownloadBlobStream> {
-        validate_digest(digest)?;
-        let options = options.unwrap_or_default();
-        let concurrency = match options.concurrency {
-            Some(0) => return Err(invalid_argument("concurrency", "must be at least 1")),
-            Some(n) => n,
-            None => 1,
-        };
-        let range_size = match options.range_size {
-            Some(0) => return Err(invalid_argument("range_size", "must be at least 1 byte")),
-            Some(n) => n as u64,
-            None => DEFAULT_RANGE_SIZE as u64,
-        };
-        if concurrency > 1 {
-            let size = self.blob_size(digest).await?;
-            if let Some(size) = size.filter(|&s| s > range_size) {
-                return Ok(self.parallel(digest, size, concurrency, range_size, &options));
-            }
-        }
-        self.sequential(digest, &options).await
     }
 
     /// Downloads a blob into `path`. The bytes go to a temporary file in the same directory,
@@ -148,83 +142,73 @@ impl ContainerRegistryContentClient {
         path: impl AsRef<Path>,
         options: Option<DownloadBlobOptions<'_>>,
     ) -> azure_core::Result<DownloadBlobResult> {
-        let context = options
-            .as_ref()
-            .map(|o| o.method_options.context.clone())
-            .unwrap_or_default();
+        let context = crate::operation::context_of(&options);
+        let path: &Path = path.as_ref();
         crate::operation::traced!(
             "ContainerRegistryContentClient.download_blob_to_file",
             &self.repository,
             &context,
-            self.download_blob_to_file_once(digest, path.as_ref(), options)
+            async move {
+                let io = |e: std::io::Error, p: &Path| {
+                    azure_core::Error::with_message(ErrorKind::Io, format!("{}: {e}", p.display()))
+                };
+                let file_name = path.file_name().ok_or_else(|| {
+                    invalid_argument("path", format!("{}: not a file path", path.display()))
+                })?;
+                let dir = match path.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                    _ => PathBuf::from("."),
+                };
+                let mut stream = self.download_blob(digest, options).await?;
+                // Removed when dropped, so nothing is left behind on any failure.
+                let temp = {
+                    let in_dir = dir.clone();
+                    let prefix = format!(".{}.", file_name.to_string_lossy());
+                    tokio::task::spawn_blocking(move || {
+                        let mut builder = tempfile::Builder::new();
+                        builder.prefix(&prefix).suffix(".partial");
+                        #[cfg(unix)]
+                        {
+                            use std::os::unix::fs::PermissionsExt as _;
+                            // As a plainly created file (the process's umask applies), not 0600.
+                            builder.permissions(std::fs::Permissions::from_mode(0o666));
+                        }
+                        builder.tempfile_in(&in_dir)
+                    })
+                    .await
+                    .map_err(|e| azure_core::Error::new(ErrorKind::Io, e))?
+                    .map_err(|e| io(e, &dir))?
+                };
+                let file = temp.as_file().try_clone().map_err(|e| io(e, temp.path()))?;
+                let mut writer = FileWriter::new(file, FILE_WRITE_SIZE);
+                let mut size = 0u64;
+                let written: azure_core::Result<()> = async {
+                    while let Some(chunk) = stream.next().await {
+                        let chunk = chunk?;
+                        size += chunk.len() as u64;
+                        writer.write(&chunk).await.map_err(|e| io(e, temp.path()))?;
+                    }
+                    Ok(())
+                }
+                .await;
+                if let Err(e) = written {
+                    // Closed before the temporary file is removed.
+                    writer.abandon().await;
+                    return Err(e);
+                }
+                writer.finish().await.map_err(|e| io(e, temp.path()))?;
+                let target = path.to_path_buf();
+                tokio::task::spawn_blocking(move || temp.persist(&target))
+                    .await
+                    .map_err(|e| azure_core::Error::new(ErrorKind::Io, e))?
+                    .map_err(|e| io(e.error, path))?;
+                Ok(DownloadBlobResult {
+                    digest: digest.to_string(),
+                    size,
+                })
+            }
         )
         .await
-    }
-
-    async fn download_blob_to_file_once(
-        &self,
-        digest: &str,
-        path: impl AsRef<Path>,
-        options: Option<DownloadBlobOptions<'_>>,
-    ) -> azure_core::Result<DownloadBlobResult> {
-        let path = path.as_ref();
-        let io = |e: std::io::Error, p: &Path| {
-            azure_core::Error::with_message(ErrorKind::Io, format!("{}: {e}", p.display()))
-        };
-        let file_name = path.file_name().ok_or_else(|| {
-            invalid_argument("path", format!("{}: not a file path", path.display()))
-        })?;
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let mut stream = self.download_blob(digest, options).await?;
-        // Removed when dropped, so nothing is left behind on any failure.
-        let temp = {
-            let in_dir = dir.clone();
-            let prefix = format!(".{}.", file_name.to_string_lossy());
-            tokio::task::spawn_blocking(move || {
-                let mut builder = tempfile::Builder::new();
-                builder.prefix(&prefix).suffix(".partial");
-                #[cfg(unix)]
-                {
-                    use std::os::unix::fs::PermissionsExt as _;
-                    // As a plainly created file (the process's umask applies), not 0600.
-                    builder.permissions(std::fs::Permissions::from_mode(0o666));
-                }
-                builder.tempfile_in(&in_dir)
-            })
-            .await
-            .map_err(|e| azure_core::Error::new(ErrorKind::Io, e))?
-            .map_err(|e| io(e, &dir))?
-        };
-        let file = temp.as_file().try_clone().map_err(|e| io(e, temp.path()))?;
-        let mut writer = FileWriter::new(file, FILE_WRITE_SIZE);
-        let mut size = 0u64;
-        let written: azure_core::Result<()> = async {
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk?;
-                size += chunk.len() as u64;
-                writer.write(&chunk).await.map_err(|e| io(e, temp.path()))?;
-            }
-            Ok(())
-        }
-        .await;
-        if let Err(e) = written {
-            // Closed before the temporary file is removed.
-            writer.abandon().await;
-            return Err(e);
-        }
-        writer.finish().await.map_err(|e| io(e, temp.path()))?;
-        let target = path.to_path_buf();
-        tokio::task::spawn_blocking(move || temp.persist(&target))
-            .await
-            .map_err(|e| azure_core::Error::new(ErrorKind::Io, e))?
-            .map_err(|e| io(e.error, path))?;
-        Ok(DownloadBlobResult {
-            digest: digest.to_string(),
-            size,
-        })
     }
 
     /// The blob's size from a `HEAD` (`None` when the registry does not say).

@@ -100,6 +100,8 @@ pub struct SetManifestResult {
     pub request_id: Option<String>,
 }
 
+crate::operation::call_options!(GetManifestOptions, SetManifestOptions);
+
 impl ContainerRegistryContentClient {
     /// Reads a manifest by tag or digest. By digest, the bytes are checked against it; by tag,
     /// against the registry's `Docker-Content-Digest` (a registry that sends none gets an
@@ -110,116 +112,102 @@ impl ContainerRegistryContentClient {
         tag_or_digest: &str,
         options: Option<GetManifestOptions<'_>>,
     ) -> azure_core::Result<GetManifestResult> {
-        let context = options
-            .as_ref()
-            .map(|o| o.method_options.context.clone())
-            .unwrap_or_default();
-        crate::operation::traced!(
-            "ContainerRegistryContentClient.get_manifest",
-            &self.repository,
-            &context,
-            self.get_manifest_once(tag_or_digest, options)
+        crate::operation::traced!("ContainerRegistryContentClient.get_manifest", &self.repository, &options, async move {
+                let reference = Reference::parse(tag_or_digest)?;
+                let options = options.unwrap_or_default();
+                let accept = match &options.accept {
+                    Some(types) if !types.is_empty() => types.join(", "),
+                    _ => DEFAULT_ACCEPT.to_string(),
+                };
+                let response = self
+                    .pipeline
+                    .rest()
+                    .get_manifest(&self.repository, reference.as_str(), Some(&accept))
+                    .await
+                    .map_err(rest_error)?;
+                let headers = response.headers().clone();
+                if response
+                    .content_length()
+                    .is_some_and(|n| n > MAX_MANIFEST_SIZE as u64)
+                {
+                    return Err(too_large(
+                        response.content_length().unwrap_or_default() as usize
+                    ));
+                }
+                let mut body = response.into_inner_stream();
+                let mut content = BytesMut::new();
+                while let Some(chunk) = body.next().await {
+                    let chunk = chunk.map_err(transport_error)?;
+                    if content.len() + chunk.len() > MAX_MANIFEST_SIZE {
+                        return Err(too_large(content.len() + chunk.len()));
+                    }
+                    content.extend_from_slice(&chunk);
+                }
+                let content = content.freeze();
+                let announced = header(&headers, "docker-content-digest").map(str::to_string);
+                let mut confirmed = true;
+                let digest = match &reference {
+                    Reference::Digest(expected) => {
+                        let actual = digest_like(expected, &content);
+                        if &actual != expected {
+                            return Err(digest_mismatch(expected.clone(), actual));
+                        }
+                        expected.clone()
+                    }
+                    Reference::Tag(_) => match announced {
+                        Some(expected) => {
+                            validate_digest(&expected).map_err(|_| {
+                                azure_core::Error::with_message(
+                                    ErrorKind::DataConversion,
+                                    format!("the registry announced an invalid Docker-Content-Digest {expected:?}"),
+                                )
+                            })?;
+                            let actual = digest_like(&expected, &content);
+                            if actual != expected {
+                                return Err(digest_mismatch(expected, actual));
+                            }
+                            expected
+                        }
+                        None => {
+                            let computed = crate::reference::sha256_digest(&content);
+                            if !options.accept_unconfirmed_digest {
+                                return Err(crate::error::unconfirmed_digest(
+                                    reference.as_str(),
+                                    &computed,
+                                ));
+                            }
+                            confirmed = false;
+                            computed
+                        }
+                    },
+                };
+                let media_type = header(&headers, "content-type")
+                    .and_then(|v| v.split(';').next())
+                    .map(str::trim)
+                    .filter(|v| {
+                        !v.is_empty() && *v != "application/json" && *v != "application/octet-stream"
+                    })
+                    .map(str::to_string)
+                    .or_else(|| {
+                        serde_json::from_slice::<serde_json::Value>(&content)
+                            .ok()
+                            .and_then(|v| {
+                                v.get("mediaType")
+                                    .and_then(|m| m.as_str())
+                                    .map(str::to_string)
+                            })
+                    })
+                    .unwrap_or_else(|| "application/json".to_string());
+                Ok(GetManifestResult {
+                    digest,
+                    digest_confirmed: confirmed,
+                    media_type,
+                    content,
+                    request_id: header(&headers, "x-ms-request-id").map(str::to_string),
+                })
+            }
         )
         .await
-    }
-
-    async fn get_manifest_once(
-        &self,
-        tag_or_digest: &str,
-        options: Option<GetManifestOptions<'_>>,
-    ) -> azure_core::Result<GetManifestResult> {
-        let reference = Reference::parse(tag_or_digest)?;
-        let options = options.unwrap_or_default();
-        let accept = match &options.accept {
-            Some(types) if !types.is_empty() => types.join(", "),
-            _ => DEFAULT_ACCEPT.to_string(),
-        };
-        let response = self
-            .pipeline
-            .rest()
-            .get_manifest(&self.repository, reference.as_str(), Some(&accept))
-            .await
-            .map_err(rest_error)?;
-        let headers = response.headers().clone();
-        if response
-            .content_length()
-            .is_some_and(|n| n > MAX_MANIFEST_SIZE as u64)
-        {
-            return Err(too_large(
-                response.content_length().unwrap_or_default() as usize
-            ));
-        }
-        let mut body = response.into_inner_stream();
-        let mut content = BytesMut::new();
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(transport_error)?;
-            if content.len() + chunk.len() > MAX_MANIFEST_SIZE {
-                return Err(too_large(content.len() + chunk.len()));
-            }
-            content.extend_from_slice(&chunk);
-        }
-        let content = content.freeze();
-        let announced = header(&headers, "docker-content-digest").map(str::to_string);
-        let mut confirmed = true;
-        let digest = match &reference {
-            Reference::Digest(expected) => {
-                let actual = digest_like(expected, &content);
-                if &actual != expected {
-                    return Err(digest_mismatch(expected.clone(), actual));
-                }
-                expected.clone()
-            }
-            Reference::Tag(_) => match announced {
-                Some(expected) => {
-                    validate_digest(&expected).map_err(|_| {
-                        azure_core::Error::with_message(
-                            ErrorKind::DataConversion,
-                            format!("the registry announced an invalid Docker-Content-Digest {expected:?}"),
-                        )
-                    })?;
-                    let actual = digest_like(&expected, &content);
-                    if actual != expected {
-                        return Err(digest_mismatch(expected, actual));
-                    }
-                    expected
-                }
-                None => {
-                    let computed = crate::reference::sha256_digest(&content);
-                    if !options.accept_unconfirmed_digest {
-                        return Err(crate::error::unconfirmed_digest(
-                            reference.as_str(),
-                            &computed,
-                        ));
-                    }
-                    confirmed = false;
-                    computed
-                }
-            },
-        };
-        let media_type = header(&headers, "content-type")
-            .and_then(|v| v.split(';').next())
-            .map(str::trim)
-            .filter(|v| {
-                !v.is_empty() && *v != "application/json" && *v != "application/octet-stream"
-            })
-            .map(str::to_string)
-            .or_else(|| {
-                serde_json::from_slice::<serde_json::Value>(&content)
-                    .ok()
-                    .and_then(|v| {
-                        v.get("mediaType")
-                            .and_then(|m| m.as_str())
-                            .map(str::to_string)
-                    })
-            })
-            .unwrap_or_else(|| "application/json".to_string());
-        Ok(GetManifestResult {
-            digest,
-            digest_confirmed: confirmed,
-            media_type,
-            content,
-            request_id: header(&headers, "x-ms-request-id").map(str::to_string),
-        })
     }
 
     /// Uploads a typed manifest (serialized to JSON, `Content-Type` from its media type), by
@@ -252,14 +240,10 @@ impl ContainerRegistryContentClient {
         media_type: &str,
         options: Option<SetManifestOptions<'_>>,
     ) -> azure_core::Result<SetManifestResult> {
-        let context = options
-            .as_ref()
-            .map(|o| o.method_options.context.clone())
-            .unwrap_or_default();
         crate::operation::traced!(
             "ContainerRegistryContentClient.set_manifest",
             &self.repository,
-            &context,
+            &options,
             self.set_manifest_bytes_once(manifest.into(), media_type, options)
         )
         .await

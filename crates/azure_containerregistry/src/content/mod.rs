@@ -13,7 +13,7 @@ mod verified_stream;
 use std::sync::Arc;
 
 use azure_core::credentials::TokenCredential;
-use azure_core::http::{ClientMethodOptions, NoFormat, Response, StatusCode};
+use azure_core::http::{NoFormat, Response, StatusCode};
 
 use crate::error::{invalid_argument, rest_error};
 use crate::operation::{ok_if_not_found, traced};
@@ -58,18 +58,11 @@ pub struct ContainerRegistryContentClient {
     repository: Arc<str>,
 }
 
-/// Options of [`ContainerRegistryContentClient::delete_blob`].
-#[derive(Clone, Debug, Default)]
-pub struct DeleteBlobOptions<'a> {
-    /// The context of the requests.
-    pub method_options: ClientMethodOptions<'a>,
-}
-
-/// Options of [`ContainerRegistryContentClient::delete_manifest`].
-#[derive(Clone, Debug, Default)]
-pub struct DeleteManifestOptions<'a> {
-    /// The context of the requests.
-    pub method_options: ClientMethodOptions<'a>,
+crate::operation::context_options! {
+    /// Options of [`ContainerRegistryContentClient::delete_blob`].
+    DeleteBlobOptions;
+    /// Options of [`ContainerRegistryContentClient::delete_manifest`].
+    DeleteManifestOptions;
 }
 
 impl ContainerRegistryContentClient {
@@ -138,11 +131,10 @@ impl ContainerRegistryContentClient {
         digest: &str,
         options: Option<DeleteBlobOptions<'_>>,
     ) -> azure_core::Result<Response<(), NoFormat>> {
-        let options = options.unwrap_or_default();
         traced!(
             "ContainerRegistryContentClient.delete_blob",
             &self.repository,
-            &options.method_options.context,
+            &options,
             async {
                 validate_digest(digest)?;
                 ok_if_not_found(
@@ -166,7 +158,6 @@ impl ContainerRegistryContentClient {
         digest: &str,
         options: Option<DeleteManifestOptions<'_>>,
     ) -> azure_core::Result<Response<(), NoFormat>> {
-        let options = options.unwrap_or_default();
         if !digest.contains(':') {
             return Err(invalid_argument(
                 "digest",
@@ -177,7 +168,7 @@ impl ContainerRegistryContentClient {
         traced!(
             "ContainerRegistryContentClient.delete_manifest",
             &self.repository,
-            &options.method_options.context,
+            &options,
             async {
                 ok_if_not_found(
                     self.pipeline

@@ -128,6 +128,8 @@ struct Transfer<'a, R> {
     opened: Option<&'a std::sync::Mutex<Option<String>>>,
 }
 
+crate::operation::call_options!(UploadBlobOptions);
+
 impl ContainerRegistryContentClient {
     /// Uploads a blob from any reader, computing its sha256 as it streams, and returns its
     /// digest and size. Small blobs go in one request; larger ones are streamed in `PATCH`
@@ -143,30 +145,17 @@ impl ContainerRegistryContentClient {
     where
         R: AsyncRead + Send + Unpin,
     {
-        let context = options
-            .as_ref()
-            .map(|o| o.method_options.context.clone())
-            .unwrap_or_default();
         crate::operation::traced!(
             "ContainerRegistryContentClient.upload_blob",
             &self.repository,
-            &context,
-            self.upload_blob_once(reader, options)
+            &options,
+            async move {
+                let (options, chunk_size) = prepare(options, DEFAULT_CHUNK_SIZE as u64)?;
+                self.upload_source(Source::reader(reader), None, chunk_size, &options)
+                    .await
+            }
         )
         .await
-    }
-
-    async fn upload_blob_once<R>(
-        &self,
-        reader: R,
-        options: Option<UploadBlobOptions<'_>>,
-    ) -> azure_core::Result<UploadBlobResult>
-    where
-        R: AsyncRead + Send + Unpin,
-    {
-        let (options, chunk_size) = prepare(options, DEFAULT_CHUNK_SIZE as u64)?;
-        self.upload_source(Source::reader(reader), None, chunk_size, &options)
-            .await
     }
 
     /// Uploads a blob from a buffer. With [`UploadBlobOptions::skip_existing`] (the default)
@@ -177,30 +166,21 @@ impl ContainerRegistryContentClient {
         data: impl Into<Bytes>,
         options: Option<UploadBlobOptions<'_>>,
     ) -> azure_core::Result<UploadBlobResult> {
-        let context = options
-            .as_ref()
-            .map(|o| o.method_options.context.clone())
-            .unwrap_or_default();
+        let context = crate::operation::context_of(&options);
+        let data: Bytes = data.into();
         crate::operation::traced!(
             "ContainerRegistryContentClient.upload_blob_bytes",
             &self.repository,
             &context,
-            self.upload_blob_bytes_once(data.into(), options)
+            async move {
+                let (options, chunk_size) = prepare(options, u64::MAX)?;
+                let prehash = PreHash::Bytes(data.clone());
+                let source = Source::<tokio::io::Empty>::Bytes { data, pos: 0 };
+                self.upload_source(source, Some(prehash), chunk_size, &options)
+                    .await
+            }
         )
         .await
-    }
-
-    async fn upload_blob_bytes_once(
-        &self,
-        data: impl Into<Bytes>,
-        options: Option<UploadBlobOptions<'_>>,
-    ) -> azure_core::Result<UploadBlobResult> {
-        let (options, chunk_size) = prepare(options, u64::MAX)?;
-        let data: Bytes = data.into();
-        let prehash = PreHash::Bytes(data.clone());
-        let source = Source::<tokio::io::Empty>::Bytes { data, pos: 0 };
-        self.upload_source(source, Some(prehash), chunk_size, &options)
-            .await
     }
 
     /// Uploads a blob from a file. With [`UploadBlobOptions::skip_existing`] (the default) the
@@ -214,35 +194,29 @@ impl ContainerRegistryContentClient {
         path: impl AsRef<Path>,
         options: Option<UploadBlobOptions<'_>>,
     ) -> azure_core::Result<UploadBlobResult> {
-        let context = options
-            .as_ref()
-            .map(|o| o.method_options.context.clone())
-            .unwrap_or_default();
+        let context = crate::operation::context_of(&options);
+        let path: &Path = path.as_ref();
         crate::operation::traced!(
             "ContainerRegistryContentClient.upload_blob_from_file",
             &self.repository,
             &context,
-            self.upload_blob_from_file_once(path.as_ref(), options)
+            async move {
+                let (options, chunk_size) = prepare(options, u64::MAX)?;
+                let io = |e: std::io::Error| {
+                    azure_core::Error::with_message(
+                        ErrorKind::Io,
+                        format!("{}: {e}", path.display()),
+                    )
+                };
+                let file = tokio::fs::File::open(path).await.map_err(io)?;
+                let size = file.metadata().await.map_err(io)?.len();
+                let source = Source::<tokio::io::Empty>::File { file, size, pos: 0 };
+                let prehash = PreHash::File(path.to_path_buf());
+                self.upload_source(source, Some(prehash), chunk_size, &options)
+                    .await
+            }
         )
         .await
-    }
-
-    async fn upload_blob_from_file_once(
-        &self,
-        path: impl AsRef<Path>,
-        options: Option<UploadBlobOptions<'_>>,
-    ) -> azure_core::Result<UploadBlobResult> {
-        let (options, chunk_size) = prepare(options, u64::MAX)?;
-        let path = path.as_ref();
-        let io = |e: std::io::Error| {
-            azure_core::Error::with_message(ErrorKind::Io, format!("{}: {e}", path.display()))
-        };
-        let file = tokio::fs::File::open(path).await.map_err(io)?;
-        let size = file.metadata().await.map_err(io)?.len();
-        let source = Source::<tokio::io::Empty>::File { file, size, pos: 0 };
-        let prehash = PreHash::File(path.to_path_buf());
-        self.upload_source(source, Some(prehash), chunk_size, &options)
-            .await
     }
 
     async fn upload_source<R: AsyncRead + Send + Unpin>(
