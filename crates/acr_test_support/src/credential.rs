@@ -1,7 +1,7 @@
 //! A `TokenCredential` for tests: the same Microsoft Entra token every time.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
 
@@ -9,11 +9,13 @@ use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions}
 /// servers must never see it.
 pub const AAD_TOKEN: &str = "test-aad-token-5ecr3t";
 
-/// A credential that always returns its token (valid for an hour) and counts its calls.
+/// A credential that always returns its token (valid for an hour), counts its calls and keeps
+/// the scopes it was asked for.
 #[derive(Debug)]
 pub struct TestCredential {
     token: String,
     calls: AtomicU64,
+    scopes: Mutex<Vec<String>>,
 }
 
 impl TestCredential {
@@ -22,6 +24,7 @@ impl TestCredential {
         Self {
             token: token.into(),
             calls: AtomicU64::new(0),
+            scopes: Mutex::new(Vec::new()),
         }
     }
 
@@ -33,6 +36,14 @@ impl TestCredential {
     /// How many tokens it has handed out.
     pub fn calls(&self) -> u64 {
         self.calls.load(Ordering::SeqCst)
+    }
+
+    /// The scopes of every call, in order.
+    pub fn scopes(&self) -> Vec<String> {
+        self.scopes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
@@ -47,10 +58,14 @@ impl Default for TestCredential {
 impl TokenCredential for TestCredential {
     async fn get_token(
         &self,
-        _scopes: &[&str],
+        scopes: &[&str],
         _options: Option<TokenRequestOptions<'_>>,
     ) -> azure_core::Result<AccessToken> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        self.scopes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(scopes.iter().map(|s| s.to_string()));
         Ok(AccessToken::new(
             self.token.clone(),
             time::OffsetDateTime::now_utc() + time::Duration::hours(1),
@@ -69,6 +84,7 @@ mod tests {
         assert_eq!(token.token.secret(), "t");
         assert!(token.expires_on > time::OffsetDateTime::now_utc());
         assert_eq!(c.calls(), 1);
+        assert_eq!(c.scopes(), ["s"]);
         let d = TestCredential::default()
             .get_token(&[], None)
             .await

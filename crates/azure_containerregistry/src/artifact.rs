@@ -33,7 +33,8 @@ crate::operation::context_options! {
     DeleteArtifactOptions;
 }
 
-/// Options for [`RegistryArtifact::list_tag_properties`].
+/// Options for [`RegistryArtifact::list_tag_properties`] and
+/// [`ContainerRepository::list_tag_properties`](crate::ContainerRepository::list_tag_properties).
 #[derive(Clone, Debug, Default)]
 pub struct ListTagPropertiesOptions<'a> {
     /// The order of the tags (default: the registry's, by name).
@@ -71,6 +72,11 @@ impl RegistryArtifact {
     /// The repository name.
     pub fn repository_name(&self) -> &str {
         &self.repository
+    }
+
+    /// The registry endpoint.
+    pub fn registry_endpoint(&self) -> &url::Url {
+        self.pipeline.endpoint()
     }
 
     /// The tag or digest the artifact was named by.

@@ -67,8 +67,10 @@ pub use models::{
     RepositoryWriteableProperties, TagPropertiesPage, TagWriteableProperties,
 };
 pub use registry_client::{
-    ContainerRegistryClient, DeleteRepositoryOptions, ExchangeAadTokenForAccessTokenOptions,
-    ExchangeAadTokenForRefreshTokenOptions, ListRepositoryNamesOptions,
+    ContainerRegistryClient, DeleteRepositoryOptions,
+    ExchangeAadAccessTokenForAcrRefreshTokenOptions,
+    ExchangeAcrRefreshTokenForAcrAccessTokenOptions, GetAcrAccessTokenOptions,
+    GetAcrRefreshTokenOptions, ListRepositoryNamesOptions,
 };
 pub use repository::{
     ContainerRepository, GetRepositoryPropertiesOptions, ListManifestPropertiesOptions,

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use azure_core::credentials::TokenCredential;
 use azure_core::http::pager::PagerOptions;
-use azure_core::http::{NoFormat, Pager, Response};
+use azure_core::http::{ClientMethodOptions, NoFormat, Pager, Response};
 use url::Url;
 
 use crate::error::rest_error;
@@ -28,11 +28,24 @@ crate::operation::context_options! {
     /// Options for [`ContainerRegistryClient::delete_repository`] and
     /// [`ContainerRepository::delete`].
     DeleteRepositoryOptions;
-    /// Options for [`ContainerRegistryClient::exchange_aad_token_for_refresh_token`].
-    ExchangeAadTokenForRefreshTokenOptions;
-    /// Options for [`ContainerRegistryClient::exchange_aad_token_for_access_token`].
-    ExchangeAadTokenForAccessTokenOptions;
+    /// Options for [`ContainerRegistryClient::get_acr_refresh_token`].
+    GetAcrRefreshTokenOptions;
+    /// Options for [`ContainerRegistryClient::get_acr_access_token`].
+    GetAcrAccessTokenOptions;
+    /// Options for [`ContainerRegistryClient::exchange_acr_refresh_token_for_acr_access_token`].
+    ExchangeAcrRefreshTokenForAcrAccessTokenOptions;
 }
+
+/// Options for [`ContainerRegistryClient::exchange_aad_access_token_for_acr_refresh_token`].
+#[derive(Clone, Debug, Default)]
+pub struct ExchangeAadAccessTokenForAcrRefreshTokenOptions<'a> {
+    /// The Microsoft Entra tenant of the access token (`tenant`), for registries that need it.
+    pub tenant: Option<String>,
+    /// The context of the requests.
+    pub method_options: ClientMethodOptions<'a>,
+}
+
+crate::operation::call_options!(ExchangeAadAccessTokenForAcrRefreshTokenOptions);
 
 /// A client for an Azure Container Registry's metadata: repositories, and through
 /// [`ContainerRepository`] and [`RegistryArtifact`], manifests and tags.
@@ -153,17 +166,17 @@ impl ContainerRegistryClient {
         self.repository(name).delete(options).await
     }
 
-    /// Exchanges the client's Microsoft Entra token for an ACR refresh token
-    /// (`POST /oauth2/exchange`), as `docker login`, helm or oras can use (user name
+    /// The client's ACR refresh token: its credential's Microsoft Entra token exchanged at
+    /// `POST /oauth2/exchange`, as `docker login`, helm or oras can use (user name
     /// `00000000-0000-0000-0000-000000000000`). The token is cached and reused by the client
     /// until shortly before it expires. Fails for an anonymous client.
-    pub async fn exchange_aad_token_for_refresh_token(
+    pub async fn get_acr_refresh_token(
         &self,
-        options: Option<ExchangeAadTokenForRefreshTokenOptions<'_>>,
+        options: Option<GetAcrRefreshTokenOptions<'_>>,
     ) -> azure_core::Result<AcrRefreshToken> {
         let pipeline = self.pipeline.clone();
         traced!(
-            "ContainerRegistryClient.exchange_aad_token_for_refresh_token",
+            "ContainerRegistryClient.get_acr_refresh_token",
             "",
             &options,
             async move { crate::token_api::refresh_token(&pipeline).await }
@@ -172,22 +185,90 @@ impl ContainerRegistryClient {
     }
 
     /// An ACR access token for `scope` (for example `repository:library/hello-world:pull` or
-    /// `registry:catalog:*`; several scopes separated by spaces): the client's refresh token
-    /// exchanged at `POST /oauth2/token`, or an anonymous token for an anonymous client.
+    /// `registry:catalog:*`; several scopes separated by spaces): the client's own refresh
+    /// token exchanged at `POST /oauth2/token`, or an anonymous token for an anonymous client.
     /// Tokens are cached per scope and shared with the client's own requests, so asking twice
     /// for the same scope sends no second request.
-    pub async fn exchange_aad_token_for_access_token(
+    pub async fn get_acr_access_token(
         &self,
         scope: &str,
-        options: Option<ExchangeAadTokenForAccessTokenOptions<'_>>,
+        options: Option<GetAcrAccessTokenOptions<'_>>,
     ) -> azure_core::Result<AcrAccessToken> {
         let pipeline = self.pipeline.clone();
         let scope = scope.to_string();
         traced!(
-            "ContainerRegistryClient.exchange_aad_token_for_access_token",
+            "ContainerRegistryClient.get_acr_access_token",
             "",
             &options,
             async move { crate::token_api::access_token(&pipeline, &scope).await }
+        )
+        .await
+    }
+
+    /// Exchanges a Microsoft Entra access token that the caller got itself (for the audience's
+    /// `.default` scope) for an ACR refresh token (`POST /oauth2/exchange`,
+    /// `grant_type=access_token`, with [`tenant`](ExchangeAadAccessTokenForAcrRefreshTokenOptions::tenant)
+    /// when given), as Go's `AuthenticationClient` does. Works on any client, anonymous too;
+    /// the token is not cached.
+    ///
+    /// ```no_run
+    /// # async fn demo(entra_token: &str) -> azure_core::Result<()> {
+    /// use azure_containerregistry::ContainerRegistryClient;
+    /// let client = ContainerRegistryClient::new("https://myregistry.azurecr.io", None, None)?;
+    /// let refresh = client
+    ///     .exchange_aad_access_token_for_acr_refresh_token(entra_token, None)
+    ///     .await?;
+    /// let access = client
+    ///     .exchange_acr_refresh_token_for_acr_access_token(
+    ///         refresh.refresh_token.secret(),
+    ///         "repository:library/hello-world:pull",
+    ///         None,
+    ///     )
+    ///     .await?;
+    /// // `Authorization: Bearer <access.access_token>` on the registry's /v2 requests.
+    /// # let _ = access; Ok(()) }
+    /// ```
+    pub async fn exchange_aad_access_token_for_acr_refresh_token(
+        &self,
+        aad_access_token: &str,
+        options: Option<ExchangeAadAccessTokenForAcrRefreshTokenOptions<'_>>,
+    ) -> azure_core::Result<AcrRefreshToken> {
+        let pipeline = self.pipeline.clone();
+        let tenant = options.as_ref().and_then(|o| o.tenant.clone());
+        traced!(
+            "ContainerRegistryClient.exchange_aad_access_token_for_acr_refresh_token",
+            "",
+            &options,
+            async move {
+                crate::token_api::exchange_aad_access_token(
+                    &pipeline,
+                    aad_access_token,
+                    tenant.as_deref(),
+                )
+                .await
+            }
+        )
+        .await
+    }
+
+    /// Exchanges an ACR refresh token that the caller holds (from `docker login`, another
+    /// client, or [`exchange_aad_access_token_for_acr_refresh_token`](Self::exchange_aad_access_token_for_acr_refresh_token))
+    /// for an access token for `scope` (`POST /oauth2/token`, `grant_type=refresh_token`).
+    /// Works on any client, anonymous too; the token is not cached.
+    pub async fn exchange_acr_refresh_token_for_acr_access_token(
+        &self,
+        refresh_token: &str,
+        scope: &str,
+        options: Option<ExchangeAcrRefreshTokenForAcrAccessTokenOptions<'_>>,
+    ) -> azure_core::Result<AcrAccessToken> {
+        let pipeline = self.pipeline.clone();
+        traced!(
+            "ContainerRegistryClient.exchange_acr_refresh_token_for_acr_access_token",
+            "",
+            &options,
+            async move {
+                crate::token_api::exchange_refresh_token(&pipeline, refresh_token, scope).await
+            }
         )
         .await
     }

@@ -9,14 +9,14 @@ use url::Url;
 use crate::error::rest_error;
 use crate::models::{
     ArtifactManifestOrder, ManifestPropertiesPage, RepositoryProperties,
-    RepositoryWriteableProperties,
+    RepositoryWriteableProperties, TagPropertiesPage,
 };
 use crate::operation::{ok_if_not_found, traced};
 use crate::paging::{link_pager, raw_page, wire_page_size};
 use crate::pipeline::Pipeline;
 use crate::reference::validate_repository_name;
 use crate::response::{empty_response, error_response, model_response};
-use crate::{DeleteRepositoryOptions, RegistryArtifact};
+use crate::{DeleteRepositoryOptions, ListTagPropertiesOptions, RegistryArtifact};
 
 crate::operation::context_options! {
     /// Options for [`ContainerRepository::get_properties`].
@@ -175,6 +175,67 @@ impl ContainerRepository {
                             let response = pipeline
                                 .rest()
                                 .get_manifests(&name, None, n, order)
+                                .await
+                                .map_err(rest_error)?;
+                            raw_page(response)
+                        }
+                    )
+                    .await
+                })
+            },
+        ))
+    }
+
+    /// The properties of every tag of the repository, page by page
+    /// (`GET /acr/v1/{name}/_tags`, then each `Link` as given), ordered by
+    /// [`order_by`](ListTagPropertiesOptions::order_by) (default: the registry's, by name). For
+    /// the tags of one manifest only, see
+    /// [`RegistryArtifact::list_tag_properties`](crate::RegistryArtifact::list_tag_properties).
+    /// A listing resumes where another stopped from that pager's continuation, in
+    /// [`method_options`](ListTagPropertiesOptions::method_options).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> azure_core::Result<()> {
+    /// use azure_containerregistry::{ArtifactTagOrder, ContainerRegistryClient, ListTagPropertiesOptions};
+    /// use futures::TryStreamExt;
+    /// let client = ContainerRegistryClient::new("https://myregistry.azurecr.io", None, None)?;
+    /// let options = ListTagPropertiesOptions {
+    ///     order_by: Some(ArtifactTagOrder::LastUpdatedOnDescending),
+    ///     ..Default::default()
+    /// };
+    /// let mut tags = client.repository("library/hello-world").list_tag_properties(Some(options))?;
+    /// while let Some(tag) = tags.try_next().await? {
+    ///     println!("{} -> {}", tag.name, tag.digest);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn list_tag_properties(
+        &self,
+        options: Option<ListTagPropertiesOptions<'_>>,
+    ) -> azure_core::Result<Pager<TagPropertiesPage>> {
+        let options = options.unwrap_or_default();
+        validate_repository_name(&self.name)?;
+        let page_size = options.page_size.or(self.pipeline.options().page_size);
+        let n = wire_page_size(page_size)?;
+        let order = options.order_by.unwrap_or_default().to_wire();
+        let pipeline = self.pipeline.clone();
+        let name = self.name.clone();
+        Ok(link_pager::<TagPropertiesPage, _>(
+            self.pipeline.clone(),
+            "get_tags",
+            options.method_options,
+            move |context| {
+                let pipeline = pipeline.clone();
+                let name = name.clone();
+                Box::pin(async move {
+                    traced!(
+                        "ContainerRepository.list_tag_properties",
+                        &name,
+                        &context,
+                        async {
+                            let response = pipeline
+                                .rest()
+                                .get_tags(&name, None, None, n, order)
                                 .await
                                 .map_err(rest_error)?;
                             raw_page(response)

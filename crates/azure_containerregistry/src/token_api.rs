@@ -9,7 +9,8 @@ use crate::error::invalid_argument;
 use crate::pipeline::Pipeline;
 
 /// An ACR refresh token, from
-/// [`exchange_aad_token_for_refresh_token`](crate::ContainerRegistryClient::exchange_aad_token_for_refresh_token).
+/// [`get_acr_refresh_token`](crate::ContainerRegistryClient::get_acr_refresh_token) or
+/// [`exchange_aad_access_token_for_acr_refresh_token`](crate::ContainerRegistryClient::exchange_aad_access_token_for_acr_refresh_token).
 ///
 /// `Debug` never shows the token (a [`Secret`] prints as `Secret`).
 #[derive(Clone, Debug)]
@@ -24,7 +25,8 @@ pub struct AcrRefreshToken {
 }
 
 /// An ACR access token for one or more scopes, from
-/// [`exchange_aad_token_for_access_token`](crate::ContainerRegistryClient::exchange_aad_token_for_access_token).
+/// [`get_acr_access_token`](crate::ContainerRegistryClient::get_acr_access_token) or
+/// [`exchange_acr_refresh_token_for_acr_access_token`](crate::ContainerRegistryClient::exchange_acr_refresh_token_for_acr_access_token).
 ///
 /// `Debug` never shows the token (a [`Secret`] prints as `Secret`).
 #[derive(Clone, Debug)]
@@ -50,6 +52,53 @@ pub(crate) async fn refresh_token(pipeline: &Pipeline) -> azure_core::Result<Acr
     Ok(AcrRefreshToken {
         expires_on: expires_on(token.secret()),
         refresh_token: token,
+        service,
+    })
+}
+
+/// A caller's Microsoft Entra access token exchanged for a refresh token (not cached).
+pub(crate) async fn exchange_aad_access_token(
+    pipeline: &Pipeline,
+    aad_access_token: &str,
+    tenant: Option<&str>,
+) -> azure_core::Result<AcrRefreshToken> {
+    if aad_access_token.is_empty() {
+        return Err(invalid_argument("aad_access_token", "must not be empty"));
+    }
+    if tenant.is_some_and(|t| t.is_empty() || !t.bytes().all(|b| b.is_ascii_graphic())) {
+        return Err(invalid_argument("tenant", "must be a tenant id or domain"));
+    }
+    let service = pipeline.login_server();
+    let token = pipeline
+        .authenticator()
+        .exchange_aad_token(&service, aad_access_token, tenant)
+        .await?;
+    Ok(AcrRefreshToken {
+        expires_on: expires_on(&token),
+        refresh_token: Secret::new(token),
+        service,
+    })
+}
+
+/// A caller's ACR refresh token exchanged for an access token for `scope` (not cached).
+pub(crate) async fn exchange_refresh_token(
+    pipeline: &Pipeline,
+    refresh_token: &str,
+    scope: &str,
+) -> azure_core::Result<AcrAccessToken> {
+    if refresh_token.is_empty() {
+        return Err(invalid_argument("refresh_token", "must not be empty"));
+    }
+    validate_scope(scope)?;
+    let service = pipeline.login_server();
+    let token = pipeline
+        .authenticator()
+        .access_token_from_refresh(&service, scope, refresh_token)
+        .await?;
+    Ok(AcrAccessToken {
+        expires_on: expires_on(&token),
+        access_token: Secret::new(token),
+        scope: scope.to_string(),
         service,
     })
 }

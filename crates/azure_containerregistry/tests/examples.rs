@@ -113,11 +113,39 @@ fn set_artifact_properties_locks_and_unlocks() {
 }
 
 #[test]
-fn delete_images_keeps_the_newest_three() {
+fn delete_images_keeps_the_newest_three_and_locked_ones() {
     let run = run("delete_images");
     let deleted: Vec<_> = run.lines_starting("delete ");
+    assert_eq!(deleted.len(), 1, "{}", run.stdout);
+    assert!(deleted[0].ends_with("[\"v2\"]"), "{}", run.stdout);
+    let locked = run.lines_starting("locked ");
+    assert!(
+        locked.len() == 1 && locked[0].ends_with("[\"v1\"]"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.lines_starting("unlock ").is_empty());
+    assert_eq!(
+        run.lines_starting("left "),
+        [
+            "left   samples/app: 4 [latest,v5 v4 v3 v1]",
+            "left   samples/tool: 2 [1.1 1.0]"
+        ]
+    );
+}
+
+#[test]
+fn delete_images_with_unlock_deletes_locked_images_too() {
+    let run = run_example("delete_images", &["--unlock"], TIMEOUT);
+    run.assert_success("delete_images --unlock");
+    let unlocked = run.lines_starting("unlock ");
+    assert!(
+        unlocked.len() == 1 && unlocked[0].ends_with("[\"v1\"]"),
+        "{}",
+        run.stdout
+    );
+    let deleted: Vec<_> = run.lines_starting("delete ");
     assert_eq!(deleted.len(), 2, "{}", run.stdout);
-    assert!(deleted[0].ends_with("[\"v2\"]") && deleted[1].ends_with("[\"v1\"]"));
     assert_eq!(
         run.lines_starting("left "),
         [
@@ -176,6 +204,22 @@ fn delete_blob_removes_it() {
     assert!(run.stdout.contains("exists: true"));
     assert!(
         run.stdout.trim_end().ends_with("exists: false"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn national_cloud_asks_for_the_clouds_audience() {
+    let run = run("national_cloud");
+    assert!(
+        run.stdout
+            .contains("token scope      https://containerregistry.azure.cn/.default"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("repositories     [\"samples/hello\"]"),
         "{}",
         run.stdout
     );

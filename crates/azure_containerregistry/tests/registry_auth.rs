@@ -275,10 +275,7 @@ async fn a_rejected_credential_is_an_error() {
             .await
             .unwrap_err();
         assert_http_error(&e, 401, Some("UNAUTHORIZED"));
-        let e = client
-            .exchange_aad_token_for_refresh_token(None)
-            .await
-            .unwrap_err();
+        let e = client.get_acr_refresh_token(None).await.unwrap_err();
         assert!(
             e.http_status().map(u16::from) == Some(401)
                 || matches!(e.kind(), ErrorKind::Credential),
@@ -349,10 +346,7 @@ async fn token_api_exchanges_and_caches() {
         let client = authenticated(&emu);
         emu.clear_request_log();
 
-        let refresh = client
-            .exchange_aad_token_for_refresh_token(None)
-            .await
-            .unwrap();
+        let refresh = client.get_acr_refresh_token(None).await.unwrap();
         assert!(!refresh.refresh_token.secret().is_empty());
         assert_eq!(refresh.service, emu.service());
         assert!(refresh
@@ -360,26 +354,17 @@ async fn token_api_exchanges_and_caches() {
             .is_some_and(|t| t > time::OffsetDateTime::now_utc()));
         let debug = format!("{refresh:?}");
         assert!(!debug.contains(refresh.refresh_token.secret()), "{debug}");
-        let again = client
-            .exchange_aad_token_for_refresh_token(None)
-            .await
-            .unwrap();
+        let again = client.get_acr_refresh_token(None).await.unwrap();
         assert_eq!(again.refresh_token.secret(), refresh.refresh_token.secret());
         assert_eq!(requests_to(&emu.request_log(), "/oauth2/exchange").len(), 1);
 
         let scope = "repository:library/hello-world:pull";
-        let access = client
-            .exchange_aad_token_for_access_token(scope, None)
-            .await
-            .unwrap();
+        let access = client.get_acr_access_token(scope, None).await.unwrap();
         assert_eq!(access.scope, scope);
         let debug = format!("{access:?}");
         assert!(!debug.contains(access.access_token.secret()), "{debug}");
         emu.clear_request_log();
-        let cached = client
-            .exchange_aad_token_for_access_token(scope, None)
-            .await
-            .unwrap();
+        let cached = client.get_acr_access_token(scope, None).await.unwrap();
         assert_eq!(cached.access_token.secret(), access.access_token.secret());
         assert_eq!(emu.request_log(), vec![], "same scope, no request");
 
@@ -396,10 +381,7 @@ async fn token_api_exchanges_and_caches() {
 
         // The client's own requests reuse a token fetched through the API.
         let metadata = client
-            .exchange_aad_token_for_access_token(
-                "repository:library/hello-world:metadata_read",
-                None,
-            )
+            .get_acr_access_token("repository:library/hello-world:metadata_read", None)
             .await
             .unwrap();
         assert!(!metadata.access_token.secret().is_empty());
@@ -416,16 +398,10 @@ async fn token_api_exchanges_and_caches() {
 
         // Anonymous: access tokens yes (anonymous pull), refresh tokens no, and nothing is sent.
         let anon = anonymous(&emu);
-        let token = anon
-            .exchange_aad_token_for_access_token(scope, None)
-            .await
-            .unwrap();
+        let token = anon.get_acr_access_token(scope, None).await.unwrap();
         assert!(!token.access_token.secret().is_empty());
         emu.clear_request_log();
-        let e = anon
-            .exchange_aad_token_for_refresh_token(None)
-            .await
-            .unwrap_err();
+        let e = anon.get_acr_refresh_token(None).await.unwrap_err();
         assert!(matches!(e.kind(), ErrorKind::Credential), "{e}");
         assert_eq!(emu.request_log(), vec![]);
     })

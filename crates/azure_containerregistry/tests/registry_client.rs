@@ -839,7 +839,7 @@ async fn bad_input_fails_before_any_request() {
             .unwrap_err();
         assert!(is_invalid_argument(&e, "page_size"), "{e}");
         let e = client
-            .exchange_aad_token_for_access_token("not a scope", None)
+            .get_acr_access_token("not a scope", None)
             .await
             .unwrap_err();
         assert!(is_invalid_argument(&e, "scope"), "{e}");

@@ -379,9 +379,7 @@ async fn bad_input_is_refused_before_any_request() {
             refused(
                 scope,
                 "scope",
-                registry
-                    .exchange_aad_token_for_access_token(scope, None)
-                    .await,
+                registry.get_acr_access_token(scope, None).await,
             );
         }
 

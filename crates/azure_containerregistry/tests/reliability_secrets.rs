@@ -168,7 +168,7 @@ fn no_token_in_debug_output_or_traces() {
 
             // The tokens: refresh, and the access token of each scope the session used.
             let refresh = registry
-                .exchange_aad_token_for_refresh_token(None)
+                .get_acr_refresh_token(None)
                 .await
                 .expect("refresh token");
             let mut secrets = vec![
@@ -185,7 +185,7 @@ fn no_token_in_debug_output_or_traces() {
                 "registry:catalog:*",
             ] {
                 let access = registry
-                    .exchange_aad_token_for_access_token(scope, None)
+                    .get_acr_access_token(scope, None)
                     .await
                     .expect("access token");
                 shown.push(format!("{access:?}"));

@@ -412,12 +412,29 @@ impl Authenticator {
             .get_token(&[scope.as_str()], None)
             .await
             .map_err(|e| credential_context(e, "getting a Microsoft Entra token"))?;
+        let token = self
+            .exchange_aad_token(service, aad.token.secret(), None)
+            .await?;
+        let cached = CachedToken::new(token);
+        let secret = cached.token.clone();
+        *guard = Some(cached);
+        Ok(secret)
+    }
+
+    /// `POST /oauth2/exchange` of a Microsoft Entra access token (with its tenant, when given)
+    /// for a registry refresh token. Nothing is cached.
+    pub(crate) async fn exchange_aad_token(
+        &self,
+        service: &str,
+        aad_access_token: &str,
+        tenant: Option<&str>,
+    ) -> azure_core::Result<String> {
         let body = ExchangeAadAccessTokenForAcrRefreshTokenBody {
             grant_type: "access_token".into(),
             service: service.into(),
-            access_token: Some(aad.token.secret().to_string()),
+            access_token: Some(aad_access_token.to_string()),
             refresh_token: None,
-            tenant: None,
+            tenant: tenant.map(str::to_string),
         };
         let response = self
             .token_client
@@ -429,13 +446,10 @@ impl Authenticator {
                     "exchanging the Microsoft Entra token for a registry refresh token",
                 )
             })?;
-        let token = response.into_inner().refresh_token.ok_or_else(|| {
-            credential_error("the registry's exchange answer has no refresh_token")
-        })?;
-        let cached = CachedToken::new(token);
-        let secret = cached.token.clone();
-        *guard = Some(cached);
-        Ok(secret)
+        response
+            .into_inner()
+            .refresh_token
+            .ok_or_else(|| credential_error("the registry's exchange answer has no refresh_token"))
     }
 }
 
