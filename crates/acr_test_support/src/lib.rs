@@ -31,7 +31,9 @@ pub use credential::{TestCredential, AAD_TOKEN};
 pub use examples::{example_path, run_example, ExampleRun};
 pub use hostile::{jwt, token_flow, HostileServer, Received, Reply, ReplyBody};
 pub use proxy::{Fault, FaultProxy, Match, ProxyRequestRecord, Rule};
-pub use registry::{DockerRegistry, DockerRegistryOptions, TokenAuth, DOCKER_REGISTRY_BIN};
+pub use registry::{
+    DockerRegistry, DockerRegistryOptions, HtpasswdAuth, TokenAuth, DOCKER_REGISTRY_BIN,
+};
 pub use seed::{
     challenge_params, image_config, image_manifest, PushedImage, SeedError, Seeder, OCI_CONFIG,
     OCI_LAYER_TAR, OCI_MANIFEST,

@@ -40,11 +40,24 @@ pub struct TokenAuth {
     pub root_cert_bundle_pem: String,
 }
 
+/// HTTP Basic authentication for [`DockerRegistry`]: distribution's `auth.htpasswd` section.
+/// Clients get `401` with `WWW-Authenticate: Basic realm=…` and send a username and password
+/// on every request.
+#[derive(Debug, Clone)]
+pub struct HtpasswdAuth {
+    /// The realm named in the challenge.
+    pub realm: String,
+    /// `(username, bcrypt hash of the password)` pairs (`$2b$…`/`$2y$…`).
+    pub users: Vec<(String, String)>,
+}
+
 /// How to start a [`DockerRegistry`].
 #[derive(Debug, Clone)]
 pub struct DockerRegistryOptions {
     /// Require bearer tokens (`auth.token`); `None` (the default) allows anonymous push and pull.
     pub token_auth: Option<TokenAuth>,
+    /// Require HTTP Basic (`auth.htpasswd`); ignored with `token_auth`.
+    pub htpasswd: Option<HtpasswdAuth>,
     /// Storage root; `None` (the default) uses a fresh temporary directory removed on drop.
     /// A given directory is left in place.
     pub data_dir: Option<PathBuf>,
@@ -56,6 +69,7 @@ impl Default for DockerRegistryOptions {
     fn default() -> Self {
         Self {
             token_auth: None,
+            htpasswd: None,
             data_dir: None,
             delete_enabled: true,
         }
@@ -138,9 +152,24 @@ impl DockerRegistry {
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("creating {}", data_dir.display()))?;
 
-        let auth = match &options.token_auth {
-            None => String::new(),
-            Some(t) => {
+        let auth = match (&options.token_auth, &options.htpasswd) {
+            (None, Some(h)) => {
+                let file = dir.path().join("htpasswd");
+                let lines: String = h
+                    .users
+                    .iter()
+                    .map(|(u, hash)| format!("{u}:{hash}\n"))
+                    .collect();
+                std::fs::write(&file, lines)
+                    .with_context(|| format!("writing {}", file.display()))?;
+                format!(
+                    "auth:\n  htpasswd:\n    realm: {}\n    path: {}\n",
+                    yaml_str(&h.realm),
+                    yaml_str(&file.to_string_lossy()),
+                )
+            }
+            (None, None) => String::new(),
+            (Some(t), _) => {
                 let cert = dir.path().join("rootcert.pem");
                 std::fs::write(&cert, &t.root_cert_bundle_pem)
                     .with_context(|| format!("writing {}", cert.display()))?;

@@ -20,6 +20,7 @@ pub struct ReadmeDoctests;
 mod audience;
 mod auth;
 mod content;
+mod credential;
 pub mod error;
 mod http_body;
 mod operation;
@@ -33,6 +34,7 @@ mod retry;
 mod transport;
 
 pub use audience::ContainerRegistryAudience;
+pub use credential::UsernamePasswordCredential;
 pub use error::{error_code, DigestMismatch, InvalidArgument, PagingLoop, UnconfirmedDigest};
 pub use options::{
     ContainerRegistryClientOptions, DEFAULT_API_VERSION, DEFAULT_BODY_TIMEOUT,

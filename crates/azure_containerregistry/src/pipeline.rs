@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use azure_containerregistry_rest::hooks::{ClientState, RequestPolicy};
-use azure_core::credentials::TokenCredential;
 use azure_core::http::headers::{HeaderName, USER_AGENT};
 use azure_core::http::policies::{Policy, PolicyResult};
 use azure_core::http::{
@@ -19,7 +18,7 @@ use progenitor_client::OperationInfo;
 use reqwest::header::AUTHORIZATION;
 use url::Url;
 
-use crate::auth::{scope::predict_scope, Authenticator};
+use crate::auth::{scope::predict_scope, Authenticator, Login};
 use crate::error::invalid_argument;
 use crate::policies::{AcrAuthenticationPolicy, AttemptTimeoutPolicy, RetryAfterCapPolicy};
 use crate::reference::{is_loopback, parse_endpoint};
@@ -52,12 +51,15 @@ impl Pipeline {
     /// unless the host is loopback.
     pub(crate) fn new(
         endpoint: &str,
-        credential: Option<Arc<dyn TokenCredential>>,
+        login: Login,
         options: Option<ContainerRegistryClientOptions>,
     ) -> azure_core::Result<Arc<Self>> {
         let options = options.unwrap_or_default();
         let endpoint = parse_endpoint(endpoint)?;
-        if credential.is_some() && endpoint.scheme() == "http" && !is_loopback(&endpoint) {
+        if let Login::UsernamePassword(basic) = &login {
+            basic.validate()?;
+        }
+        if login.has_secret() && endpoint.scheme() == "http" && !is_loopback(&endpoint) {
             return Err(invalid_argument(
                 "endpoint",
                 format!("{endpoint}: credentials are only sent over https (plain http is allowed for loopback hosts only)"),
@@ -89,7 +91,7 @@ impl Pipeline {
         let token_sender = Arc::new(Sender::new(&endpoint, &options, &http, None));
         let auth = Arc::new(Authenticator::new(
             endpoint.clone(),
-            credential,
+            login,
             options.audience.clone(),
             http.clone(),
             token_sender,

@@ -54,11 +54,16 @@ impl Policy for AcrAuthenticationPolicy {
         if response.status() != StatusCode::Unauthorized {
             return Ok(response);
         }
-        let Some(challenge) = response
-            .headers()
-            .get_optional_str(&WWW_AUTHENTICATE)
-            .and_then(Challenge::parse)
-        else {
+        let www_authenticate = response.headers().get_optional_str(&WWW_AUTHENTICATE);
+        let Some(challenge) = www_authenticate.and_then(Challenge::parse) else {
+            // A registry that asks for HTTP Basic itself (htpasswd): the username and password
+            // go on the request, to this same origin only.
+            if www_authenticate.is_some_and(is_basic_challenge) {
+                if let Some(value) = self.auth.answer_basic_challenge(authorization.as_ref()) {
+                    set_authorization(request, &value);
+                    return next[0].send(ctx, request, &next[1..]).await;
+                }
+            }
             return Ok(response);
         };
         match self
@@ -83,6 +88,14 @@ impl Policy for AcrAuthenticationPolicy {
             }
         }
     }
+}
+
+/// Whether a `WWW-Authenticate` value asks for HTTP Basic.
+fn is_basic_challenge(value: &str) -> bool {
+    value
+        .trim_start()
+        .get(..6)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("basic "))
 }
 
 fn set_authorization(request: &mut Request, value: &HeaderValue) {
@@ -223,6 +236,14 @@ fn auth_failure_response(original: &Headers, error: &azure_core::Error) -> Async
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn basic_challenges() {
+        assert!(is_basic_challenge(r#"Basic realm="Registry Realm""#));
+        assert!(is_basic_challenge(r#"basic realm="x""#));
+        assert!(!is_basic_challenge(r#"Bearer realm="x""#));
+        assert!(!is_basic_challenge("Basi"));
+    }
 
     #[test]
     fn long_waits_are_capped() {

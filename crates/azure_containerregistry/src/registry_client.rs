@@ -7,6 +7,7 @@ use azure_core::http::pager::PagerOptions;
 use azure_core::http::{ClientMethodOptions, NoFormat, Pager, Response};
 use url::Url;
 
+use crate::auth::Login;
 use crate::error::rest_error;
 use crate::models::RepositoryNamesPage;
 use crate::operation::traced;
@@ -81,8 +82,31 @@ impl ContainerRegistryClient {
         credential: Option<Arc<dyn TokenCredential>>,
         options: Option<ContainerRegistryClientOptions>,
     ) -> azure_core::Result<Self> {
+        let login = credential.map_or(Login::Anonymous, Login::Entra);
         Ok(Self {
-            pipeline: Pipeline::new(endpoint, credential, options)?,
+            pipeline: Pipeline::new(endpoint, login, options)?,
+        })
+    }
+
+    /// A client that signs in with a username and password: an ACR admin user or
+    /// repository-scoped token, or another registry's login. The password goes only to the
+    /// registry's own host (see [`UsernamePasswordCredential`](crate::UsernamePasswordCredential)).
+    /// Fails as [`new`](Self::new) does, and for an empty username or password.
+    ///
+    /// ```no_run
+    /// # fn demo() -> azure_core::Result<()> {
+    /// use azure_containerregistry::{ContainerRegistryClient, UsernamePasswordCredential};
+    /// let login = UsernamePasswordCredential::new("myregistry", std::env::var("ACR_PASSWORD").unwrap_or_default());
+    /// let client = ContainerRegistryClient::with_username_password("https://myregistry.azurecr.io", login, None)?;
+    /// # let _ = client; Ok(()) }
+    /// ```
+    pub fn with_username_password(
+        endpoint: &str,
+        credential: crate::UsernamePasswordCredential,
+        options: Option<ContainerRegistryClientOptions>,
+    ) -> azure_core::Result<Self> {
+        Ok(Self {
+            pipeline: Pipeline::new(endpoint, Login::UsernamePassword(credential), options)?,
         })
     }
 

@@ -110,6 +110,16 @@ impl TokenCache {
         cache
     }
 
+    /// A cache of one client's own, shared with no other.
+    fn private() -> Arc<Self> {
+        Arc::new(Self {
+            credential: None,
+            refresh: tokio::sync::Mutex::new(None),
+            access: Mutex::new(HashMap::new()),
+            fetching: Mutex::new(HashMap::new()),
+        })
+    }
+
     /// A fresh cached token that serves `wanted`: the one cached for exactly that scope, else
     /// one whose scope includes it (a `pull,push` token serves `pull`); never `rejected`.
     fn lookup(&self, wanted: &str, rejected: Option<&HeaderValue>) -> Option<HeaderValue> {
@@ -148,11 +158,35 @@ impl TokenCache {
     }
 }
 
+/// How a client signs in.
+#[derive(Clone, Default)]
+pub(crate) enum Login {
+    /// No credential: anonymous tokens only.
+    #[default]
+    Anonymous,
+    /// A Microsoft Entra credential, exchanged for registry tokens.
+    Entra(Arc<dyn TokenCredential>),
+    /// A username and password (HTTP Basic to the registry's own host).
+    UsernamePassword(crate::UsernamePasswordCredential),
+}
+
+impl Login {
+    /// Whether the login carries a secret (refused over plain http to other hosts).
+    pub(crate) fn has_secret(&self) -> bool {
+        !matches!(self, Self::Anonymous)
+    }
+}
+
 /// Fetches and caches registry tokens for one registry.
 pub(crate) struct Authenticator {
     endpoint: Url,
     audience: ContainerRegistryAudience,
     cache: Arc<TokenCache>,
+    /// The username and password, for a client that signs in with them.
+    basic: Option<crate::UsernamePasswordCredential>,
+    /// Set once the registry asked for HTTP Basic on its own requests (htpasswd): from then on
+    /// the Basic header goes with every request, without a 401 first.
+    basic_on_requests: std::sync::atomic::AtomicBool,
     /// The generated client for the registry's token endpoints, sending through `token_policy`.
     token_client: azure_containerregistry_rest::Client,
     /// Retries and timeouts without authentication, for token requests.
@@ -169,6 +203,7 @@ impl std::fmt::Debug for Authenticator {
                 &self.cache.credential.as_ref().map(|_| "<credential>"),
             )
             .field("audience", &self.audience)
+            .field("basic", &self.basic)
             .finish_non_exhaustive()
     }
 }
@@ -185,7 +220,7 @@ pub(crate) fn default_service(endpoint: &Url) -> String {
 impl Authenticator {
     pub(crate) fn new(
         endpoint: Url,
-        credential: Option<Arc<dyn TokenCredential>>,
+        login: Login,
         audience: ContainerRegistryAudience,
         http: reqwest::Client,
         token_policy: Arc<Sender>,
@@ -196,11 +231,22 @@ impl Authenticator {
             http.clone(),
             ClientState::with_policy(token_policy.clone()),
         );
-        let cache = TokenCache::shared(&endpoint, credential, &audience);
+        let (cache, basic) = match login {
+            Login::Anonymous => (TokenCache::shared(&endpoint, None, &audience), None),
+            Login::Entra(credential) => (
+                TokenCache::shared(&endpoint, Some(credential), &audience),
+                None,
+            ),
+            // Tokens of a username are that client's own: never shared with anonymous
+            // clients of the same registry.
+            Login::UsernamePassword(basic) => (TokenCache::private(), Some(basic)),
+        };
         Self {
             endpoint,
             audience,
             cache,
+            basic,
+            basic_on_requests: std::sync::atomic::AtomicBool::new(false),
             token_client,
             token_policy,
             http,
@@ -212,9 +258,32 @@ impl Authenticator {
         default_service(&self.endpoint)
     }
 
-    /// A cached, fresh access token that serves `scope`, as an `Authorization` value.
+    /// A cached, fresh access token that serves `scope`, as an `Authorization` value; the
+    /// Basic header instead once the registry asked for Basic on its requests.
     pub(crate) async fn cached_authorization(&self, scope: &str) -> Option<HeaderValue> {
+        if self
+            .basic_on_requests
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return self.basic.as_ref().and_then(|b| b.basic_header());
+        }
         self.cache.lookup(scope, None)
+    }
+
+    /// The answer to a `Basic` challenge of the registry itself: the username and password on
+    /// the request (and on every request after it). `None` without a username, or when they
+    /// were already sent and refused.
+    pub(crate) fn answer_basic_challenge(
+        &self,
+        rejected: Option<&HeaderValue>,
+    ) -> Option<HeaderValue> {
+        let header = self.basic.as_ref()?.basic_header()?;
+        if rejected == Some(&header) {
+            return None;
+        }
+        self.basic_on_requests
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        Some(header)
     }
 
     /// Caches an access token for another name of the same scope (the predicted one).
@@ -265,6 +334,19 @@ impl Authenticator {
         let same_origin = Url::parse(&challenge.realm)
             .map(|realm| realm.origin() == self.endpoint.origin())
             .unwrap_or(false);
+        if let Some(basic) = &self.basic {
+            if !same_origin {
+                return Err(credential_error(format!(
+                    "the registry asked for a token from {:?}, which is not the registry's own host; \
+                     the password is only sent to {}",
+                    challenge.realm,
+                    self.endpoint.origin().ascii_serialization()
+                )));
+            }
+            return self
+                .basic_token(basic, &challenge.realm, service, scope)
+                .await;
+        }
         match &self.cache.credential {
             Some(_) => {
                 if !same_origin {
@@ -285,6 +367,49 @@ impl Authenticator {
                     .await
             }
         }
+    }
+
+    /// `GET <realm>?service=…&scope=…` with the username and password (HTTP Basic), as
+    /// `docker login` asks a registry's token endpoint. One `scope` parameter per scope.
+    async fn basic_token(
+        &self,
+        basic: &crate::UsernamePasswordCredential,
+        realm: &str,
+        service: &str,
+        scope: &str,
+    ) -> azure_core::Result<String> {
+        let mut url = Url::parse(realm).map_err(|_| {
+            credential_error(format!("the challenge's realm {realm:?} is not a URL"))
+        })?;
+        {
+            let mut query = url.query_pairs_mut();
+            query.append_pair("service", service);
+            for one in scope.split(' ').filter(|s| !s.is_empty()) {
+                query.append_pair("scope", one);
+            }
+        }
+        let header = basic
+            .basic_header()
+            .ok_or_else(|| credential_error("the username or password is not a valid header"))?;
+        let request = self
+            .http
+            .get(url)
+            .header(reqwest::header::AUTHORIZATION, header)
+            .build()
+            .map_err(crate::error::transport_error)?;
+        let response = self
+            .token_policy
+            .send_raw(request, "access_token_from_login")
+            .await?;
+        if !response.status().is_success() {
+            return Err(credential_context(
+                crate::error::response_error(response).await,
+                "getting a registry access token with the username and password",
+            ));
+        }
+        let body = crate::http_body::read_bounded(response, 1 << 20).await?;
+        token_of(&body)
+            .ok_or_else(|| credential_error("the registry's token answer has no access_token"))
     }
 
     /// `POST /oauth2/token` with `grant_type=refresh_token`.
@@ -382,17 +507,7 @@ impl Authenticator {
             ));
         }
         let body = crate::http_body::read_bounded(response, 1 << 20).await?;
-        #[derive(serde::Deserialize)]
-        struct TokenAnswer {
-            access_token: Option<String>,
-            token: Option<String>,
-        }
-        let answer: TokenAnswer = serde_json::from_slice(&body)
-            .map_err(|e| credential_error(format!("the realm's token answer is not JSON: {e}")))?;
-        answer
-            .access_token
-            .or(answer.token)
-            .ok_or_else(|| credential_error("the realm's token answer has no token"))
+        token_of(&body).ok_or_else(|| credential_error("the realm's token answer has no token"))
     }
 
     /// The registry refresh token: cached, else a Microsoft Entra token exchanged at
@@ -451,6 +566,21 @@ impl Authenticator {
             .refresh_token
             .ok_or_else(|| credential_error("the registry's exchange answer has no refresh_token"))
     }
+}
+
+/// The token of a token endpoint's JSON answer: `access_token`, else `token` (the
+/// distribution token spec allows either).
+fn token_of(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct TokenAnswer {
+        access_token: Option<String>,
+        token: Option<String>,
+    }
+    let answer: TokenAnswer = serde_json::from_slice(body).ok()?;
+    answer
+        .access_token
+        .or(answer.token)
+        .filter(|t| !t.is_empty())
 }
 
 fn bearer(token: &str) -> Option<HeaderValue> {

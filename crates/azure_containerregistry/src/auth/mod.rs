@@ -10,5 +10,5 @@ pub mod challenge;
 pub(crate) mod jwt;
 pub mod scope;
 
-pub(crate) use authenticator::{default_service, Authenticator};
+pub(crate) use authenticator::{default_service, Authenticator, Login};
 pub use challenge::Challenge;

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use azure_core::credentials::TokenCredential;
 use azure_core::http::{NoFormat, Response, StatusCode};
 
+use crate::auth::Login;
 use crate::error::{invalid_argument, rest_error};
 use crate::operation::{ok_if_not_found, traced};
 use crate::pipeline::Pipeline;
@@ -75,7 +76,25 @@ impl ContainerRegistryContentClient {
         options: Option<ContainerRegistryClientOptions>,
     ) -> azure_core::Result<Self> {
         validate_repository_name(repository_name)?;
-        let pipeline = Pipeline::new(endpoint, credential, options)?;
+        let login = credential.map_or(Login::Anonymous, Login::Entra);
+        let pipeline = Pipeline::new(endpoint, login, options)?;
+        Ok(Self {
+            pipeline,
+            repository: Arc::from(repository_name),
+        })
+    }
+
+    /// A client for `repository_name` that signs in with a username and password (an ACR
+    /// admin user or repository-scoped token, or another registry's login, such as a
+    /// `docker-registry` with htpasswd). The password goes only to the registry's own host.
+    pub fn with_username_password(
+        endpoint: &str,
+        repository_name: &str,
+        credential: crate::UsernamePasswordCredential,
+        options: Option<ContainerRegistryClientOptions>,
+    ) -> azure_core::Result<Self> {
+        validate_repository_name(repository_name)?;
+        let pipeline = Pipeline::new(endpoint, Login::UsernamePassword(credential), options)?;
         Ok(Self {
             pipeline,
             repository: Arc::from(repository_name),
