@@ -67,6 +67,7 @@ fuzz_target!(|data: &[u8]| {
         media_type: TYPES[usize::from(selector) % TYPES.len()].to_string(),
         content: bytes::Bytes::copy_from_slice(body),
         digest_confirmed: true,
+        request_id: None,
     };
     let _ = fetched.parsed();
 });
