@@ -54,13 +54,14 @@ pub use artifact::{
     UpdateTagPropertiesOptions,
 };
 pub use content::{
-    media_types, ContainerRegistryContentClient, DeleteBlobOptions, DeleteManifestOptions,
-    DockerManifestList, DockerManifestV2, DownloadBlobOptions, DownloadBlobResult,
-    DownloadBlobStream, ExtraFields, GetManifestOptions, GetManifestResult, ListReferrersOptions,
-    Manifest, ManifestKind, OciDescriptor, OciImageIndex, OciImageManifest, Platform,
-    ProgressCallback, ReferrersPage, SetManifestOptions, SetManifestResult, UploadBlobOptions,
-    UploadBlobResult, DEFAULT_CHUNK_SIZE, EXISTENCE_CHECK_MIN_SIZE, MAX_MANIFEST_SIZE,
-    PREHASH_OVERLAP_MIN_SIZE, SINGLE_REQUEST_MAX_SIZE,
+    media_types, BlobUpload, CancelUploadOptions, CompleteUploadOptions,
+    ContainerRegistryContentClient, DeleteBlobOptions, DeleteManifestOptions, DockerManifestList,
+    DockerManifestV2, DownloadBlobOptions, DownloadBlobResult, DownloadBlobStream, ExtraFields,
+    GetManifestOptions, GetManifestResult, GetUploadStatusOptions, ListReferrersOptions, Manifest,
+    ManifestKind, OciDescriptor, OciImageIndex, OciImageManifest, Platform, ProgressCallback,
+    ReferrersPage, SetManifestOptions, SetManifestResult, StartUploadOptions, UploadBlobOptions,
+    UploadBlobResult, UploadChunkOptions, UploadChunkResult, UploadStatus, DEFAULT_CHUNK_SIZE,
+    EXISTENCE_CHECK_MIN_SIZE, MAX_MANIFEST_SIZE, PREHASH_OVERLAP_MIN_SIZE, SINGLE_REQUEST_MAX_SIZE,
 };
 pub use models::{
     ArtifactArchitecture, ArtifactManifestOrder, ArtifactManifestPlatform,

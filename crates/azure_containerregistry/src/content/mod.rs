@@ -34,8 +34,10 @@ pub use manifests::{
 pub use progress::ProgressCallback;
 pub use referrers::{ListReferrersOptions, ReferrersPage};
 pub use upload::{
-    UploadBlobOptions, UploadBlobResult, DEFAULT_CHUNK_SIZE, EXISTENCE_CHECK_MIN_SIZE,
-    PREHASH_OVERLAP_MIN_SIZE, SINGLE_REQUEST_MAX_SIZE,
+    BlobUpload, CancelUploadOptions, CompleteUploadOptions, GetUploadStatusOptions,
+    StartUploadOptions, UploadBlobOptions, UploadBlobResult, UploadChunkOptions, UploadChunkResult,
+    UploadStatus, DEFAULT_CHUNK_SIZE, EXISTENCE_CHECK_MIN_SIZE, PREHASH_OVERLAP_MIN_SIZE,
+    SINGLE_REQUEST_MAX_SIZE,
 };
 pub use verified_stream::DownloadBlobStream;
 

@@ -19,10 +19,11 @@
 //! [`UploadBlobOptions::chunk_size`]) until the registry confirms them.
 //!
 //! The module is split by concept: [`source`] (what is read and hashed), [`session`] (the
-//! registry's upload session, its resume and commit) and [`body`] (the streamed body of one
-//! request).
+//! registry's upload session, its resume and commit), [`body`] (the streamed body of one
+//! request) and [`handle`] (sessions under the caller's control: [`BlobUpload`]).
 
 mod body;
+mod handle;
 mod session;
 mod source;
 
@@ -37,6 +38,11 @@ use self::source::{hash_error, read_whole_if_at_most, PreHash, SharedDigest, Sou
 use super::progress::{Progress, ProgressCallback};
 use super::ContainerRegistryContentClient;
 use crate::error::invalid_argument;
+
+pub use handle::{
+    BlobUpload, CancelUploadOptions, CompleteUploadOptions, GetUploadStatusOptions,
+    StartUploadOptions, UploadChunkOptions, UploadChunkResult, UploadStatus,
+};
 
 /// The default most bytes per `PATCH` request of a stream (16 MiB). A stream cannot be read
 /// again, so the bytes of the request in flight are kept in memory until the registry confirms

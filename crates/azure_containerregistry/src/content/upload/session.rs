@@ -62,7 +62,7 @@ impl ContainerRegistryContentClient {
         // costs two round trips (POST, PUT), like an upload without the check.
         let mut opened = if check_existing {
             let (exists, session) =
-                tokio::join!(self.probably_exists(&digest), self.start_upload());
+                tokio::join!(self.probably_exists(&digest), self.open_session());
             if exists {
                 if let Ok(session) = session {
                     self.cancel_in_background(session);
@@ -79,9 +79,9 @@ impl ContainerRegistryContentClient {
         loop {
             let session = match opened.take() {
                 Some(session) => session,
-                None => self.start_upload().await?,
+                None => self.open_session().await?,
             };
-            match self.complete(&session, &digest, data.clone()).await {
+            match self.commit(&session, &digest, data.clone()).await {
                 Ok(id) => {
                     request_id = id;
                     break;
@@ -145,7 +145,7 @@ impl ContainerRegistryContentClient {
         let fatal_io = |e: std::io::Error| Failure::Fatal(io_error(e));
         let total = t.source.len();
         let chunk_size = t.chunk_size;
-        let mut session = self.start_upload().await.map_err(Failure::Fatal)?;
+        let mut session = self.open_session().await.map_err(Failure::Fatal)?;
         if let Some(Ok(mut opened)) = t.opened.map(|o| o.lock()) {
             *opened = Some(session.location.clone());
         }
@@ -286,7 +286,7 @@ impl ContainerRegistryContentClient {
                 .map_err(|e| Failure::Fatal(hash_error(e)))?,
             (None, None) => return Err(Failure::Fatal(protocol_error("no digest for the upload"))),
         };
-        let request_id = match self.complete(&session, &digest, Bytes::new()).await {
+        let request_id = match self.commit(&session, &digest, Bytes::new()).await {
             Ok(id) => id,
             Err(e) => {
                 if is_digest_mismatch(&e) {
@@ -352,7 +352,7 @@ impl ContainerRegistryContentClient {
 
     /// `POST /v2/<name>/blobs/uploads/`: opens a session. Its empty body can be re-sent, so a
     /// 401 challenge is answered here and the `pull,push` token is cached before any chunk.
-    async fn start_upload(&self) -> azure_core::Result<Session> {
+    pub(super) async fn open_session(&self) -> azure_core::Result<Session> {
         let response = self
             .pipeline
             .rest()
@@ -369,7 +369,7 @@ impl ContainerRegistryContentClient {
 
     /// `PUT <Location>&digest=…` with an optional final body; checks `Docker-Content-Digest`.
     /// Returns the registry's request id.
-    async fn complete(
+    pub(super) async fn commit(
         &self,
         session: &Session,
         digest: &str,
@@ -394,7 +394,7 @@ fn is_digest_mismatch(e: &azure_core::Error) -> bool {
     e.downcast_ref::<crate::DigestMismatch>().is_some()
 }
 
-fn missing_header(name: &str, doing: &str) -> azure_core::Error {
+pub(super) fn missing_header(name: &str, doing: &str) -> azure_core::Error {
     protocol_error(format!("the registry sent no {name} header when {doing}"))
 }
 
