@@ -397,19 +397,12 @@ impl Authenticator {
             .header(reqwest::header::AUTHORIZATION, header)
             .build()
             .map_err(crate::error::transport_error)?;
-        let response = self
-            .token_policy
-            .send_raw(request, "access_token_from_login")
-            .await?;
-        if !response.status().is_success() {
-            return Err(credential_context(
-                crate::error::response_error(response).await,
-                "getting a registry access token with the username and password",
-            ));
-        }
-        let body = crate::http_body::read_bounded(response, 1 << 20).await?;
-        token_of(&body)
-            .ok_or_else(|| credential_error("the registry's token answer has no access_token"))
+        self.realm_token(
+            request,
+            "access_token_from_login",
+            "getting a registry access token with the username and password",
+        )
+        .await
     }
 
     /// `POST /oauth2/token` with `grant_type=refresh_token`.
@@ -496,18 +489,31 @@ impl Authenticator {
             .form(&form)
             .build()
             .map_err(crate::error::transport_error)?;
-        let response = self
-            .token_policy
-            .send_raw(request, "anonymous_token_from_realm")
-            .await?;
+        self.realm_token(
+            request,
+            "anonymous_token_from_realm",
+            "getting an anonymous token from the realm",
+        )
+        .await
+    }
+
+    /// Sends a token request that no generated operation expresses and reads the token of its
+    /// JSON answer; `what` names it in errors.
+    async fn realm_token(
+        &self,
+        request: reqwest::Request,
+        operation: &'static str,
+        what: &str,
+    ) -> azure_core::Result<String> {
+        let response = self.token_policy.send_raw(request, operation).await?;
         if !response.status().is_success() {
             return Err(credential_context(
                 crate::error::response_error(response).await,
-                "getting an anonymous token from the realm",
+                what,
             ));
         }
         let body = crate::http_body::read_bounded(response, 1 << 20).await?;
-        token_of(&body).ok_or_else(|| credential_error("the realm's token answer has no token"))
+        token_of(&body).ok_or_else(|| credential_error(format!("{what}: the answer has no token")))
     }
 
     /// The registry refresh token: cached, else a Microsoft Entra token exchanged at
