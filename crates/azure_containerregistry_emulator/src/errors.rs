@@ -203,6 +203,16 @@ impl ApiError {
         .with_detail(json!({}))
     }
 
+    /// A username/password login refused at the token endpoint (wrong password, unknown or
+    /// disabled user, malformed Basic credential).
+    pub(crate) fn login_failed() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            "authentication required, visit https://aka.ms/acr/authorization for more information.",
+        )
+    }
+
     /// A malformed request body or query.
     pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "UNSUPPORTED", message)

@@ -28,8 +28,10 @@ mod state;
 mod storage;
 mod time;
 mod tls;
+mod users;
 
 pub use limits::{Limits, ACR_MAX_LAYER_SIZE};
+pub use users::{EmulatorUser, RepositoryGrant, UserAccess};
 
 use axum::Router;
 use state::AppState;
@@ -49,6 +51,8 @@ pub enum AuthMode {
     #[default]
     Open,
     /// ACR-style bearer tokens: 401 challenges, `/oauth2/exchange` and `/oauth2/token`.
+    /// [`EmulatorOptions::users`] log in at `GET /oauth2/token` with HTTP Basic, alongside AAD
+    /// tokens and anonymous pull.
     Token {
         /// Whether anonymous tokens (pull and catalog only) are issued.
         anonymous_pull: bool,
@@ -105,6 +109,27 @@ pub struct EmulatorOptions {
     pub tls: Option<TlsConfig>,
     /// Resource limits.
     pub limits: Limits,
+    /// Admin users and repository-scoped tokens that log in with a username and password
+    /// (`GET /oauth2/token` with HTTP Basic). They matter in [`AuthMode::Token`]; in
+    /// [`AuthMode::Open`] nothing is checked anyway. Usernames must be unique and grants may
+    /// name only the five registry (or scope-map) actions, or [`Emulator::start`] fails.
+    ///
+    /// ```
+    /// use azure_containerregistry_emulator::{
+    ///     AuthMode, EmulatorOptions, EmulatorUser, RepositoryGrant,
+    /// };
+    /// let options = EmulatorOptions {
+    ///     auth: AuthMode::Token { anonymous_pull: false, accepted_aad_tokens: Vec::new() },
+    ///     users: vec![
+    ///         EmulatorUser::admin("admin", "admin-password"),
+    ///         EmulatorUser::scoped("ci", "ci-password", vec![RepositoryGrant::new("app", ["pull"])]),
+    ///         EmulatorUser::admin("old", "old-password").with_enabled(false),
+    ///     ],
+    ///     ..EmulatorOptions::default()
+    /// };
+    /// assert!(!format!("{options:?}").contains("admin-password"));
+    /// ```
+    pub users: Vec<EmulatorUser>,
 }
 
 impl Default for EmulatorOptions {
@@ -119,6 +144,7 @@ impl Default for EmulatorOptions {
             refresh_token_lifetime: Duration::from_secs(11700),
             tls: None,
             limits: Limits::default(),
+            users: Vec::new(),
         }
     }
 }
@@ -177,7 +203,11 @@ async fn sweep_sessions(state: Arc<AppState>, mut shutdown: watch::Receiver<bool
 
 impl Emulator {
     /// Binds both listeners on [`EmulatorOptions::bind`] and starts serving.
+    ///
+    /// Fails with [`std::io::ErrorKind::InvalidInput`] when [`EmulatorOptions::users`] holds an
+    /// empty or repeated username, or a grant with an unknown action or an empty repository.
     pub async fn start(options: EmulatorOptions) -> std::io::Result<Emulator> {
+        users::validate(&options.users)?;
         let registry = TcpListener::bind((options.bind, options.port)).await?;
         let storage = TcpListener::bind((options.bind, 0)).await?;
         let (acceptor, tls_ca_pem) = match &options.tls {
@@ -214,6 +244,7 @@ impl Emulator {
             service: format!("{host}:{port}"),
             issuer: "Azure Container Registry".to_owned(),
             auth: options.auth.clone(),
+            users: options.users.clone(),
             redirect_blobs: options.redirect_blobs,
             access_lifetime: options.access_token_lifetime,
             refresh_lifetime: options.refresh_token_lifetime,

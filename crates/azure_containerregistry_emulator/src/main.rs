@@ -1,7 +1,8 @@
 //! `acr-emulator`: runs the ACR emulator as a standalone server.
 
 use azure_containerregistry_emulator::{
-    AuthMode, Emulator, EmulatorOptions, Limits, StorageMode, TlsConfig,
+    AuthMode, Emulator, EmulatorOptions, EmulatorUser, Limits, RepositoryGrant, StorageMode,
+    TlsConfig,
 };
 use clap::Parser;
 use std::net::IpAddr;
@@ -30,6 +31,21 @@ struct Args {
     /// With --auth: an AAD access token accepted by /oauth2/exchange (repeatable).
     #[arg(long = "aad-token", value_name = "TOKEN")]
     aad_tokens: Vec<String>,
+    /// With --auth: an admin user logging in with HTTP Basic at GET /oauth2/token (repeatable).
+    /// The password may contain ':'.
+    #[arg(long = "user", value_name = "NAME:PASSWORD", value_parser = parse_user)]
+    users: Vec<EmulatorUser>,
+    /// With --auth: a repository-scoped token (repeatable), e.g.
+    /// `ci:secret:app=pull,push;team/*=pull`. Grants are `;`-separated; a repository is an exact
+    /// name or a prefix ending in `/*`; actions are pull, push, delete, metadata_read,
+    /// metadata_write (or content/read, content/write, content/delete, metadata/read,
+    /// metadata/write). The catalog is for admin users only.
+    #[arg(
+        long = "token",
+        value_name = "NAME:PASSWORD:REPOSITORY=ACTION[,ACTION]...[;REPOSITORY=...]",
+        value_parser = parse_token
+    )]
+    tokens: Vec<EmulatorUser>,
     /// TLS certificate chain (PEM); needs --tls-key.
     #[arg(long, requires = "tls_key", conflicts_with = "tls_self_signed")]
     tls_cert: Option<PathBuf>,
@@ -63,6 +79,43 @@ struct Args {
     /// Bytes of an unneeded request body read after an early answer (401, 416) to keep the connection.
     #[arg(long, default_value_t = Limits::default().drain_limit)]
     drain_limit: u64,
+}
+
+/// `name:password` (the password is everything after the first `:`).
+fn parse_user(s: &str) -> Result<EmulatorUser, String> {
+    let (name, password) = s
+        .split_once(':')
+        .ok_or_else(|| "expected NAME:PASSWORD".to_owned())?;
+    if name.is_empty() {
+        return Err("the name is empty".to_owned());
+    }
+    Ok(EmulatorUser::admin(name, password))
+}
+
+/// `name:password:repo=a,b;repo2=c` (repository names hold no `:`, so the grants follow the last one).
+fn parse_token(s: &str) -> Result<EmulatorUser, String> {
+    let (login, grants) = s
+        .rsplit_once(':')
+        .ok_or_else(|| "expected NAME:PASSWORD:REPOSITORY=ACTION[,ACTION]...".to_owned())?;
+    let user = parse_user(login)?;
+    let grants = grants
+        .split(';')
+        .filter(|g| !g.is_empty())
+        .map(|g| {
+            let (repository, actions) = g
+                .split_once('=')
+                .ok_or_else(|| format!("grant {g:?}: expected REPOSITORY=ACTION[,ACTION]..."))?;
+            let actions: Vec<&str> = actions.split(',').filter(|a| !a.is_empty()).collect();
+            if repository.is_empty() || actions.is_empty() {
+                return Err(format!("grant {g:?}: needs a repository and an action"));
+            }
+            Ok(RepositoryGrant::new(repository, actions))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    if grants.is_empty() {
+        return Err("a token needs at least one REPOSITORY=ACTION grant".to_owned());
+    }
+    Ok(EmulatorUser::scoped(user.username, user.password, grants))
 }
 
 #[tokio::main]
@@ -107,8 +160,14 @@ async fn main() -> std::io::Result<()> {
             args.bind
         );
     }
+    let has_logins = !args.users.is_empty() || !args.tokens.is_empty();
+    if !args.auth && has_logins {
+        eprintln!("warning: --user and --token need --auth; without it access is open anyway");
+    }
+    let users = args.users.iter().chain(&args.tokens).cloned().collect();
     let options = EmulatorOptions {
         auth,
+        users,
         bind: args.bind,
         limits,
         storage: args
@@ -130,4 +189,58 @@ async fn main() -> std::io::Result<()> {
     tokio::signal::ctrl_c().await?;
     emu.shutdown().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use azure_containerregistry_emulator::UserAccess;
+
+    #[test]
+    fn user_flag() {
+        let user = parse_user("admin:pa:ss").unwrap();
+        assert_eq!(
+            (user.username.as_str(), user.password.as_str()),
+            ("admin", "pa:ss")
+        );
+        assert_eq!(user.access, UserAccess::Admin);
+        assert!(parse_user("admin").is_err());
+        assert!(parse_user(":pw").is_err());
+    }
+
+    #[test]
+    fn token_flag() {
+        let token = parse_token("ci:p:w:app=pull,push;team/*=content/read").unwrap();
+        assert_eq!(
+            (token.username.as_str(), token.password.as_str()),
+            ("ci", "p:w")
+        );
+        assert_eq!(
+            token.access,
+            UserAccess::Scoped(vec![
+                RepositoryGrant::new("app", ["pull", "push"]),
+                RepositoryGrant::new("team/*", ["content/read"]),
+            ])
+        );
+        assert!(parse_token("ci:pw").is_err(), "no grant");
+        assert!(parse_token("ci:pw:app").is_err(), "no actions");
+        assert!(parse_token("ci:pw:=pull").is_err(), "no repository");
+        assert!(parse_token("ci:pw:app=").is_err(), "empty actions");
+    }
+
+    #[test]
+    fn help_parses() {
+        let args = Args::try_parse_from([
+            "acr-emulator",
+            "--auth",
+            "--user",
+            "admin:pw",
+            "--token",
+            "ci:pw:app=pull",
+        ])
+        .unwrap();
+        assert_eq!(args.users.len(), 1);
+        assert_eq!(args.tokens.len(), 1);
+        assert!(!format!("{args:?}").contains("pw\""));
+    }
 }

@@ -3,7 +3,7 @@
 use crate::auth::tokens::TokenKeys;
 use crate::sessions::Sessions;
 use crate::storage::Store;
-use crate::{AuthMode, Limits, RequestRecord};
+use crate::{AuthMode, EmulatorUser, Limits, RequestRecord};
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -21,6 +21,8 @@ pub(crate) struct AppState {
     pub issuer: String,
     /// Auth configuration.
     pub auth: AuthMode,
+    /// Username/password logins.
+    pub users: Vec<EmulatorUser>,
     /// Answer blob GETs with 307 to storage.
     pub redirect_blobs: bool,
     /// Access token lifetime.

@@ -104,6 +104,11 @@ fn access_token(
             })
         })
         .collect();
+    sign_access(state, sub, access)
+}
+
+/// Signs an access token for `sub` with this `access` claim.
+fn sign_access(state: &AppState, sub: &str, access: Vec<AccessEntry>) -> ApiResult<String> {
     let c = claims(
         state,
         sub,
@@ -214,7 +219,11 @@ pub(crate) async fn token_post(state: &AppState, body: Body) -> ApiResult {
     }
 }
 
-/// `GET /oauth2/token?service=…&scope=…` with optional HTTP Basic (password = refresh token).
+/// `GET /oauth2/token?service=…&scope=…` with optional HTTP Basic.
+///
+/// Basic with a configured user's name logs that user in (its password must match and it must be
+/// enabled); otherwise the password is taken as a refresh token (the Docker CLI's login form).
+/// Without Basic the caller is anonymous.
 pub(crate) async fn token_get(state: &AppState, query: &Query, headers: &HeaderMap) -> ApiResult {
     check_service(state, query.get("service"))?;
     // Several `scope` parameters are allowed (docker sends one per scope).
@@ -224,19 +233,32 @@ pub(crate) async fn token_get(state: &AppState, query: &Query, headers: &HeaderM
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
-        .map(|(_, cred)| cred.trim().to_owned());
-    match basic {
-        Some(cred) => {
-            let decoded = base64::engine::general_purpose::STANDARD
-                .decode(cred)
-                .map_err(|_| unauthorized())?;
-            let decoded = String::from_utf8(decoded).map_err(|_| unauthorized())?;
-            let password = decoded.split_once(':').map(|(_, p)| p).unwrap_or("");
-            if password.is_empty() {
-                return Err(unauthorized());
-            }
-            issue(state, &scope, Some(password))
+        .map(|(_, cred)| cred.trim());
+    let Some(cred) = basic else {
+        return issue(state, &scope, None);
+    };
+    let (username, password) = decode_basic(cred).ok_or_else(ApiError::login_failed)?;
+    if let Some(user) = state.users.iter().find(|u| u.username == username) {
+        // Check the password even for a disabled user, so both answers take the same time.
+        let matches = user.password_matches(&password);
+        if !(matches && user.enabled) {
+            return Err(ApiError::login_failed());
         }
-        None => issue(state, &scope, None),
+        let access = user.access_for(&parse_scopes(&scope));
+        return access_response(sign_access(state, &user.username, access)?);
     }
+    if !password.is_empty() && verify_refresh(state, &password).is_some() {
+        return issue(state, &scope, Some(&password));
+    }
+    Err(ApiError::login_failed())
+}
+
+/// The username and password of a Basic credential (`base64(username:password)`).
+fn decode_basic(cred: &str) -> Option<(String, String)> {
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(cred)
+        .ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let (username, password) = decoded.split_once(':')?;
+    Some((username.to_owned(), password.to_owned()))
 }
