@@ -197,3 +197,111 @@ fn bad_logins_fail_at_construction() {
     .unwrap_err();
     assert!(error.to_string().contains("https"), "{error}");
 }
+
+/// The token-auth emulator with an admin user, a repository-scoped token that may only pull
+/// `app`, and a disabled user.
+async fn emulator_with_users() -> azure_containerregistry_emulator::Emulator {
+    use azure_containerregistry_emulator::{EmulatorOptions, EmulatorUser, RepositoryGrant};
+    start(EmulatorOptions {
+        auth: token_mode(false),
+        users: vec![
+            EmulatorUser::admin("admin", "admin-pass"),
+            EmulatorUser::scoped(
+                "ci-pull",
+                "pull-pass",
+                vec![RepositoryGrant::new(
+                    "app",
+                    ["content/read", "metadata/read"],
+                )],
+            ),
+            EmulatorUser::admin("gone", "gone-pass").with_enabled(false),
+        ],
+        ..Default::default()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn acr_admin_users_and_repository_scoped_tokens_sign_in() {
+    use azure_containerregistry::ContainerRegistryClient;
+    use futures::TryStreamExt;
+    bounded(60, async {
+        let emu = emulator_with_users().await;
+        let endpoint = emu.endpoint();
+        let as_user = |user: &str, password: &str| {
+            ContainerRegistryClient::with_username_password(
+                &endpoint,
+                UsernamePasswordCredential::new(user, password.to_string()),
+                Some(fast_options(0)),
+            )
+            .unwrap()
+        };
+        // The admin user pushes, lists the catalog and reads metadata.
+        let admin = as_user("admin", "admin-pass");
+        let content = admin.content_client("app").unwrap();
+        let config = content.upload_blob_bytes(&b"{}"[..], None).await.unwrap();
+        let manifest = oci_manifest(&config, &[]);
+        let set = content.set_manifest(&manifest, tagged("v1")).await.unwrap();
+        let names: Vec<String> = admin
+            .list_repository_names(None)
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(names, ["app"]);
+        let tag = admin
+            .artifact("app", "v1")
+            .get_tag_properties("v1", None)
+            .await
+            .unwrap()
+            .into_model()
+            .unwrap();
+        assert_eq!(tag.digest, set.digest);
+
+        // The scoped token pulls `app`, and nothing more.
+        let ci = as_user("ci-pull", "pull-pass");
+        let pulled = ci
+            .content_client("app")
+            .unwrap()
+            .get_manifest("v1", None)
+            .await
+            .unwrap();
+        assert_eq!(pulled.digest, set.digest);
+        let error = ci
+            .content_client("app")
+            .unwrap()
+            .upload_blob_bytes(&b"not allowed"[..], None)
+            .await
+            .unwrap_err();
+        assert_eq!(error.http_status().map(u16::from), Some(401), "{error}");
+        let error = collect(ci.list_repository_names(None).unwrap())
+            .await
+            .unwrap_err();
+        assert_eq!(error.http_status().map(u16::from), Some(401), "{error}");
+
+        // Wrong passwords, unknown and disabled users: the registry's 401 UNAUTHORIZED.
+        for (user, password) in [
+            ("admin", "wrong"),
+            ("nobody", "admin-pass"),
+            ("gone", "gone-pass"),
+        ] {
+            let error = as_user(user, password)
+                .content_client("app")
+                .unwrap()
+                .get_manifest("v1", None)
+                .await
+                .unwrap_err();
+            assert_eq!(
+                error.http_status().map(u16::from),
+                Some(401),
+                "{user}: {error}"
+            );
+            assert_eq!(
+                azure_containerregistry::error_code(&error),
+                Some("UNAUTHORIZED"),
+                "{user}: {error}"
+            );
+        }
+    })
+    .await;
+}

@@ -89,6 +89,16 @@ impl ContainerRegistryContentClient {
     /// A client for `repository_name` that signs in with a username and password (an ACR
     /// admin user or repository-scoped token, or another registry's login, such as a
     /// `docker-registry` with htpasswd). The password goes only to the registry's own host.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> azure_core::Result<()> {
+    /// use azure_containerregistry::{ContainerRegistryContentClient, UsernamePasswordCredential};
+    /// let login = UsernamePasswordCredential::new("ci-token", std::env::var("ACR_TOKEN_PASSWORD").unwrap_or_default());
+    /// let content = ContainerRegistryContentClient::with_username_password(
+    ///     "https://myregistry.azurecr.io", "app", login, None)?;
+    /// let manifest = content.get_manifest("latest", None).await?;
+    /// # let _ = manifest; Ok(()) }
+    /// ```
     pub fn with_username_password(
         endpoint: &str,
         repository_name: &str,
