@@ -5,8 +5,8 @@
 //! - [`ContainerRegistryContentClient`]: blobs and manifests (`/v2`), digest-verified.
 //! - Whole images: [`ImageReference`] (`registry/repository:tag@digest`), the manifest of a
 //!   platform in a multi-architecture index ([`choose_platform`],
-//!   [`ContainerRegistryContentClient::get_manifest_for_platform`]), and [`copy_image`]
-//!   between repositories and registries.
+//!   [`ContainerRegistryContentClient::get_manifest_for_platform`]), [`copy_image`] between
+//!   repositories and registries, and OCI image layouts ([`pull_image`], [`push_image`]).
 //!
 //! Authentication follows ACR's token exchange on top of any `azure_core`
 //! [`TokenCredential`](azure_core::credentials::TokenCredential) (for example from
@@ -44,8 +44,9 @@ pub use error::{
     error_code, DigestMismatch, InvalidArgument, NoMatchingPlatform, PagingLoop, UnconfirmedDigest,
 };
 pub use image::{
-    choose_platform, copy_image, CopyImageOptions, CopyImageResult, ImageReference,
-    DEFAULT_COPY_CONCURRENCY,
+    choose_platform, copy_image, pull_image, push_image, CopyImageOptions, CopyImageResult,
+    ImageReference, PullImageOptions, PullImageResult, PushImageOptions, PushImageResult,
+    DEFAULT_COPY_CONCURRENCY, REF_NAME_ANNOTATION,
 };
 pub use options::{
     ContainerRegistryClientOptions, DEFAULT_API_VERSION, DEFAULT_BODY_TIMEOUT,

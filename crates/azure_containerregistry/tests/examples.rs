@@ -224,3 +224,71 @@ fn national_cloud_asks_for_the_clouds_audience() {
         run.stdout
     );
 }
+
+#[test]
+fn pull_image_writes_an_oci_layout_and_removes_it() {
+    let run = run("pull_image");
+    let line = run.lines_starting("pulled hello-world:latest (");
+    assert_eq!(line.len(), 1, "{}", run.stdout);
+    assert_eq!(digests(line[0]).len(), 1, "{}", run.stdout);
+    assert!(
+        line[0].contains("1 manifests, 2 blobs downloaded"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn push_image_pushes_a_pulled_layout_back() {
+    let run = run("push_image");
+    let line = run.lines_starting("pushed ");
+    assert_eq!(line.len(), 1, "{}", run.stdout);
+    assert!(
+        line[0].contains("/hello-world-pushed:latest ("),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        line[0].contains("1 manifests, 2 blobs uploaded"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn copy_image_mounts_within_one_registry() {
+    let run = run("copy_image");
+    let line = run.lines_starting("copied hello-world:latest to hello-world-copy:latest (");
+    assert_eq!(line.len(), 1, "{}", run.stdout);
+    assert!(
+        line[0].contains("0 blobs copied (0 bytes), 2 mounted"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn image_examples_fail_clearly_on_bad_input() {
+    for (name, args, message) in [
+        (
+            "pull_image",
+            &["Bad/Name", "/tmp/x"][..],
+            "Bad/Name: invalid repository_name",
+        ),
+        (
+            "push_image",
+            &["/nonexistent-layout", "app:v1"][..],
+            "not an OCI image layout",
+        ),
+        ("copy_image", &["a:b", "c:-bad"][..], "c:-bad: invalid tag"),
+        ("copy_image", &["one"][..], "usage: copy_image"),
+    ] {
+        let run = run_example(name, args, TIMEOUT);
+        assert_eq!(run.code, Some(1), "{name} {args:?}:\n{}", run.stdout);
+        assert!(
+            run.stderr.contains(message),
+            "{name} {args:?}:\n{}",
+            run.stderr
+        );
+    }
+}

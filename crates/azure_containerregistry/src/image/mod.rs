@@ -1,12 +1,17 @@
 //! Whole images: references such as `myregistry.azurecr.io/hello-world:latest`, the choice of
-//! a platform in a multi-architecture index, and copies of images between repositories and
-//! registries.
+//! a platform in a multi-architecture index, copies of images between repositories and
+//! registries, and OCI image layouts on disk.
 
 mod copy;
+mod layout;
 mod platform;
 mod reference;
 
 pub use copy::{copy_image, CopyImageOptions, CopyImageResult, DEFAULT_COPY_CONCURRENCY};
+pub use layout::{
+    pull_image, push_image, PullImageOptions, PullImageResult, PushImageOptions, PushImageResult,
+    REF_NAME_ANNOTATION,
+};
 pub use platform::choose_platform;
 pub use reference::ImageReference;
 
