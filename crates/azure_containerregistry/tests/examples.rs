@@ -292,3 +292,71 @@ fn image_examples_fail_clearly_on_bad_input() {
         );
     }
 }
+
+#[test]
+fn image_examples_go_to_the_registry_a_reference_names() {
+    let registry = match acr_test_support::DockerRegistry::start() {
+        Ok(r) => r,
+        Err(e) => {
+            acr_test_support::skip_or_fail(
+                "image_examples_go_to_the_registry_a_reference_names",
+                &format!("docker-registry ({e:#})"),
+            );
+            return;
+        }
+    };
+    let host = registry
+        .endpoint()
+        .trim_start_matches("http://")
+        .to_string();
+    let layouts = tempfile::tempdir().expect("tempdir");
+    let first = layouts.path().join("first");
+    let second = layouts.path().join("second");
+    let (first_dir, second_dir) = (
+        first.to_string_lossy().to_string(),
+        second.to_string_lossy().to_string(),
+    );
+    // From the seeded emulator into a layout, from the layout into docker-registry, within
+    // docker-registry (mounted), and back out into another layout.
+    let pulled = run_example("pull_image", &["hello-world:latest", &first_dir], TIMEOUT);
+    pulled.assert_success("pull_image");
+    let digest = digests_after(&pulled, "pulled ")[0].to_string();
+    let pushed = run_example(
+        "push_image",
+        &[&first_dir, &format!("{host}/demo/hello:v1")],
+        TIMEOUT,
+    );
+    pushed.assert_success("push_image");
+    assert_eq!(digests_after(&pushed, "pushed "), [digest.as_str()]);
+    let copied = run_example(
+        "copy_image",
+        &[
+            &format!("{host}/demo/hello:v1"),
+            &format!("{host}/demo/copied:v2"),
+            "--all-platforms",
+        ],
+        TIMEOUT,
+    );
+    copied.assert_success("copy_image");
+    assert!(
+        copied
+            .stdout
+            .contains("0 blobs copied (0 bytes), 2 mounted"),
+        "{}",
+        copied.stdout
+    );
+    let again = run_example(
+        "pull_image",
+        &[&format!("{host}/demo/copied:v2"), &second_dir],
+        TIMEOUT,
+    );
+    again.assert_success("pull_image");
+    assert_eq!(digests_after(&again, "pulled "), [digest.as_str()]);
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(second.join("index.json")).expect("index.json"))
+            .expect("json");
+    assert_eq!(
+        index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"],
+        "v2"
+    );
+}
