@@ -325,3 +325,48 @@ async fn a_multi_arch_index_copied_into_docker_registry() {
     assert_eq!(result.digest, index_digest);
     assert_whole_index(&back, "returned", &index_digest, &children).await;
 }
+
+#[tokio::test]
+async fn a_corrupted_source_blob_fails_the_copy_and_stores_no_manifest() {
+    use acr_test_support::{Fault, Match, Rule};
+    let source_emu = open_emulator().await;
+    let target_emu = open_emulator().await;
+    let seeding = client(&source_emu.endpoint(), "image/source");
+    let (_, children) = push_index(&seeding, "v1").await;
+    let proxy = acr_test_support::FaultProxy::start(&source_emu.endpoint())
+        .await
+        .expect("proxy");
+    // Every blob download has a flipped byte (all retries included).
+    proxy.add_rule(Rule::new(
+        Match::any().method("GET").path_contains("/blobs/sha256"),
+        Fault::FlipByte(10),
+    ));
+    let source = client(&proxy.endpoint(), "image/source");
+    let target = client(&target_emu.endpoint(), "image/target");
+    let error = copy_image(
+        &source,
+        "v1",
+        &target,
+        None,
+        Some(CopyImageOptions {
+            platform: Some(children[0].platform.clone()),
+            ..Default::default()
+        }),
+    )
+    .await
+    .expect_err("corrupt content is not copied");
+    assert!(
+        error.to_string().contains("digest mismatch") || mismatch(&error).is_some(),
+        "{error}"
+    );
+    assert!(is_not_found(
+        &target
+            .get_manifest("v1", None)
+            .await
+            .expect_err("no manifest")
+    ));
+    assert!(target
+        .get_manifest(&children[0].digest, None)
+        .await
+        .is_err());
+}

@@ -33,7 +33,9 @@ pub struct CopyImageOptions<'a> {
     /// The platform copied out of an index without [`all_platforms`](Self::all_platforms)
     /// (default [`Platform::host`]).
     pub platform: Option<Platform>,
-    /// Blobs transferred at once (default [`DEFAULT_COPY_CONCURRENCY`]); must not be 0.
+    /// Blobs transferred at once (default [`DEFAULT_COPY_CONCURRENCY`]); must not be 0. Each
+    /// blob streamed across registries holds up to one upload request
+    /// ([`DEFAULT_CHUNK_SIZE`](crate::DEFAULT_CHUNK_SIZE)) in memory.
     pub concurrency: Option<usize>,
     /// Called with `(bytes done, total bytes of all blobs)` as blobs are copied; blobs the
     /// target already has or that are mounted count as done at once.

@@ -79,3 +79,44 @@ pub(crate) fn is_index(media_type: &str, manifest: &serde_json::Value) -> bool {
     ) || (manifest.get("manifests").is_some_and(|m| m.is_array())
         && manifest.get("config").is_none())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blobs_and_indexes_of_any_manifest_type() {
+        let d = |c: char| format!("sha256:{}", c.to_string().repeat(64));
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "config": {"mediaType": "c", "digest": d('a'), "size": 1},
+            "layers": [
+                {"mediaType": "l", "digest": d('b'), "size": 2},
+                {"mediaType": "l", "digest": d('b'), "size": 2},
+                {"mediaType": "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+                 "digest": d('c'), "size": 3, "urls": ["https://example.com/x"]}
+            ]
+        });
+        let blobs = manifest_blobs(&manifest).unwrap();
+        let digests: Vec<_> = blobs.iter().map(|b| b.digest.clone()).collect();
+        assert_eq!(
+            digests,
+            [d('a'), d('b')],
+            "each once, foreign layers left out"
+        );
+        assert!(!is_index(crate::media_types::OCI_MANIFEST, &manifest));
+        let index = serde_json::json!({"manifests": []});
+        assert!(is_index("application/json", &index));
+        assert!(is_index(
+            crate::media_types::DOCKER_MANIFEST_LIST,
+            &manifest
+        ));
+        let bad =
+            serde_json::json!({"config": {"mediaType": "c", "digest": "sha256:../x", "size": 1}});
+        assert!(
+            manifest_blobs(&bad).is_err(),
+            "a digest that is no digest names no file"
+        );
+        assert!(manifest_json(b"not json").is_err());
+    }
+}
