@@ -6,7 +6,8 @@
 //! before any request with an [`InvalidArgument`] inside `ErrorKind::DataConversion`; content
 //! that does not match its digest is a [`DigestMismatch`] inside `ErrorKind::DataConversion`;
 //! a listing whose next-page links loop ends with a [`PagingLoop`] inside
-//! `ErrorKind::DataConversion`.
+//! `ErrorKind::DataConversion`; an index without the platform asked for is a
+//! [`NoMatchingPlatform`] inside `ErrorKind::DataConversion`.
 
 use std::fmt;
 
@@ -96,6 +97,36 @@ impl fmt::Display for UnconfirmedDigest {
 }
 
 impl std::error::Error for UnconfirmedDigest {}
+
+/// An index or manifest list with no manifest for the platform asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoMatchingPlatform {
+    /// The platform asked for (`os/architecture[/variant]`).
+    pub wanted: String,
+    /// The platforms the index has (`os/architecture[/variant]`), attestations left out.
+    pub available: Vec<String>,
+}
+
+impl fmt::Display for NoMatchingPlatform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the index has no manifest for platform {}", self.wanted)?;
+        if self.available.is_empty() {
+            f.write_str(" (it lists no platforms)")
+        } else {
+            write!(f, " (available: {})", self.available.join(", "))
+        }
+    }
+}
+
+impl std::error::Error for NoMatchingPlatform {}
+
+/// The error for an index without the wanted platform.
+pub(crate) fn no_matching_platform(wanted: String, available: Vec<String>) -> azure_core::Error {
+    azure_core::Error::new(
+        ErrorKind::DataConversion,
+        NoMatchingPlatform { wanted, available },
+    )
+}
 
 /// The error for a manifest whose digest nothing confirms.
 pub(crate) fn unconfirmed_digest(reference: &str, computed: &str) -> azure_core::Error {

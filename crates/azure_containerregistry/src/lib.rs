@@ -3,6 +3,10 @@
 //! - [`ContainerRegistryClient`], [`ContainerRepository`] and [`RegistryArtifact`]: repositories,
 //!   tags and manifest metadata (`/acr/v1`).
 //! - [`ContainerRegistryContentClient`]: blobs and manifests (`/v2`), digest-verified.
+//! - Whole images: [`ImageReference`] (`registry/repository:tag@digest`), the manifest of a
+//!   platform in a multi-architecture index ([`choose_platform`],
+//!   [`ContainerRegistryContentClient::get_manifest_for_platform`]), [`copy_image`] between
+//!   repositories and registries, and OCI image layouts ([`pull_image`], [`push_image`]).
 //!
 //! Authentication follows ACR's token exchange on top of any `azure_core`
 //! [`TokenCredential`](azure_core::credentials::TokenCredential) (for example from
@@ -23,6 +27,7 @@ mod content;
 mod credential;
 pub mod error;
 mod http_body;
+mod image;
 mod operation;
 mod options;
 mod paging;
@@ -35,7 +40,14 @@ mod transport;
 
 pub use audience::ContainerRegistryAudience;
 pub use credential::UsernamePasswordCredential;
-pub use error::{error_code, DigestMismatch, InvalidArgument, PagingLoop, UnconfirmedDigest};
+pub use error::{
+    error_code, DigestMismatch, InvalidArgument, NoMatchingPlatform, PagingLoop, UnconfirmedDigest,
+};
+pub use image::{
+    choose_platform, copy_image, pull_image, push_image, CopyImageOptions, CopyImageResult,
+    ImageReference, PullImageOptions, PullImageResult, PushImageOptions, PushImageResult,
+    DEFAULT_COPY_CONCURRENCY, REF_NAME_ANNOTATION,
+};
 pub use options::{
     ContainerRegistryClientOptions, DEFAULT_API_VERSION, DEFAULT_BODY_TIMEOUT,
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RETRY_AFTER, DEFAULT_READ_TIMEOUT, DEFAULT_RESUME_DELAY,

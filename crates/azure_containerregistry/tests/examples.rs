@@ -224,3 +224,139 @@ fn national_cloud_asks_for_the_clouds_audience() {
         run.stdout
     );
 }
+
+#[test]
+fn pull_image_writes_an_oci_layout_and_removes_it() {
+    let run = run("pull_image");
+    let line = run.lines_starting("pulled hello-world:latest (");
+    assert_eq!(line.len(), 1, "{}", run.stdout);
+    assert_eq!(digests(line[0]).len(), 1, "{}", run.stdout);
+    assert!(
+        line[0].contains("1 manifests, 2 blobs downloaded"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn push_image_pushes_a_pulled_layout_back() {
+    let run = run("push_image");
+    let line = run.lines_starting("pushed ");
+    assert_eq!(line.len(), 1, "{}", run.stdout);
+    assert!(
+        line[0].contains("/hello-world-pushed:latest ("),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        line[0].contains("1 manifests, 2 blobs uploaded"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn copy_image_mounts_within_one_registry() {
+    let run = run("copy_image");
+    let line = run.lines_starting("copied hello-world:latest to hello-world-copy:latest (");
+    assert_eq!(line.len(), 1, "{}", run.stdout);
+    assert!(
+        line[0].contains("0 blobs copied (0 bytes), 2 mounted"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn image_examples_fail_clearly_on_bad_input() {
+    for (name, args, message) in [
+        (
+            "pull_image",
+            &["Bad/Name", "/tmp/x"][..],
+            "Bad/Name: invalid repository_name",
+        ),
+        (
+            "push_image",
+            &["/nonexistent-layout", "app:v1"][..],
+            "not an OCI image layout",
+        ),
+        ("copy_image", &["a:b", "c:-bad"][..], "c:-bad: invalid tag"),
+        ("copy_image", &["one"][..], "usage: copy_image"),
+    ] {
+        let run = run_example(name, args, TIMEOUT);
+        assert_eq!(run.code, Some(1), "{name} {args:?}:\n{}", run.stdout);
+        assert!(
+            run.stderr.contains(message),
+            "{name} {args:?}:\n{}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn image_examples_go_to_the_registry_a_reference_names() {
+    let registry = match acr_test_support::DockerRegistry::start() {
+        Ok(r) => r,
+        Err(e) => {
+            acr_test_support::skip_or_fail(
+                "image_examples_go_to_the_registry_a_reference_names",
+                &format!("docker-registry ({e:#})"),
+            );
+            return;
+        }
+    };
+    let host = registry
+        .endpoint()
+        .trim_start_matches("http://")
+        .to_string();
+    let layouts = tempfile::tempdir().expect("tempdir");
+    let first = layouts.path().join("first");
+    let second = layouts.path().join("second");
+    let (first_dir, second_dir) = (
+        first.to_string_lossy().to_string(),
+        second.to_string_lossy().to_string(),
+    );
+    // From the seeded emulator into a layout, from the layout into docker-registry, within
+    // docker-registry (mounted), and back out into another layout.
+    let pulled = run_example("pull_image", &["hello-world:latest", &first_dir], TIMEOUT);
+    pulled.assert_success("pull_image");
+    let digest = digests_after(&pulled, "pulled ")[0].to_string();
+    let pushed = run_example(
+        "push_image",
+        &[&first_dir, &format!("{host}/demo/hello:v1")],
+        TIMEOUT,
+    );
+    pushed.assert_success("push_image");
+    assert_eq!(digests_after(&pushed, "pushed "), [digest.as_str()]);
+    let copied = run_example(
+        "copy_image",
+        &[
+            &format!("{host}/demo/hello:v1"),
+            &format!("{host}/demo/copied:v2"),
+            "--all-platforms",
+        ],
+        TIMEOUT,
+    );
+    copied.assert_success("copy_image");
+    assert!(
+        copied
+            .stdout
+            .contains("0 blobs copied (0 bytes), 2 mounted"),
+        "{}",
+        copied.stdout
+    );
+    let again = run_example(
+        "pull_image",
+        &[&format!("{host}/demo/copied:v2"), &second_dir],
+        TIMEOUT,
+    );
+    again.assert_success("pull_image");
+    assert_eq!(digests_after(&again, "pulled "), [digest.as_str()]);
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(second.join("index.json")).expect("index.json"))
+            .expect("json");
+    assert_eq!(
+        index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"],
+        "v2"
+    );
+}

@@ -140,3 +140,49 @@ pub async fn push_demo_image(
     }
     Ok(())
 }
+
+/// Where an image example connects for `reference`: the registry the reference names (anonymous
+/// for a loopback registry, else `DeveloperToolsCredential`); else `CONTAINER_REGISTRY_ENDPOINT`;
+/// else a fresh emulator, seeded with a demo image at the reference's repository and tag when
+/// `seed` is set. Returns the content client, and the target to keep alive.
+pub async fn image_client(
+    reference: &azure_containerregistry::ImageReference,
+    seed: bool,
+) -> Result<(ContainerRegistryContentClient, Option<Target>), Error> {
+    if let Some(endpoint) = reference.endpoint() {
+        let client = if endpoint.starts_with("http://") {
+            ContainerRegistryContentClient::new(&endpoint, reference.repository(), None, None)?
+        } else {
+            let credential: Arc<dyn TokenCredential> =
+                azure_identity::DeveloperToolsCredential::new(None)?;
+            ContainerRegistryContentClient::new(
+                &endpoint,
+                reference.repository(),
+                Some(credential),
+                None,
+            )?
+        };
+        return Ok((client, None));
+    }
+    let tag = reference.tag().unwrap_or("latest");
+    let tags: &[&str] = &[tag];
+    let images: Vec<(&str, &[&str])> = if seed {
+        vec![(reference.repository(), tags)]
+    } else {
+        Vec::new()
+    };
+    let target = target(&images).await?;
+    let client = target.content_client(reference.repository())?;
+    Ok((client, Some(target)))
+}
+
+/// Exits with status 1 and `message` on standard error when `result` is an error.
+pub fn exit_on_error<T>(result: Result<T, Error>) -> T {
+    match result {
+        Ok(value) => value,
+        Err(error) => {
+            eprintln!("error: {error}");
+            std::process::exit(1);
+        }
+    }
+}

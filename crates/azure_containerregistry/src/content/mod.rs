@@ -5,7 +5,7 @@ mod download;
 mod file_writer;
 mod manifest_models;
 mod manifests;
-mod progress;
+pub(crate) mod progress;
 mod referrers;
 mod upload;
 mod verified_stream;

@@ -1,0 +1,321 @@
+//! OCI image layouts: `pull_image` writes one (read back by `push_image` and by skopeo),
+//! `push_image` sends one (also one skopeo wrote), every digest kept.
+
+mod common;
+use common::*;
+
+use std::path::Path;
+use std::process::Command;
+
+use azure_containerregistry::{
+    media_types, pull_image, push_image, ContainerRegistryContentClient, InvalidArgument,
+    OciDescriptor, OciImageIndex, Platform, PullImageOptions, REF_NAME_ANNOTATION,
+};
+
+/// Pushes two images (linux/amd64, linux/arm64) and an index of them under `tag`; returns the
+/// index digest and the children's digests.
+async fn push_index(content: &ContainerRegistryContentClient, tag: &str) -> (String, Vec<String>) {
+    let mut index = OciImageIndex::default();
+    let mut children = Vec::new();
+    for platform in ["linux/amd64", "linux/arm64"] {
+        let platform: Platform = platform.parse().expect("platform");
+        let config = content
+            .upload_blob_bytes(
+                format!(
+                    r#"{{"architecture":"{}","os":"linux","rootfs":{{"type":"layers","diff_ids":[]}}}}"#,
+                    platform.architecture
+                )
+                .into_bytes(),
+                None,
+            )
+            .await
+            .expect("config");
+        let layer = content
+            .upload_blob_bytes(
+                format!("layer {platform}").repeat(20_000).into_bytes(),
+                None,
+            )
+            .await
+            .expect("layer");
+        let manifest = oci_manifest(&config, &[&layer]);
+        let size = serde_json::to_vec(&manifest).expect("json").len() as u64;
+        let set = content.set_manifest(&manifest, None).await.expect("child");
+        index.manifests.push(OciDescriptor {
+            platform: Some(platform),
+            ..OciDescriptor::new(media_types::OCI_MANIFEST, set.digest.clone(), size)
+        });
+        children.push(set.digest);
+    }
+    let set = content
+        .set_manifest(&index, tagged(tag))
+        .await
+        .expect("index");
+    (set.digest, children)
+}
+
+/// The entries of the layout's `index.json`.
+fn layout_entries(dir: &Path) -> Vec<OciDescriptor> {
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).expect("index.json"))
+            .expect("json");
+    serde_json::from_value(index["manifests"].clone()).expect("descriptors")
+}
+
+/// Every file under `blobs/sha256` hashes to its name.
+fn assert_blobs_verified(dir: &Path) -> usize {
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir.join("blobs/sha256")).expect("blobs") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        assert_eq!(
+            sha256_digest(&std::fs::read(&path).unwrap()),
+            format!("sha256:{name}")
+        );
+        n += 1;
+    }
+    n
+}
+
+#[tokio::test]
+async fn a_pulled_index_is_a_layout_that_pushes_back_with_the_same_digests() {
+    let source_emu = open_emulator().await;
+    let source = client(&source_emu.endpoint(), "layout/source");
+    let (index_digest, children) = push_index(&source, "v1").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pulled = pull_image(
+        &source,
+        "v1",
+        dir.path(),
+        Some(PullImageOptions {
+            all_platforms: true,
+            concurrency: Some(2),
+            ..Default::default()
+        }),
+    )
+    .await
+    .expect("pull");
+    assert_eq!(pulled.digest, index_digest);
+    assert_eq!((pulled.manifests, pulled.blobs_downloaded), (3, 4));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("oci-layout")).unwrap(),
+        r#"{"imageLayoutVersion":"1.0.0"}"#
+    );
+    let entries = layout_entries(dir.path());
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].digest, index_digest);
+    assert_eq!(entries[0].media_type, media_types::OCI_INDEX);
+    assert_eq!(
+        entries[0].annotations.as_ref().unwrap()[REF_NAME_ANNOTATION],
+        "v1"
+    );
+    assert_eq!(assert_blobs_verified(dir.path()), 7, "3 manifests, 4 blobs");
+
+    // Again: nothing is downloaded; the entry is replaced, not added.
+    let again = pull_image(
+        &source,
+        "v1",
+        dir.path(),
+        Some(PullImageOptions {
+            all_platforms: true,
+            ..Default::default()
+        }),
+    )
+    .await
+    .expect("pull again");
+    assert_eq!((again.blobs_downloaded, again.blobs_present), (0, 4));
+    assert_eq!(layout_entries(dir.path()).len(), 1);
+
+    // A corrupted blob file is fetched again.
+    let layer = dir.path().join("blobs/sha256").join(&children[0][7..]);
+    assert!(layer.exists());
+    let manifest = source.get_manifest(&children[0], None).await.unwrap();
+    let layer_digest = manifest
+        .manifest::<azure_containerregistry::OciImageManifest>()
+        .unwrap()
+        .layers[0]
+        .digest
+        .clone();
+    let layer_path = dir.path().join("blobs/sha256").join(&layer_digest[7..]);
+    std::fs::write(&layer_path, b"corrupt").unwrap();
+    let repaired = pull_image(
+        &source,
+        "v1",
+        dir.path(),
+        Some(PullImageOptions {
+            all_platforms: true,
+            ..Default::default()
+        }),
+    )
+    .await
+    .expect("pull repairs");
+    assert_eq!(repaired.blobs_downloaded, 1);
+    assert_blobs_verified(dir.path());
+
+    let target_emu = open_emulator().await;
+    let target = client(&target_emu.endpoint(), "layout/target");
+    let pushed = push_image(&target, dir.path(), "v1", None)
+        .await
+        .expect("push");
+    assert_eq!(pushed.digest, index_digest);
+    assert_eq!((pushed.manifests, pushed.blobs_uploaded), (3, 4));
+    assert_eq!(
+        target.get_manifest("v1", None).await.unwrap().digest,
+        index_digest
+    );
+    for child in &children {
+        assert_eq!(
+            target.get_manifest(child, None).await.unwrap().digest,
+            *child
+        );
+    }
+    let again = push_image(&target, dir.path(), "v1", None)
+        .await
+        .expect("push again");
+    assert_eq!((again.blobs_uploaded, again.blobs_skipped), (0, 4));
+}
+
+#[tokio::test]
+async fn one_platform_is_pulled_by_default_and_images_are_chosen_by_ref_name() {
+    let emu = open_emulator().await;
+    let source = client(&emu.endpoint(), "layout/one");
+    let (_, children) = push_index(&source, "v1").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let arm = pull_image(
+        &source,
+        "v1",
+        dir.path(),
+        Some(PullImageOptions {
+            platform: Some("linux/arm64".parse().unwrap()),
+            ref_name: Some("arm".into()),
+            ..Default::default()
+        }),
+    )
+    .await
+    .expect("pull arm64");
+    assert_eq!(arm.digest, children[1]);
+    assert_eq!((arm.manifests, arm.blobs_downloaded), (1, 2));
+    let amd = pull_image(
+        &source,
+        "v1",
+        dir.path(),
+        Some(PullImageOptions {
+            platform: Some("linux/amd64".parse().unwrap()),
+            ref_name: Some("amd".into()),
+            ..Default::default()
+        }),
+    )
+    .await
+    .expect("pull amd64");
+    assert_eq!(amd.digest, children[0]);
+    assert_eq!(layout_entries(dir.path()).len(), 2);
+
+    let target = client(&emu.endpoint(), "layout/chosen");
+    let pushed = push_image(&target, dir.path(), "arm", None)
+        .await
+        .expect("push arm");
+    assert_eq!(pushed.digest, children[1]);
+    let error = push_image(&target, dir.path(), "missing", None)
+        .await
+        .expect_err("no such image");
+    assert_eq!(
+        error.downcast_ref::<InvalidArgument>().map(|a| a.argument),
+        Some("tag"),
+        "{error}"
+    );
+    let empty = tempfile::tempdir().unwrap();
+    assert!(push_image(&target, empty.path(), "v1", None).await.is_err());
+}
+
+/// Runs skopeo with `args`; panics with its output when it fails.
+fn skopeo(args: &[&str]) {
+    let output = Command::new("/usr/bin/skopeo")
+        .args(["--insecure-policy"])
+        .args(args)
+        .output()
+        .expect("skopeo runs");
+    assert!(
+        output.status.success(),
+        "skopeo {args:?}: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn skopeo_reads_what_pull_image_writes_and_push_image_reads_what_skopeo_writes() {
+    if !Path::new("/usr/bin/skopeo").exists() {
+        acr_test_support::skip_or_fail("skopeo interop", "skopeo is not installed");
+        return;
+    }
+    let emu = open_emulator().await;
+    let host = emu.endpoint().trim_start_matches("http://").to_string();
+    let source = client(&emu.endpoint(), "skopeo/source");
+    let (index_digest, children) = push_index(&source, "v1").await;
+
+    // pull_image → skopeo oci: → registry.
+    let written = tempfile::tempdir().expect("tempdir");
+    pull_image(
+        &source,
+        "v1",
+        written.path(),
+        Some(PullImageOptions {
+            all_platforms: true,
+            ..Default::default()
+        }),
+    )
+    .await
+    .expect("pull");
+    let dir = written.path().to_string_lossy().to_string();
+    let from_layout = format!("oci:{dir}:v1");
+    let to_registry = format!("docker://{host}/skopeo/from-layout:v1");
+    let blocking = tokio::task::spawn_blocking(move || {
+        skopeo(&[
+            "copy",
+            "--all",
+            "--preserve-digests",
+            "--dest-tls-verify=false",
+            &from_layout,
+            &to_registry,
+        ])
+    });
+    blocking.await.expect("skopeo task");
+    let copied = client(&emu.endpoint(), "skopeo/from-layout");
+    assert_eq!(
+        copied.get_manifest("v1", None).await.unwrap().digest,
+        index_digest
+    );
+    for child in &children {
+        assert_eq!(
+            copied.get_manifest(child, None).await.unwrap().digest,
+            *child
+        );
+    }
+
+    // registry → skopeo oci: → push_image.
+    let skopeo_dir = tempfile::tempdir().expect("tempdir");
+    let to_layout = format!("oci:{}:v1", skopeo_dir.path().display());
+    let from_registry = format!("docker://{host}/skopeo/source:v1");
+    tokio::task::spawn_blocking(move || {
+        skopeo(&[
+            "copy",
+            "--all",
+            "--preserve-digests",
+            "--src-tls-verify=false",
+            &from_registry,
+            &to_layout,
+        ])
+    })
+    .await
+    .expect("skopeo task");
+    let target = client(&emu.endpoint(), "skopeo/pushed");
+    let pushed = push_image(&target, skopeo_dir.path(), "v1", None)
+        .await
+        .expect("push what skopeo wrote");
+    assert_eq!(pushed.digest, index_digest);
+    for child in &children {
+        assert_eq!(
+            target.get_manifest(child, None).await.unwrap().digest,
+            *child
+        );
+    }
+}
