@@ -319,3 +319,126 @@ async fn skopeo_reads_what_pull_image_writes_and_push_image_reads_what_skopeo_wr
         );
     }
 }
+
+/// The acceptance: a two-platform index pushed with skopeo is copied by the
+/// `copy_image --all-platforms` example to a second registry with identical digests, and
+/// `pull_image` of one platform writes a layout that skopeo copies back byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skopeo_pushed_index_is_copied_whole_and_one_platform_round_trips_through_skopeo() {
+    if !Path::new("/usr/bin/skopeo").exists() {
+        acr_test_support::skip_or_fail("skopeo acceptance", "skopeo is not installed");
+        return;
+    }
+    let first = open_emulator().await;
+    let second = open_emulator().await;
+    let host = |e: &azure_containerregistry_emulator::Emulator| {
+        e.endpoint().trim_start_matches("http://").to_string()
+    };
+    // A two-platform index in a layout (written by pull_image from a scratch repository),
+    // pushed to the first registry by skopeo.
+    let scratch = client(&first.endpoint(), "scratch/index");
+    let (index_digest, children) = push_index(&scratch, "v1").await;
+    let layout = tempfile::tempdir().expect("tempdir");
+    pull_image(
+        &scratch,
+        "v1",
+        layout.path(),
+        Some(PullImageOptions {
+            all_platforms: true,
+            ..Default::default()
+        }),
+    )
+    .await
+    .expect("pull");
+    let (from, to) = (
+        format!("oci:{}:v1", layout.path().display()),
+        format!("docker://{}/multi/app:v1", host(&first)),
+    );
+    tokio::task::spawn_blocking(move || {
+        skopeo(&[
+            "copy",
+            "--all",
+            "--preserve-digests",
+            "--dest-tls-verify=false",
+            &from,
+            &to,
+        ])
+    })
+    .await
+    .expect("skopeo task");
+
+    // copy_image --all-platforms to the second registry: identical digests at every level.
+    let (source_ref, target_ref) = (
+        format!("{}/multi/app:v1", host(&first)),
+        format!("{}/copied/app:v1", host(&second)),
+    );
+    let run = tokio::task::spawn_blocking(move || {
+        acr_test_support::run_example(
+            "copy_image",
+            &[&source_ref, &target_ref, "--all-platforms"],
+            std::time::Duration::from_secs(120),
+        )
+    })
+    .await
+    .expect("example task");
+    run.assert_success("copy_image --all-platforms");
+    let copied = client(&second.endpoint(), "copied/app");
+    assert_eq!(
+        copied.get_manifest("v1", None).await.unwrap().digest,
+        index_digest
+    );
+    let source = client(&first.endpoint(), "multi/app");
+    for child in &children {
+        let there = copied.get_manifest(child, None).await.unwrap();
+        assert_eq!(there.digest, *child);
+        let manifest: azure_containerregistry::OciImageManifest = there.manifest().unwrap();
+        for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
+            assert_eq!(
+                download_all(&copied, &blob.digest).await,
+                download_all(&source, &blob.digest).await
+            );
+        }
+    }
+
+    // pull_image of one platform → skopeo copies the layout back, byte for byte.
+    let one = tempfile::tempdir().expect("tempdir");
+    let arm64: Platform = "linux/arm64".parse().unwrap();
+    let pulled = pull_image(
+        &copied,
+        "v1",
+        one.path(),
+        Some(PullImageOptions {
+            platform: Some(arm64),
+            ..Default::default()
+        }),
+    )
+    .await
+    .expect("pull one platform");
+    assert_eq!(pulled.digest, children[1], "the arm64 child");
+    let (from, to) = (
+        format!("oci:{}:v1", one.path().display()),
+        format!("docker://{}/back/app:v1", host(&first)),
+    );
+    tokio::task::spawn_blocking(move || {
+        skopeo(&[
+            "copy",
+            "--preserve-digests",
+            "--dest-tls-verify=false",
+            &from,
+            &to,
+        ])
+    })
+    .await
+    .expect("skopeo task");
+    let back = client(&first.endpoint(), "back/app");
+    let manifest = back.get_manifest("v1", None).await.unwrap();
+    assert_eq!(manifest.digest, children[1]);
+    assert_eq!(
+        manifest.content,
+        source
+            .get_manifest(&children[1], None)
+            .await
+            .unwrap()
+            .content
+    );
+}
