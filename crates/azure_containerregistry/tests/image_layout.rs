@@ -442,3 +442,83 @@ async fn skopeo_pushed_index_is_copied_whole_and_one_platform_round_trips_throug
             .content
     );
 }
+
+/// `(done, total)` reports of a progress callback.
+fn recorder() -> (
+    azure_containerregistry::ProgressCallback,
+    std::sync::Arc<std::sync::Mutex<Vec<(u64, Option<u64>)>>>,
+) {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let callback = azure_containerregistry::ProgressCallback::new({
+        let seen = seen.clone();
+        move |done, total| seen.lock().unwrap().push((done, total))
+    });
+    (callback, seen)
+}
+
+#[tokio::test]
+async fn a_push_mounts_from_named_repositories_and_both_directions_report_whole_image_progress() {
+    use azure_containerregistry::PushImageOptions;
+    let emu = open_emulator().await;
+    let base = client(&emu.endpoint(), "team/base");
+    let (index_digest, _children) = push_index(&base, "v1").await;
+
+    let layout = tempfile::tempdir().expect("tempdir");
+    let (progress, pulled_reports) = recorder();
+    let pulled = pull_image(
+        &base,
+        "v1",
+        layout.path(),
+        Some(PullImageOptions {
+            all_platforms: true,
+            progress: Some(progress),
+            ..Default::default()
+        }),
+    )
+    .await
+    .expect("pull");
+    let reports = pulled_reports.lock().unwrap().clone();
+    let total = reports.last().and_then(|r| r.1).expect("a total");
+    assert_eq!(reports.last().map(|r| r.0), Some(total), "{reports:?}");
+    assert_eq!(total, pulled.bytes_downloaded);
+    assert!(reports.windows(2).all(|w| w[0].0 <= w[1].0), "{reports:?}");
+
+    emu.clear_request_log();
+    let app = client(&emu.endpoint(), "team/app");
+    let (progress, pushed_reports) = recorder();
+    let pushed = push_image(
+        &app,
+        layout.path(),
+        "v1",
+        Some(PushImageOptions {
+            mount_from: vec!["team/other".into(), "team/base".into()],
+            progress: Some(progress),
+            ..Default::default()
+        }),
+    )
+    .await
+    .expect("push");
+    assert_eq!(pushed.digest, index_digest);
+    assert_eq!((pushed.blobs_uploaded, pushed.blobs_mounted), (0, 4));
+    let log = emu.request_log();
+    assert!(
+        !log.iter().any(|r| r.method == "PATCH"),
+        "no blob bytes were uploaded: {log:?}"
+    );
+    assert_eq!(
+        pushed_reports.lock().unwrap().last().copied(),
+        Some((total, Some(total)))
+    );
+    let error = push_image(
+        &app,
+        layout.path(),
+        "v1",
+        Some(PushImageOptions {
+            mount_from: vec!["Not A Repository".into()],
+            ..Default::default()
+        }),
+    )
+    .await
+    .unwrap_err();
+    assert!(invalid_argument(&error).is_some(), "{error}");
+}

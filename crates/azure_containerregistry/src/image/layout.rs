@@ -18,6 +18,7 @@ use crate::content::{
 };
 use crate::error::{digest_mismatch, invalid_argument};
 use crate::reference::{validate_digest, validate_tag, Reference};
+use crate::ProgressCallback;
 
 /// The annotation of `index.json` that names an image of the layout (its tag).
 pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
@@ -40,6 +41,9 @@ pub struct PullImageOptions<'a> {
     /// The name given to the image in `index.json` (`org.opencontainers.image.ref.name`);
     /// default: the tag it was pulled by (none when pulled by digest).
     pub ref_name: Option<String>,
+    /// Called with `(bytes done, total)` across all the image's blobs as each one is in the
+    /// layout (downloaded or found there).
+    pub progress: Option<ProgressCallback>,
     /// The context of the requests.
     pub method_options: ClientMethodOptions<'a>,
 }
@@ -69,6 +73,13 @@ pub struct PullImageResult {
 pub struct PushImageOptions<'a> {
     /// Blobs uploaded at once (default [`DEFAULT_COPY_CONCURRENCY`]); must not be 0.
     pub concurrency: Option<usize>,
+    /// Repositories of the same registry that may hold the image's blobs (a base image, an
+    /// earlier version): a blob the target lacks is mounted from the first of them that has
+    /// it instead of uploaded.
+    pub mount_from: Vec<String>,
+    /// Called with `(bytes done, total)` across all the image's blobs as each one is in the
+    /// registry (uploaded, mounted or found there).
+    pub progress: Option<ProgressCallback>,
     /// The context of the requests.
     pub method_options: ClientMethodOptions<'a>,
 }
@@ -86,6 +97,8 @@ pub struct PushImageResult {
     pub manifests: usize,
     /// Blobs uploaded.
     pub blobs_uploaded: usize,
+    /// Blobs mounted from a repository of [`PushImageOptions::mount_from`].
+    pub blobs_mounted: usize,
     /// Blobs the registry already had.
     pub blobs_skipped: usize,
     /// Bytes of blobs uploaded.
@@ -103,6 +116,30 @@ struct LayoutIndex {
     manifests: Vec<OciDescriptor>,
     #[serde(flatten)]
     extra: crate::ExtraFields,
+}
+
+/// Whole-image progress: the bytes of the blobs that are done, of the total of all of them.
+struct WholeImageProgress<'a> {
+    callback: &'a Option<ProgressCallback>,
+    total: u64,
+    done: AtomicU64,
+}
+
+impl<'a> WholeImageProgress<'a> {
+    fn new(callback: &'a Option<ProgressCallback>, blobs: &[OciDescriptor]) -> Self {
+        let total = blobs.iter().map(|b| b.size).sum();
+        crate::content::progress::report(callback, 0, Some(total));
+        Self {
+            callback,
+            total,
+            done: AtomicU64::new(0),
+        }
+    }
+
+    fn advance(&self, bytes: u64) {
+        let done = self.done.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        crate::content::progress::report(self.callback, done, Some(self.total));
+    }
 }
 
 fn two() -> u32 {
@@ -218,6 +255,7 @@ pub async fn pull_image(
             let downloaded = AtomicUsize::new(0);
             let present = AtomicUsize::new(0);
             let bytes = AtomicU64::new(0);
+            let done = WholeImageProgress::new(&options.progress, &plan.blobs);
             let jobs: Vec<_> = plan
                 .blobs
                 .iter()
@@ -225,6 +263,7 @@ pub async fn pull_image(
                     let path = blob_path(dir, &blob.digest)?;
                     if has_blob(&path, &blob.digest).await? {
                         present.fetch_add(1, Ordering::Relaxed);
+                        done.advance(blob.size);
                         return Ok(());
                     }
                     if let Some(parent) = path.parent() {
@@ -244,6 +283,7 @@ pub async fn pull_image(
                         .await?;
                     downloaded.fetch_add(1, Ordering::Relaxed);
                     bytes.fetch_add(result.size, Ordering::Relaxed);
+                    done.advance(blob.size);
                     Ok::<(), azure_core::Error>(())
                 })
                 .collect();
@@ -468,14 +508,27 @@ pub async fn push_image(
             let mut seen = std::collections::HashSet::new();
             manifests.retain(|m| seen.insert(m.digest.clone()));
 
+            for repository in &options.mount_from {
+                crate::reference::validate_repository_name(repository)?;
+            }
             let uploaded = AtomicUsize::new(0);
             let skipped = AtomicUsize::new(0);
+            let mounted = AtomicUsize::new(0);
             let bytes = AtomicU64::new(0);
+            let done = WholeImageProgress::new(&options.progress, &blobs);
             let jobs: Vec<_> = blobs.iter()
                 .map(|blob| async {
                     if client.blob_exists(&blob.digest).await? {
                         skipped.fetch_add(1, Ordering::Relaxed);
+                        done.advance(blob.size);
                         return Ok(());
+                    }
+                    for repository in &options.mount_from {
+                        if client.mount_blob(&blob.digest, repository).await? {
+                            mounted.fetch_add(1, Ordering::Relaxed);
+                            done.advance(blob.size);
+                            return Ok(());
+                        }
                     }
                     let path = blob_path(dir, &blob.digest)?;
                     let result = client
@@ -493,6 +546,7 @@ pub async fn push_image(
                     }
                     uploaded.fetch_add(1, Ordering::Relaxed);
                     bytes.fetch_add(result.size, Ordering::Relaxed);
+                    done.advance(blob.size);
                     Ok::<(), azure_core::Error>(())
                 })
                 .collect();
@@ -525,6 +579,7 @@ pub async fn push_image(
                 media_type: top.media_type.clone(),
                 manifests: manifests.len(),
                 blobs_uploaded: uploaded.into_inner(),
+                blobs_mounted: mounted.into_inner(),
                 blobs_skipped: skipped.into_inner(),
                 bytes_uploaded: bytes.into_inner(),
             })
