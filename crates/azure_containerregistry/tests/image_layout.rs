@@ -443,11 +443,11 @@ async fn skopeo_pushed_index_is_copied_whole_and_one_platform_round_trips_throug
     );
 }
 
-/// `(done, total)` reports of a progress callback.
-fn recorder() -> (
-    azure_containerregistry::ProgressCallback,
-    std::sync::Arc<std::sync::Mutex<Vec<(u64, Option<u64>)>>>,
-) {
+/// The `(done, total)` reports a progress callback received.
+type Reports = std::sync::Arc<std::sync::Mutex<Vec<(u64, Option<u64>)>>>;
+
+/// A progress callback and the reports it receives.
+fn recorder() -> (azure_containerregistry::ProgressCallback, Reports) {
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let callback = azure_containerregistry::ProgressCallback::new({
         let seen = seen.clone();
