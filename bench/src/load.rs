@@ -297,7 +297,7 @@ async fn client_loop(
     let (mut pushes, mut pulls) = (0usize, 0usize);
     let mut i = 0usize;
     while Instant::now() < deadline {
-        if i % 2 == 0 || pushes == 0 {
+        if i.is_multiple_of(2) || pushes == 0 {
             if push(&c, &base, client, pushes % IMAGES_PER_CLIENT, &mut s).await {
                 pushes += 1;
             }
