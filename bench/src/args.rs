@@ -18,6 +18,8 @@ usage: acr_bench [--profile both|loopback|wan] [--size 1GiB] [--reps 5] [--quick
   --cases      only these cases (comma-separated names; ratios need their limit case too);
                also the diagnostic cases diag_patch_serial, diag_patch_overlap, diag_patch_stream
                (ACR_BENCH_DIAG_SEGMENT_MIB=n: PATCHes of n MiB)
+               --cases emulator_load runs only the emulator load benchmark
+               ([--seconds 60] [--clients 200]; memory and --data-dir modes)
 Peers: ACR_BENCH_PYTHON (a Python with azure-containerregistry; default <target>/pyvenv),
 ACR_BENCH_JS_MODULES (a directory with node_modules/@azure/container-registry; default
 <target>/bench-js); `cargo xtask bench` installs both. A missing one is reported as not run.

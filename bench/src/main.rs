@@ -8,6 +8,7 @@
 
 mod args;
 mod cases;
+mod load;
 mod report;
 mod run;
 mod seed;
@@ -23,6 +24,7 @@ fn main() -> ExitCode {
         Some("--case") => cases::child_main(&args[1..]),
         Some("--serve-emulator") => servers::serve_emulator(),
         Some("--serve-shaper") => servers::serve_shaper(&args[1..]),
+        _ if load::requested(&args) => load::main(&args),
         _ => run::main(&args),
     };
     match result {

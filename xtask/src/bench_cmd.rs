@@ -5,6 +5,8 @@
 //! this client and the peers side by side in one interleaved run, on loopback and through an
 //! emulated WAN link. A peer that cannot be prepared is reported as not run.
 //! Results: `target/bench/results.json` and `target/bench/results.md` (`--help` for all options).
+//! `cargo xtask bench --cases emulator_load [--seconds 60] [--clients 200]` runs only the
+//! emulator load benchmark (release `acr-emulator`, memory and `--data-dir` modes).
 //! With `--readme`, the Markdown results also replace the section of README.md between
 //! `<!-- bench:start -->` and `<!-- bench:end -->`.
 
@@ -36,12 +38,32 @@ pub fn run(args: &[String]) -> Result<()> {
         bail!("--readme reads the results from the default directory: drop --out-dir");
     }
     let help = args.iter().any(|a| a == "-h" || a == "--help");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut env = Vec::new();
-    if !help {
+    if is_emulator_load(&args) {
+        // The load case needs neither docker-registry nor the peers, only the release emulator.
+        println!("==> release build of acr-emulator");
+        let status = run_bounded(
+            Command::new(&cargo).current_dir(&root).args([
+                "build",
+                "--release",
+                "-p",
+                "azure_containerregistry_emulator",
+                "--bin",
+                "acr-emulator",
+            ]),
+            BENCH_TIMEOUT,
+            "building acr-emulator",
+        )?;
+        if !status.success() {
+            bail!("building acr-emulator failed ({status})");
+        }
+        let bin = target_dir(&root).join("release/acr-emulator");
+        env.push(("ACR_EMULATOR_BIN", bin.into_os_string()));
+    } else if !help {
         ensure_docker_registry()?;
         env = prepare_peers(&root);
     }
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&root)
         .args(["run", "--release", "-p", "acr_bench", "--"])
@@ -61,6 +83,12 @@ pub fn run(args: &[String]) -> Result<()> {
         println!("==> README.md: performance section updated");
     }
     Ok(())
+}
+
+/// Whether the arguments select the `emulator_load` case (run on its own).
+fn is_emulator_load(args: &[String]) -> bool {
+    args.windows(2)
+        .any(|w| w[0] == "--cases" && w[1].split(',').any(|c| c == "emulator_load"))
 }
 
 const START: &str = "<!-- bench:start -->";

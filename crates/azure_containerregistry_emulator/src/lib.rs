@@ -67,7 +67,9 @@ pub enum StorageMode {
     /// In memory; gone on shutdown.
     #[default]
     Memory,
-    /// In a directory (`blobs/sha256/<hex>`, `metadata.json`); survives restarts.
+    /// In a directory (`blobs/sha256/<hex>`, metadata in the embedded database `metadata.redb`,
+    /// one transaction per change; an old `metadata.json` is migrated once); survives restarts
+    /// and crashes.
     Directory(PathBuf),
 }
 

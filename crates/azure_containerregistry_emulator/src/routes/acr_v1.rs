@@ -99,13 +99,14 @@ fn envelope(state: &AppState, name: &str, key: &str, value: Value) -> Value {
 /// answer, which is sent once the metadata is persisted.
 async fn patch_with(
     state: &AppState,
+    name: &str,
     body: Body,
     apply: impl FnOnce(&mut Registry, &AttrsPatch) -> ApiResult<Value>,
 ) -> ApiResult {
     let patch = read_patch(body).await?;
     let mut reg = state.store.meta.write().await;
     let out = apply(&mut reg, &patch)?;
-    state.store.persist(&reg).await?;
+    state.store.persist_repo(reg, name).await?;
     ok_json(&out)
 }
 
@@ -143,7 +144,7 @@ pub(crate) async fn get_repo(state: &AppState, name: &str) -> ApiResult {
 
 /// `PATCH /acr/v1/<name>`.
 pub(crate) async fn patch_repo(state: &AppState, name: &str, body: Body) -> ApiResult {
-    patch_with(state, body, |reg, patch| {
+    patch_with(state, name, body, |reg, patch| {
         let repo = known_repo_mut(reg, name)?;
         repo.attrs.apply(patch);
         Ok(repo_json(state, name, repo))
@@ -167,7 +168,7 @@ pub(crate) async fn delete_repo(state: &AppState, name: &str) -> ApiResult {
     let Some(repo) = reg.repos.remove(name) else {
         return Err(ApiError::name_unknown_delete(name));
     };
-    state.store.persist(&reg).await?;
+    state.store.persist_repo(reg, name).await?;
     let body = json!({
         "manifestsDeleted": repo.manifests.keys().collect::<Vec<_>>(),
         "tagsDeleted": repo.tags.keys().collect::<Vec<_>>(),
@@ -228,7 +229,7 @@ pub(crate) async fn get_tag(state: &AppState, name: &str, tag: &str) -> ApiResul
 
 /// `PATCH /acr/v1/<name>/_tags/<tag>`.
 pub(crate) async fn patch_tag(state: &AppState, name: &str, tag: &str, body: Body) -> ApiResult {
-    patch_with(state, body, |reg, patch| {
+    patch_with(state, name, body, |reg, patch| {
         let repo = known_repo_mut(reg, name)?;
         let t = repo.tags.get_mut(tag).ok_or_else(ApiError::tag_unknown)?;
         t.attrs.apply(patch);
@@ -246,7 +247,7 @@ pub(crate) async fn delete_tag(state: &AppState, name: &str, tag: &str) -> ApiRe
         return Err(ApiError::disallowed());
     }
     repo.tags.remove(tag);
-    state.store.persist(&reg).await?;
+    state.store.persist_repo(reg, name).await?;
     Ok(empty_response(StatusCode::ACCEPTED))
 }
 
@@ -282,7 +283,7 @@ pub(crate) async fn patch_manifest(
     digest: &str,
     body: Body,
 ) -> ApiResult {
-    patch_with(state, body, |reg, patch| {
+    patch_with(state, name, body, |reg, patch| {
         let repo = known_repo_mut(reg, name)?;
         let m = repo
             .manifests

@@ -78,6 +78,6 @@ pub(crate) async fn delete(state: &AppState, name: &str, digest: &str) -> ApiRes
         return Err(ApiError::disallowed());
     }
     repo.blobs.remove(digest);
-    state.store.persist(&reg).await?;
+    state.store.persist_repo(reg, name).await?;
     Ok(empty_response(StatusCode::ACCEPTED))
 }

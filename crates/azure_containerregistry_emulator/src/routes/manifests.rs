@@ -4,7 +4,7 @@ use super::{build, known_manifest, known_repo};
 use crate::errors::{empty_response, ApiError, ApiResult};
 use crate::names::{parse_digest, sha256_digest, Reference};
 use crate::state::AppState;
-use crate::storage::meta::{Attrs, ManifestMeta, PlatformRef, Repo, TagMeta};
+use crate::storage::meta::{Attrs, ManifestMeta, PlatformRef, Registry, Repo, TagMeta};
 use axum::body::Body;
 use axum::http::{header, HeaderMap, StatusCode};
 use serde_json::Value;
@@ -264,25 +264,20 @@ pub(crate) async fn put(
     }
     let analysis = analyze(state, &json, &media_type).await;
     let size = bytes.len() as u64;
+    // Checked under the read lock first, so that the manifest bytes are written outside the
+    // write lock (and not at all when the push is refused); checked again under it.
+    check_put(
+        &*state.store.meta.read().await,
+        name,
+        reference,
+        &json,
+        analysis.is_index,
+    )?;
+    state.store.blobs.put_bytes(&digest, bytes).await?;
     {
         let mut reg = state.store.meta.write().await;
         let now = state.store.clock.now();
-        if let Some(repo) = reg.repos.get(name) {
-            let tag_locked = match reference {
-                Reference::Tag(t) => repo.tags.get(t).is_some_and(|t| !t.attrs.write_enabled),
-                Reference::Digest(d) => repo
-                    .manifests
-                    .get(d)
-                    .is_some_and(|m| !m.attrs.write_enabled),
-            };
-            if !repo.attrs.write_enabled || tag_locked {
-                return Err(ApiError::disallowed());
-            }
-        }
-        if let Some(missing) = missing_reference(reg.repos.get(name), &json, analysis.is_index) {
-            return Err(ApiError::manifest_blob_unknown(&missing));
-        }
-        state.store.blobs.put_bytes(&digest, bytes).await?;
+        check_put(&reg, name, reference, &json, analysis.is_index)?;
         let repo = reg
             .repos
             .entry(name.to_owned())
@@ -338,7 +333,7 @@ pub(crate) async fn put(
             );
         }
         repo.updated = now;
-        state.store.persist(&reg).await?;
+        state.store.persist_repo(reg, name).await?;
     }
     let mut out = vec![
         ("docker-content-digest", digest.clone()),
@@ -349,6 +344,33 @@ pub(crate) async fn put(
         out.push(("oci-subject", subject));
     }
     build(StatusCode::CREATED, &out, Body::empty())
+}
+
+/// Refuses a manifest PUT into a write-locked repository, tag or manifest, or one whose
+/// references are not in the repository.
+fn check_put(
+    reg: &Registry,
+    name: &str,
+    reference: &Reference,
+    json: &Value,
+    is_index: bool,
+) -> ApiResult<()> {
+    if let Some(repo) = reg.repos.get(name) {
+        let tag_locked = match reference {
+            Reference::Tag(t) => repo.tags.get(t).is_some_and(|t| !t.attrs.write_enabled),
+            Reference::Digest(d) => repo
+                .manifests
+                .get(d)
+                .is_some_and(|m| !m.attrs.write_enabled),
+        };
+        if !repo.attrs.write_enabled || tag_locked {
+            return Err(ApiError::disallowed());
+        }
+    }
+    if let Some(missing) = missing_reference(reg.repos.get(name), json, is_index) {
+        return Err(ApiError::manifest_blob_unknown(&missing));
+    }
+    Ok(())
 }
 
 /// `DELETE /v2/<name>/manifests/<digest>`: also removes the tags pointing at it.
@@ -371,7 +393,7 @@ pub(crate) async fn delete(state: &AppState, name: &str, reference: &Reference) 
     }
     repo.manifests.remove(digest);
     repo.tags.retain(|_, t| t.digest != *digest);
-    state.store.persist(&reg).await?;
+    state.store.persist_repo(reg, name).await?;
     Ok(empty_response(StatusCode::ACCEPTED))
 }
 

@@ -169,7 +169,7 @@ async fn link_blob(state: &AppState, name: &str, digest: &str) -> ApiResult<()> 
         .or_insert_with(|| Repo::new(now));
     repo.blobs.insert(digest.to_owned());
     repo.updated = now;
-    state.store.persist(&reg).await?;
+    state.store.persist_repo(reg, name).await?;
     Ok(())
 }
 
