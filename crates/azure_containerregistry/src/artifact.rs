@@ -13,7 +13,7 @@ use crate::models::{
     ManifestWriteableProperties, TagPropertiesPage, TagWriteableProperties,
 };
 use crate::operation::{ok_if_not_found, traced};
-use crate::paging::{fetch, next_link, page_result, raw_page, wire_page_size};
+use crate::paging::{fetch, listing_page_size, next_link, page_result, raw_page};
 use crate::pipeline::Pipeline;
 use crate::reference::{validate_repository_name, validate_tag, Reference};
 use crate::response::{empty_response, error_response, model_response};
@@ -306,8 +306,7 @@ impl RegistryArtifact {
     ) -> azure_core::Result<Pager<TagPropertiesPage>> {
         let options = options.unwrap_or_default();
         self.check()?;
-        let page_size = options.page_size.or(self.pipeline.options().page_size);
-        wire_page_size(page_size)?;
+        let n = listing_page_size(&self.pipeline, options.page_size)?;
         let order = options.order_by.unwrap_or_default().to_wire();
         let artifact = self.clone();
         // The digest the first page resolved, for filtering the pages after it.
@@ -325,7 +324,6 @@ impl RegistryArtifact {
                                 &artifact.repository,
                                 &context,
                                 async {
-                                    let n = wire_page_size(page_size)?;
                                     let digest = artifact.digest().await?;
                                     let response = artifact
                                         .pipeline

@@ -204,6 +204,15 @@ async fn fetch_page(
     Ok(RawPage { body, headers })
 }
 
+/// The `n` a listing sends: the call's page size, else the client's; checked once, when the
+/// listing is made.
+pub(crate) fn listing_page_size(
+    pipeline: &Pipeline,
+    per_call: Option<u32>,
+) -> azure_core::Result<Option<i32>> {
+    wire_page_size(per_call.or(pipeline.options().page_size))
+}
+
 /// The `n` to send: `None`, or a page size of at least 1.
 pub(crate) fn wire_page_size(page_size: Option<u32>) -> azure_core::Result<Option<i32>> {
     match page_size {

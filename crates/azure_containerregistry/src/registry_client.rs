@@ -11,7 +11,7 @@ use crate::auth::Login;
 use crate::error::rest_error;
 use crate::models::RepositoryNamesPage;
 use crate::operation::traced;
-use crate::paging::{link_pager, raw_page, wire_page_size};
+use crate::paging::{link_pager, listing_page_size, raw_page};
 use crate::pipeline::Pipeline;
 use crate::token_api::{AcrAccessToken, AcrRefreshToken};
 use crate::{ContainerRegistryClientOptions, ContainerRepository, RegistryArtifact};
@@ -153,8 +153,7 @@ impl ContainerRegistryClient {
         options: Option<ListRepositoryNamesOptions<'_>>,
     ) -> azure_core::Result<Pager<RepositoryNamesPage>> {
         let options = options.unwrap_or_default();
-        let page_size = options.page_size.or(self.pipeline.options().page_size);
-        wire_page_size(page_size)?;
+        let n = listing_page_size(&self.pipeline, options.page_size)?;
         let pipeline = self.pipeline.clone();
         Ok(link_pager::<RepositoryNamesPage, _>(
             self.pipeline.clone(),
@@ -167,7 +166,6 @@ impl ContainerRegistryClient {
                     "",
                     &context,
                     async move {
-                        let n = wire_page_size(page_size)?;
                         let response = pipeline
                             .rest()
                             .get_repositories(None, n)

@@ -12,7 +12,7 @@ use crate::models::{
     RepositoryWriteableProperties, TagPropertiesPage,
 };
 use crate::operation::{ok_if_not_found, traced};
-use crate::paging::{link_pager, raw_page, wire_page_size};
+use crate::paging::{link_pager, listing_page_size, raw_page};
 use crate::pipeline::Pipeline;
 use crate::reference::validate_repository_name;
 use crate::response::{empty_response, error_response, model_response};
@@ -153,8 +153,7 @@ impl ContainerRepository {
     ) -> azure_core::Result<Pager<ManifestPropertiesPage>> {
         let options = options.unwrap_or_default();
         validate_repository_name(&self.name)?;
-        let page_size = options.page_size.or(self.pipeline.options().page_size);
-        wire_page_size(page_size)?;
+        let n = listing_page_size(&self.pipeline, options.page_size)?;
         let order = options.order_by.unwrap_or_default().to_wire();
         let pipeline = self.pipeline.clone();
         let name = self.name.clone();
@@ -171,7 +170,6 @@ impl ContainerRepository {
                         &name,
                         &context,
                         async {
-                            let n = wire_page_size(page_size)?;
                             let response = pipeline
                                 .rest()
                                 .get_manifests(&name, None, n, order)
@@ -215,8 +213,7 @@ impl ContainerRepository {
     ) -> azure_core::Result<Pager<TagPropertiesPage>> {
         let options = options.unwrap_or_default();
         validate_repository_name(&self.name)?;
-        let page_size = options.page_size.or(self.pipeline.options().page_size);
-        let n = wire_page_size(page_size)?;
+        let n = listing_page_size(&self.pipeline, options.page_size)?;
         let order = options.order_by.unwrap_or_default().to_wire();
         let pipeline = self.pipeline.clone();
         let name = self.name.clone();
