@@ -12,11 +12,11 @@ use crate::models::{
     ArtifactManifestProperties, ArtifactTagOrder, ArtifactTagProperties,
     ManifestWriteableProperties, TagPropertiesPage, TagWriteableProperties,
 };
-use crate::operation::{ok_if_not_found, traced};
+use crate::operation::traced;
 use crate::paging::{fetch, listing_page_size, next_link, page_result, raw_page};
 use crate::pipeline::Pipeline;
 use crate::reference::{validate_repository_name, validate_tag, Reference};
-use crate::response::{empty_response, error_response, model_response};
+use crate::response::{delete_result, error_response, model_result};
 
 crate::operation::context_options! {
     /// Options for [`RegistryArtifact::get_manifest_properties`].
@@ -134,13 +134,12 @@ impl RegistryArtifact {
             &options,
             async {
                 let digest = self.digest().await?;
-                let response = self
-                    .pipeline
-                    .rest()
-                    .get_manifest_properties(&self.repository, &digest)
-                    .await
-                    .map_err(rest_error)?;
-                model_response(response)
+                model_result(
+                    self.pipeline
+                        .rest()
+                        .get_manifest_properties(&self.repository, &digest)
+                        .await,
+                )
             }
         )
         .await
@@ -161,13 +160,12 @@ impl RegistryArtifact {
             async {
                 let digest = self.digest().await?;
                 let body = value.to_wire();
-                let response = self
-                    .pipeline
-                    .rest()
-                    .update_manifest_properties(&self.repository, &digest, &body)
-                    .await
-                    .map_err(rest_error)?;
-                model_response(response)
+                model_result(
+                    self.pipeline
+                        .rest()
+                        .update_manifest_properties(&self.repository, &digest, &body)
+                        .await,
+                )
             }
         )
         .await
@@ -187,13 +185,12 @@ impl RegistryArtifact {
             async {
                 validate_repository_name(&self.repository)?;
                 validate_tag(tag)?;
-                let response = self
-                    .pipeline
-                    .rest()
-                    .get_tag_properties(&self.repository, tag)
-                    .await
-                    .map_err(rest_error)?;
-                model_response(response)
+                model_result(
+                    self.pipeline
+                        .rest()
+                        .get_tag_properties(&self.repository, tag)
+                        .await,
+                )
             }
         )
         .await
@@ -216,13 +213,12 @@ impl RegistryArtifact {
                 validate_repository_name(&self.repository)?;
                 validate_tag(tag)?;
                 let body = value.to_wire();
-                let response = self
-                    .pipeline
-                    .rest()
-                    .update_tag_attributes(&self.repository, tag, &body)
-                    .await
-                    .map_err(rest_error)?;
-                model_response(response)
+                model_result(
+                    self.pipeline
+                        .rest()
+                        .update_tag_attributes(&self.repository, tag, &body)
+                        .await,
+                )
             }
         )
         .await
@@ -242,14 +238,7 @@ impl RegistryArtifact {
             async {
                 validate_repository_name(&self.repository)?;
                 validate_tag(tag)?;
-                let result = self
-                    .pipeline
-                    .rest()
-                    .delete_tag(&self.repository, tag)
-                    .await
-                    .map(empty_response)
-                    .map_err(rest_error);
-                ok_if_not_found(result, |e| error_response(&e))
+                delete_result(self.pipeline.rest().delete_tag(&self.repository, tag).await)
             }
         )
         .await
@@ -279,14 +268,12 @@ impl RegistryArtifact {
                     }
                     Err(error) => return Err(error),
                 };
-                let result = self
-                    .pipeline
-                    .rest()
-                    .delete_manifest(&self.repository, &digest)
-                    .await
-                    .map(empty_response)
-                    .map_err(rest_error);
-                ok_if_not_found(result, |e| error_response(&e))
+                delete_result(
+                    self.pipeline
+                        .rest()
+                        .delete_manifest(&self.repository, &digest)
+                        .await,
+                )
             }
         )
         .await

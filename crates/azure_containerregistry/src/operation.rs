@@ -1,12 +1,11 @@
 //! What every public operation shares: its tracing span (named `Client.method`, as in the other
-//! Azure SDKs), the caller's `Context` for the requests it sends, and the reading of a 404 on
-//! delete.
+//! Azure SDKs) and the caller's `Context` for the requests it sends.
 
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use azure_core::http::{Context, StatusCode};
+use azure_core::http::Context;
 use futures::future::BoxFuture;
 use tracing::Instrument;
 
@@ -165,23 +164,6 @@ macro_rules! context_options {
     };
 }
 pub(crate) use context_options;
-
-/// Treats 404 (the thing is already gone) as success, for deletes.
-pub(crate) fn ok_if_not_found<T>(
-    result: azure_core::Result<T>,
-    gone: impl FnOnce(azure_core::Error) -> T,
-) -> azure_core::Result<T> {
-    match result {
-        Err(error) if error.http_status() == Some(StatusCode::NotFound) => {
-            tracing::debug!(
-                code = crate::error_code(&error),
-                "already gone; delete succeeds"
-            );
-            Ok(gone(error))
-        }
-        other => other,
-    }
-}
 
 #[cfg(test)]
 mod tests {

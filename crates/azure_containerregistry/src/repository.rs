@@ -11,11 +11,11 @@ use crate::models::{
     ArtifactManifestOrder, ManifestPropertiesPage, RepositoryProperties,
     RepositoryWriteableProperties, TagPropertiesPage,
 };
-use crate::operation::{ok_if_not_found, traced};
+use crate::operation::traced;
 use crate::paging::{link_pager, listing_page_size, raw_page};
 use crate::pipeline::Pipeline;
 use crate::reference::validate_repository_name;
-use crate::response::{empty_response, error_response, model_response};
+use crate::response::{delete_result, model_result};
 use crate::{DeleteRepositoryOptions, ListTagPropertiesOptions, RegistryArtifact};
 
 crate::operation::context_options! {
@@ -83,13 +83,7 @@ impl ContainerRepository {
             &options,
             async {
                 validate_repository_name(&self.name)?;
-                let response = self
-                    .pipeline
-                    .rest()
-                    .get_properties(&self.name)
-                    .await
-                    .map_err(rest_error)?;
-                model_response(response)
+                model_result(self.pipeline.rest().get_properties(&self.name).await)
             }
         )
         .await
@@ -109,13 +103,12 @@ impl ContainerRepository {
             async {
                 validate_repository_name(&self.name)?;
                 let body = value.to_wire();
-                let response = self
-                    .pipeline
-                    .rest()
-                    .update_properties(&self.name, &body)
-                    .await
-                    .map_err(rest_error)?;
-                model_response(response)
+                model_result(
+                    self.pipeline
+                        .rest()
+                        .update_properties(&self.name, &body)
+                        .await,
+                )
             }
         )
         .await
@@ -131,14 +124,7 @@ impl ContainerRepository {
     ) -> azure_core::Result<Response<(), NoFormat>> {
         traced!("ContainerRepository.delete", &self.name, &options, async {
             validate_repository_name(&self.name)?;
-            let result = self
-                .pipeline
-                .rest()
-                .delete_repository(&self.name)
-                .await
-                .map(empty_response)
-                .map_err(rest_error);
-            ok_if_not_found(result, |e| error_response(&e))
+            delete_result(self.pipeline.rest().delete_repository(&self.name).await)
         })
         .await
     }

@@ -6,13 +6,41 @@ use azure_core::http::{NoFormat, RawResponse, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::error::to_core_headers;
+use azure_containerregistry_rest::types::AcrErrors;
+use azure_containerregistry_rest::ResponseValue;
+
+use crate::error::{rest_error, to_core_headers};
+
+/// What a generated call returns.
+type RestResult<T> = Result<ResponseValue<T>, progenitor_client::Error<AcrErrors>>;
+
+/// The model response of a generated call, or its error read as the registry's.
+pub(crate) fn model_result<W, T>(result: RestResult<W>) -> azure_core::Result<Response<T>>
+where
+    W: Serialize,
+    T: DeserializeOwned,
+{
+    model_response(result.map_err(rest_error)?)
+}
+
+/// The response of a generated delete. A 404 (the thing is already gone) counts as done, as
+/// in the other Azure SDKs: its answer is the response.
+pub(crate) fn delete_result(result: RestResult<()>) -> azure_core::Result<Response<(), NoFormat>> {
+    match result.map(empty_response).map_err(rest_error) {
+        Err(error) if error.http_status() == Some(StatusCode::NotFound) => {
+            tracing::debug!(
+                code = crate::error_code(&error),
+                "already gone; delete succeeds"
+            );
+            Ok(error_response(&error))
+        }
+        other => other,
+    }
+}
 
 /// A response whose model `T` is read from the registry's JSON body `W`. The body is read
 /// into `T` once here, so that a body the model cannot hold fails the call, not `into_model()`.
-pub(crate) fn model_response<W, T>(
-    response: azure_containerregistry_rest::ResponseValue<W>,
-) -> azure_core::Result<Response<T>>
+pub(crate) fn model_response<W, T>(response: ResponseValue<W>) -> azure_core::Result<Response<T>>
 where
     W: Serialize,
     T: DeserializeOwned,
@@ -25,9 +53,7 @@ where
 }
 
 /// A response without a model (deletes).
-pub(crate) fn empty_response(
-    response: azure_containerregistry_rest::ResponseValue<()>,
-) -> Response<(), NoFormat> {
+fn empty_response(response: ResponseValue<()>) -> Response<(), NoFormat> {
     let status = StatusCode::from(response.status().as_u16());
     let headers = to_core_headers(response.headers());
     RawResponse::from_bytes(status, headers, Vec::new()).into()

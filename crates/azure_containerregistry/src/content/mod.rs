@@ -17,10 +17,10 @@ use azure_core::http::{NoFormat, Response, StatusCode};
 
 use crate::auth::Login;
 use crate::error::{invalid_argument, rest_error};
-use crate::operation::{ok_if_not_found, traced};
+use crate::operation::traced;
 use crate::pipeline::Pipeline;
 use crate::reference::{validate_digest, validate_repository_name};
-use crate::response::{empty_response, error_response};
+use crate::response::delete_result;
 use crate::ContainerRegistryClientOptions;
 
 pub use download::{DownloadBlobOptions, DownloadBlobResult};
@@ -168,14 +168,11 @@ impl ContainerRegistryContentClient {
             &options,
             async {
                 validate_digest(digest)?;
-                ok_if_not_found(
+                delete_result(
                     self.pipeline
                         .rest()
                         .delete_blob(&self.repository, digest)
-                        .await
-                        .map(empty_response)
-                        .map_err(rest_error),
-                    |e| error_response(&e),
+                        .await,
                 )
             }
         )
@@ -201,14 +198,11 @@ impl ContainerRegistryContentClient {
             &self.repository,
             &options,
             async {
-                ok_if_not_found(
+                delete_result(
                     self.pipeline
                         .rest()
                         .delete_manifest(&self.repository, digest)
-                        .await
-                        .map(empty_response)
-                        .map_err(rest_error),
-                    |e| error_response(&e),
+                        .await,
                 )
             }
         )

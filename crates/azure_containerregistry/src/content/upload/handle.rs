@@ -15,9 +15,9 @@ use super::session::{missing_header, Session};
 use super::UploadBlobResult;
 use crate::content::{header, ContainerRegistryContentClient};
 use crate::error::{invalid_argument, protocol_error, response_error, rest_error, transport_error};
-use crate::operation::{ok_if_not_found, traced};
+use crate::operation::traced;
 use crate::reference::validate_digest;
-use crate::response::{empty_response, error_response};
+use crate::response::delete_result;
 
 crate::operation::context_options! {
     /// Options of [`ContainerRegistryContentClient::start_upload`].
@@ -285,15 +285,12 @@ impl BlobUpload {
     ) -> azure_core::Result<Response<(), NoFormat>> {
         let repository = self.client.repository.clone();
         traced!("BlobUpload.cancel", &repository, &options, async move {
-            ok_if_not_found(
+            delete_result(
                 self.client
                     .pipeline
                     .rest()
                     .cancel_upload(&self.location)
-                    .await
-                    .map(empty_response)
-                    .map_err(rest_error),
-                |e| error_response(&e),
+                    .await,
             )
         })
         .await
