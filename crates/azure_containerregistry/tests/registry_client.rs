@@ -49,16 +49,13 @@ async fn catalog_paging_follows_links_for_page_sizes_1_2_and_default() {
             (&plain, None, 1),
         ] {
             emu.clear_request_log();
-            let names = collect(
-                client
-                    .list_repository_names(Some(ListRepositoryNamesOptions {
-                        page_size: per_call,
-                        ..Default::default()
-                    }))
-                    .unwrap(),
+            let names = items(
+                client.list_repository_names(Some(ListRepositoryNamesOptions {
+                    page_size: per_call,
+                    ..Default::default()
+                })),
             )
-            .await
-            .unwrap();
+            .await;
             assert_eq!(names, expected, "page size {per_call:?}");
             let log = requests_to(&emu.request_log(), "/acr/v1/_catalog");
             assert_eq!(log.len(), pages, "pages for {per_call:?}: {log:#?}");
@@ -113,12 +110,7 @@ async fn repository_properties_round_trip() {
         let repo = client.repository("library/hello-world");
         assert_eq!(repo.name(), "library/hello-world");
 
-        let props = repo
-            .get_properties(None)
-            .await
-            .unwrap()
-            .into_model()
-            .unwrap();
+        let props = model(repo.get_properties(None)).await;
         assert_eq!(props.name, "library/hello-world");
         assert_eq!(props.registry_login_server, emu.service());
         assert_eq!((props.manifest_count, props.tag_count), (1, 2));
@@ -133,12 +125,7 @@ async fn repository_properties_round_trip() {
         );
 
         emu.clear_request_log();
-        let changed = repo
-            .update_properties(repo_flag(Flag::Write, false), None)
-            .await
-            .unwrap()
-            .into_model()
-            .unwrap();
+        let changed = model(repo.update_properties(repo_flag(Flag::Write, false), None)).await;
         assert_eq!(changed.can_write, Some(false));
         assert_eq!(
             (changed.can_delete, changed.can_read, changed.can_list),
@@ -155,42 +142,16 @@ async fn repository_properties_round_trip() {
             log[0].path_and_query
         );
         assert_eq!(
-            repo.get_properties(None)
-                .await
-                .unwrap()
-                .into_model()
-                .unwrap()
-                .can_write,
+            model(repo.get_properties(None)).await.can_write,
             Some(false)
         );
 
         // All four off, then back on from the properties themselves.
-        let all_off = RepositoryWriteableProperties {
-            can_delete: Some(false),
-            can_write: Some(false),
-            can_read: Some(false),
-            can_list: Some(false),
-        };
-        let off = repo
-            .update_properties(all_off.clone(), None)
-            .await
-            .unwrap()
-            .into_model()
-            .unwrap();
-        assert_eq!(RepositoryWriteableProperties::from(&off), all_off);
-        let on = RepositoryWriteableProperties {
-            can_delete: Some(true),
-            can_write: Some(true),
-            can_read: Some(true),
-            can_list: Some(true),
-        };
-        let back = repo
-            .update_properties(on.clone(), None)
-            .await
-            .unwrap()
-            .into_model()
-            .unwrap();
-        assert_eq!(RepositoryWriteableProperties::from(&back), on);
+        for value in [false, true] {
+            let flags = all_flags(value);
+            let changed = model(repo.update_properties(flags.clone(), None)).await;
+            assert_eq!(RepositoryWriteableProperties::from(&changed), flags);
+        }
     })
     .await;
 }
@@ -316,12 +277,7 @@ async fn artifact_by_tag_or_digest() {
         assert_eq!(by_tag.reference(), "latest");
 
         emu.clear_request_log();
-        let from_tag = by_tag
-            .get_manifest_properties(None)
-            .await
-            .unwrap()
-            .into_model()
-            .unwrap();
+        let from_tag = model(by_tag.get_manifest_properties(None)).await;
         let log = emu.request_log();
         assert_eq!(log.len(), 2, "tag lookup, then the manifest: {log:#?}");
         assert!(log[0]
@@ -330,12 +286,7 @@ async fn artifact_by_tag_or_digest() {
         assert!(log[1]
             .path_and_query
             .starts_with("/acr/v1/library%2Fhello-world/_manifests/sha256"));
-        let from_digest = by_digest
-            .get_manifest_properties(None)
-            .await
-            .unwrap()
-            .into_model()
-            .unwrap();
+        let from_digest = model(by_digest.get_manifest_properties(None)).await;
         assert_eq!(from_tag, from_digest);
         assert_eq!(from_tag.digest, image.digest);
         assert_eq!(from_tag.tags, vec!["latest".to_string(), "v1".to_string()]);
@@ -349,22 +300,15 @@ async fn artifact_by_tag_or_digest() {
         );
         assert!(from_tag.related_artifacts.is_empty());
 
-        let locked = by_tag
-            .update_manifest_properties(manifest_flag(Flag::Write, false), None)
-            .await
-            .unwrap()
-            .into_model()
-            .unwrap();
+        let locked =
+            model(by_tag.update_manifest_properties(manifest_flag(Flag::Write, false), None)).await;
         assert_eq!(
             (locked.can_write, locked.can_delete),
             (Some(false), Some(true))
         );
-        let unlocked = by_digest
-            .update_manifest_properties(manifest_flag(Flag::Write, true), None)
-            .await
-            .unwrap()
-            .into_model()
-            .unwrap();
+        let unlocked =
+            model(by_digest.update_manifest_properties(manifest_flag(Flag::Write, true), None))
+                .await;
         assert_eq!(unlocked.can_write, Some(true));
         assert_eq!(
             ManifestWriteableProperties::from(&unlocked).can_read,
@@ -429,23 +373,14 @@ async fn tags_of_an_artifact() {
             .iter()
             .all(|t| t.digest == image.digest && t.repository_name == "tagged"));
 
-        let b = artifact
-            .get_tag_properties("b", None)
-            .await
-            .unwrap()
-            .into_model()
-            .unwrap();
+        let b = model(artifact.get_tag_properties("b", None)).await;
         assert_eq!(
             (b.name.as_str(), b.digest.as_str()),
             ("b", image.digest.as_str())
         );
         assert_eq!(b.registry_login_server, emu.service());
-        let hidden = artifact
-            .update_tag_properties("b", tag_flag(Flag::List, false), None)
-            .await
-            .unwrap()
-            .into_model()
-            .unwrap();
+        let hidden =
+            model(artifact.update_tag_properties("b", tag_flag(Flag::List, false), None)).await;
         assert_eq!(
             (hidden.can_list, hidden.can_read),
             (Some(false), Some(true))
@@ -455,12 +390,8 @@ async fn tags_of_an_artifact() {
             ["a", "c"],
             "unlisted tags are not listed"
         );
-        let shown = artifact
-            .update_tag_properties("b", tag_flag(Flag::List, true), None)
-            .await
-            .unwrap()
-            .into_model()
-            .unwrap();
+        let shown =
+            model(artifact.update_tag_properties("b", tag_flag(Flag::List, true), None)).await;
         assert_eq!(shown.can_list, Some(true));
 
         artifact.delete_tag("c", None).await.unwrap();
@@ -482,29 +413,14 @@ async fn locked_items_refuse_changes_with_the_registry_code() {
         };
 
         // can_delete: false on a tag.
-        artifact
-            .update_tag_properties("v1", tag_flag(Flag::Delete, false), None)
-            .await
-            .unwrap()
-            .into_model()
-            .unwrap();
+        model(artifact.update_tag_properties("v1", tag_flag(Flag::Delete, false), None)).await;
         disallowed(&artifact.delete_tag("v1", None).await.unwrap_err());
         disallowed(&artifact.delete(None).await.unwrap_err());
         disallowed(&client.delete_repository("locked", None).await.unwrap_err());
-        artifact
-            .update_tag_properties("v1", tag_flag(Flag::Delete, true), None)
-            .await
-            .unwrap()
-            .into_model()
-            .unwrap();
+        model(artifact.update_tag_properties("v1", tag_flag(Flag::Delete, true), None)).await;
 
         // can_write: false on a tag: it can be neither moved nor deleted.
-        artifact
-            .update_tag_properties("v2", tag_flag(Flag::Write, false), None)
-            .await
-            .unwrap()
-            .into_model()
-            .unwrap();
+        model(artifact.update_tag_properties("v2", tag_flag(Flag::Write, false), None)).await;
         disallowed(&artifact.delete_tag("v2", None).await.unwrap_err());
         let other = seeder
             .push_image("locked", "other", "arm64", "linux")
@@ -520,37 +436,18 @@ async fn locked_items_refuse_changes_with_the_registry_code() {
             "{push_error}"
         );
         assert_eq!(
-            artifact
-                .get_tag_properties("v2", None)
-                .await
-                .unwrap()
-                .into_model()
-                .unwrap()
-                .digest,
+            model(artifact.get_tag_properties("v2", None)).await.digest,
             image.digest
         );
 
         // can_delete: false on the repository.
         let repo = client.repository("locked");
-        repo.update_properties(repo_flag(Flag::Delete, false), None)
-            .await
-            .unwrap()
-            .into_model()
-            .unwrap();
+        model(repo.update_properties(repo_flag(Flag::Delete, false), None)).await;
         disallowed(&repo.delete(None).await.unwrap_err());
 
         // Unlocked, everything goes.
-        artifact
-            .update_tag_properties("v2", tag_flag(Flag::Write, true), None)
-            .await
-            .unwrap()
-            .into_model()
-            .unwrap();
-        repo.update_properties(repo_flag(Flag::Delete, true), None)
-            .await
-            .unwrap()
-            .into_model()
-            .unwrap();
+        model(artifact.update_tag_properties("v2", tag_flag(Flag::Write, true), None)).await;
+        model(repo.update_properties(repo_flag(Flag::Delete, true), None)).await;
         artifact.delete_tag("v2", None).await.unwrap();
         repo.delete(None).await.unwrap();
         assert_http_error(
@@ -695,21 +592,18 @@ async fn deletes_succeed_and_missing_things_count_as_deleted() {
             .await
             .unwrap();
         assert_eq!(
-            client
-                .artifact("doomed", "keep")
-                .get_manifest_properties(None)
-                .await
-                .unwrap()
-                .into_model()
-                .unwrap()
-                .digest,
+            model(
+                client
+                    .artifact("doomed", "keep")
+                    .get_manifest_properties(None)
+            )
+            .await
+            .digest,
             keep.digest
         );
 
         client.delete_repository("doomed", None).await.unwrap();
-        let names = collect(client.list_repository_names(None).unwrap())
-            .await
-            .unwrap();
+        let names = items(client.list_repository_names(None)).await;
         assert!(!names.contains(&"doomed".to_string()), "{names:?}");
         client.delete_repository("doomed", None).await.unwrap();
     })
