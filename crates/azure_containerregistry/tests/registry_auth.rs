@@ -55,19 +55,13 @@ async fn anonymous_pull_reads_but_cannot_write() {
         assert!(!requests_to(&log, "/oauth2/token").is_empty());
 
         // Writes: the anonymous token lacks the scope; one retry, then the registry's 401.
-        let e = repo
-            .update_properties(repo_flag(Flag::Write, false), None)
-            .await
-            .unwrap_err();
+        let e = error(repo.update_properties(repo_flag(Flag::Write, false), None)).await;
         assert_http_error(&e, 401, Some("UNAUTHORIZED"));
-        let e = artifact.delete_tag("v1", None).await.unwrap_err();
+        let e = error(artifact.delete_tag("v1", None)).await;
         assert_http_error(&e, 401, Some("UNAUTHORIZED"));
-        let e = artifact.delete(None).await.unwrap_err();
+        let e = error(artifact.delete(None)).await;
         assert_http_error(&e, 401, Some("UNAUTHORIZED"));
-        let e = client
-            .delete_repository("library/hello-world", None)
-            .await
-            .unwrap_err();
+        let e = error(client.delete_repository("library/hello-world", None)).await;
         assert_http_error(&e, 401, Some("UNAUTHORIZED"));
         // Nothing was changed.
         assert_eq!(model(repo.get_properties(None)).await.can_write, Some(true));
@@ -81,15 +75,9 @@ async fn without_anonymous_pull_an_anonymous_client_is_refused() {
         let emu = emulator(token_mode(false)).await;
         push(&seeder(&emu), "private", "private", &["v1"]).await;
         let client = anonymous(&emu);
-        let e = collect(client.list_repository_names(None).unwrap())
-            .await
-            .unwrap_err();
+        let e = error(collect(client.list_repository_names(None).unwrap())).await;
         assert_http_error(&e, 401, Some("UNAUTHORIZED"));
-        let e = client
-            .repository("private")
-            .get_properties(None)
-            .await
-            .unwrap_err();
+        let e = error(client.repository("private").get_properties(None)).await;
         assert_http_error(&e, 401, Some("UNAUTHORIZED"));
     })
     .await;
@@ -159,11 +147,12 @@ async fn a_credential_can_do_everything() {
         model(artifact.update_tag_properties("v2", tag_flag(Flag::Delete, true), None)).await;
         artifact.delete_tag("v2", None).await.unwrap();
         artifact.delete(None).await.unwrap();
-        let e = client
-            .artifact("app/web", &second.digest)
-            .get_manifest_properties(None)
-            .await
-            .unwrap_err();
+        let e = error(
+            client
+                .artifact("app/web", &second.digest)
+                .get_manifest_properties(None),
+        )
+        .await;
         assert_http_error(&e, 404, Some("MANIFEST_UNKNOWN"));
         client.delete_repository("app/web", None).await.unwrap();
         assert_eq!(items(client.list_repository_names(None)).await, ["app/db"]);
@@ -185,13 +174,9 @@ async fn a_rejected_credential_is_an_error() {
         let client =
             ContainerRegistryClient::new(&emu.endpoint(), Some(wrong), Some(fast_options(3)))
                 .unwrap();
-        let e = client
-            .repository("x")
-            .get_properties(None)
-            .await
-            .unwrap_err();
+        let e = error(client.repository("x").get_properties(None)).await;
         assert_http_error(&e, 401, Some("UNAUTHORIZED"));
-        let e = client.get_acr_refresh_token(None).await.unwrap_err();
+        let e = error(client.get_acr_refresh_token(None)).await;
         assert!(
             e.http_status().map(u16::from) == Some(401)
                 || matches!(e.kind(), ErrorKind::Credential),
@@ -294,7 +279,7 @@ async fn token_api_exchanges_and_caches() {
         let token = anon.get_acr_access_token(scope, None).await.unwrap();
         assert!(!token.access_token.secret().is_empty());
         emu.clear_request_log();
-        let e = anon.get_acr_refresh_token(None).await.unwrap_err();
+        let e = error(anon.get_acr_refresh_token(None)).await;
         assert!(matches!(e.kind(), ErrorKind::Credential), "{e}");
         assert_eq!(emu.request_log(), vec![]);
     })

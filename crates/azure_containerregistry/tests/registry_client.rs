@@ -414,22 +414,20 @@ async fn locked_items_refuse_changes_with_the_registry_code() {
 
         // can_delete: false on a tag.
         model(artifact.update_tag_properties("v1", tag_flag(Flag::Delete, false), None)).await;
-        disallowed(&artifact.delete_tag("v1", None).await.unwrap_err());
-        disallowed(&artifact.delete(None).await.unwrap_err());
-        disallowed(&client.delete_repository("locked", None).await.unwrap_err());
+        disallowed(&error(artifact.delete_tag("v1", None)).await);
+        disallowed(&error(artifact.delete(None)).await);
+        disallowed(&error(client.delete_repository("locked", None)).await);
         model(artifact.update_tag_properties("v1", tag_flag(Flag::Delete, true), None)).await;
 
         // can_write: false on a tag: it can be neither moved nor deleted.
         model(artifact.update_tag_properties("v2", tag_flag(Flag::Write, false), None)).await;
-        disallowed(&artifact.delete_tag("v2", None).await.unwrap_err());
+        disallowed(&error(artifact.delete_tag("v2", None)).await);
         let other = seeder
             .push_image("locked", "other", "arm64", "linux")
             .await
             .unwrap();
-        let push_error = seeder
-            .put_manifest("locked", "v2", &other.manifest)
+        let push_error = error(seeder.put_manifest("locked", "v2", &other.manifest))
             .await
-            .unwrap_err()
             .to_string();
         assert!(
             push_error.contains("REGISTRY_DISALLOWED_OPERATION"),
@@ -443,7 +441,7 @@ async fn locked_items_refuse_changes_with_the_registry_code() {
         // can_delete: false on the repository.
         let repo = client.repository("locked");
         model(repo.update_properties(repo_flag(Flag::Delete, false), None)).await;
-        disallowed(&repo.delete(None).await.unwrap_err());
+        disallowed(&error(repo.delete(None)).await);
 
         // Unlocked, everything goes.
         model(artifact.update_tag_properties("v2", tag_flag(Flag::Write, true), None)).await;
@@ -451,7 +449,7 @@ async fn locked_items_refuse_changes_with_the_registry_code() {
         artifact.delete_tag("v2", None).await.unwrap();
         repo.delete(None).await.unwrap();
         assert_http_error(
-            &repo.get_properties(None).await.unwrap_err(),
+            &error(repo.get_properties(None)).await,
             404,
             Some("NAME_UNKNOWN"),
         );
@@ -467,55 +465,32 @@ async fn not_found_errors_carry_the_registry_codes() {
         let image = push(&seeder, "present", "present", &["v1"]).await;
         let client = anonymous(&emu);
         let missing_digest = format!("{}aaaaaaaaaa", &image.digest[..image.digest.len() - 10]);
+        let absent = client.repository("absent");
+        let v1 = client.artifact("present", "v1");
+        let no_tag = client.artifact("present", "nonexistent");
+        let no_manifest = client.artifact("present", &missing_digest);
+        let unlisted = tag_flag(Flag::Write, false);
 
-        let e = client
-            .repository("absent")
-            .get_properties(None)
-            .await
-            .unwrap_err();
-        assert_http_error(&e, 404, Some("NAME_UNKNOWN"));
-        let e = collect(
-            client
-                .repository("absent")
-                .list_manifest_properties(None)
-                .unwrap(),
-        )
-        .await
-        .unwrap_err();
-        assert_http_error(&e, 404, Some("NAME_UNKNOWN"));
-        let e = client
-            .artifact("present", "v1")
-            .get_tag_properties("nonexistent", None)
-            .await
-            .unwrap_err();
-        assert_http_error(&e, 404, Some("TAG_UNKNOWN"));
-        let e = client
-            .artifact("present", "nonexistent")
-            .get_manifest_properties(None)
-            .await
-            .unwrap_err();
-        assert_http_error(&e, 404, Some("TAG_UNKNOWN"));
-        let e = client
-            .artifact("present", "nonexistent")
-            .update_tag_properties("nonexistent", tag_flag(Flag::Write, false), None)
-            .await
-            .unwrap_err();
-        assert_http_error(&e, 404, Some("TAG_UNKNOWN"));
-        let e = client
-            .artifact("present", &missing_digest)
-            .get_manifest_properties(None)
-            .await
-            .unwrap_err();
-        assert_http_error(&e, 404, Some("MANIFEST_UNKNOWN"));
-        let e = collect(
-            client
-                .artifact("present", "nonexistent")
-                .list_tag_properties(None)
-                .unwrap(),
-        )
-        .await
-        .unwrap_err();
-        assert_http_error(&e, 404, Some("TAG_UNKNOWN"));
+        let name_unknown = [
+            error(absent.get_properties(None)).await,
+            error(collect(absent.list_manifest_properties(None).unwrap())).await,
+        ];
+        let tag_unknown = [
+            error(v1.get_tag_properties("nonexistent", None)).await,
+            error(no_tag.get_manifest_properties(None)).await,
+            error(no_tag.update_tag_properties("nonexistent", unlisted, None)).await,
+            error(collect(no_tag.list_tag_properties(None).unwrap())).await,
+        ];
+        let manifest_unknown = [error(no_manifest.get_manifest_properties(None)).await];
+        for (code, errors) in [
+            ("NAME_UNKNOWN", &name_unknown[..]),
+            ("TAG_UNKNOWN", &tag_unknown[..]),
+            ("MANIFEST_UNKNOWN", &manifest_unknown[..]),
+        ] {
+            for e in errors {
+                assert_http_error(e, 404, Some(code));
+            }
+        }
     })
     .await;
 }
@@ -529,40 +504,28 @@ async fn deletes_succeed_and_missing_things_count_as_deleted() {
         let keep = push(&seeder, "doomed", "kept", &["keep"]).await;
         let client = anonymous(&emu);
         let missing_digest = format!("sha256:{}", "0".repeat(64));
+        let by_digest = client.artifact("doomed", &image.digest);
 
+        let not_real = client.repository("not-real-repo");
         client
-            .delete_repository("not-real-repo", None)
+            .delete_repository(not_real.name(), None)
             .await
             .unwrap();
-        client
-            .repository("not-real-repo")
-            .delete(None)
-            .await
-            .unwrap();
-        client
-            .artifact("doomed", "v1")
-            .delete_tag("never-was", None)
-            .await
-            .unwrap();
-        client
-            .artifact("doomed", &missing_digest)
-            .delete(None)
-            .await
-            .unwrap();
-        client
-            .artifact("doomed", "never-was")
-            .delete(None)
-            .await
-            .unwrap();
-        client
-            .artifact("not-real-repo", "v1")
-            .delete(None)
-            .await
-            .unwrap();
+        not_real.delete(None).await.unwrap();
+        let v1 = client.artifact("doomed", "v1");
+        v1.delete_tag("never-was", None).await.unwrap();
+        for (repository, reference) in [
+            ("doomed", missing_digest.as_str()),
+            ("doomed", "never-was"),
+            ("not-real-repo", "v1"),
+        ] {
+            let artifact = client.artifact(repository, reference);
+            artifact.delete(None).await.unwrap();
+        }
 
         // Deleting by tag deletes the manifest by digest (a registry refuses it by tag).
         emu.clear_request_log();
-        client.artifact("doomed", "v1").delete(None).await.unwrap();
+        v1.delete(None).await.unwrap();
         let deletes: Vec<_> = emu
             .request_log()
             .into_iter()
@@ -573,32 +536,16 @@ async fn deletes_succeed_and_missing_things_count_as_deleted() {
             deletes[0].path_and_query,
             format!("/v2/doomed/manifests/{}", image.digest)
         );
-        let e = client
-            .artifact("doomed", &image.digest)
-            .get_manifest_properties(None)
-            .await
-            .unwrap_err();
+        let e = error(by_digest.get_manifest_properties(None)).await;
         assert_http_error(&e, 404, Some("MANIFEST_UNKNOWN"));
-        let e = client
-            .artifact("doomed", "v2")
-            .get_tag_properties("v2", None)
-            .await
-            .unwrap_err();
+        let v2 = client.artifact("doomed", "v2");
+        let e = error(v2.get_tag_properties("v2", None)).await;
         assert_http_error(&e, 404, Some("TAG_UNKNOWN"));
         // Deleting it again is fine.
-        client
-            .artifact("doomed", &image.digest)
-            .delete(None)
-            .await
-            .unwrap();
+        by_digest.delete(None).await.unwrap();
+        let kept = client.artifact("doomed", "keep");
         assert_eq!(
-            model(
-                client
-                    .artifact("doomed", "keep")
-                    .get_manifest_properties(None)
-            )
-            .await
-            .digest,
+            model(kept.get_manifest_properties(None)).await.digest,
             keep.digest
         );
 
@@ -644,86 +591,40 @@ async fn bad_input_fails_before_any_request() {
         let client = anonymous(&emu);
         let anon = Arc::new(client.clone());
         let digest = format!("sha256:{}", "a".repeat(64));
+        let upper_digest = format!("sha256:{}", "A".repeat(64));
+        let repo = |name: &str| client.repository(name);
+        let artifact = |reference: &str| client.artifact("ok", reference);
         let name_errors = [
-            client
-                .repository("Upper")
-                .get_properties(None)
-                .await
-                .unwrap_err(),
-            client
-                .repository("a//b")
-                .update_properties(Default::default(), None)
-                .await
-                .unwrap_err(),
-            client.repository("-x").delete(None).await.unwrap_err(),
-            client.delete_repository("", None).await.unwrap_err(),
-            client
-                .repository("bad name")
-                .list_manifest_properties(None)
-                .unwrap_err(),
-            client
-                .artifact("UPPER", "v1")
-                .get_manifest_properties(None)
-                .await
-                .unwrap_err(),
-            client
-                .artifact("UPPER", &digest)
-                .delete(None)
-                .await
-                .unwrap_err(),
+            error(repo("Upper").get_properties(None)).await,
+            error(repo("a//b").update_properties(Default::default(), None)).await,
+            error(repo("-x").delete(None)).await,
+            error(client.delete_repository("", None)).await,
+            repo("bad name").list_manifest_properties(None).unwrap_err(),
+            error(client.artifact("UPPER", "v1").get_manifest_properties(None)).await,
+            error(client.artifact("UPPER", &digest).delete(None)).await,
         ];
-        for e in &name_errors {
-            assert!(is_invalid_argument(e, "repository_name"), "{e}");
-        }
         let tag_errors = [
-            client
-                .artifact("ok", "bad tag")
-                .get_manifest_properties(None)
-                .await
-                .unwrap_err(),
-            client.artifact("ok", "-x").delete(None).await.unwrap_err(),
-            client
-                .artifact("ok", "v1")
-                .get_tag_properties(".hidden", None)
-                .await
-                .unwrap_err(),
-            client
-                .artifact("ok", "v1")
-                .update_tag_properties("a/b", Default::default(), None)
-                .await
-                .unwrap_err(),
-            client
-                .artifact("ok", "v1")
-                .delete_tag("", None)
-                .await
-                .unwrap_err(),
-            client
-                .artifact("ok", "bad tag")
-                .list_tag_properties(None)
-                .unwrap_err(),
+            error(artifact("bad tag").get_manifest_properties(None)).await,
+            error(artifact("-x").delete(None)).await,
+            error(artifact("v1").get_tag_properties(".hidden", None)).await,
+            error(artifact("v1").update_tag_properties("a/b", Default::default(), None)).await,
+            error(artifact("v1").delete_tag("", None)).await,
+            artifact("bad tag").list_tag_properties(None).unwrap_err(),
         ];
-        for e in &tag_errors {
-            assert!(is_invalid_argument(e, "tag"), "{e}");
-        }
         let digest_errors = [
-            client
-                .artifact("ok", "sha256:zz")
-                .get_manifest_properties(None)
-                .await
-                .unwrap_err(),
-            client
-                .artifact("ok", &format!("sha256:{}", "A".repeat(64)))
-                .update_manifest_properties(Default::default(), None)
-                .await
-                .unwrap_err(),
-            client
-                .artifact("ok", "md5:00")
-                .delete(None)
-                .await
-                .unwrap_err(),
+            error(artifact("sha256:zz").get_manifest_properties(None)).await,
+            error(artifact(&upper_digest).update_manifest_properties(Default::default(), None))
+                .await,
+            error(artifact("md5:00").delete(None)).await,
         ];
-        for e in &digest_errors {
-            assert!(is_invalid_argument(e, "digest"), "{e}");
+        for (argument, errors) in [
+            ("repository_name", &name_errors[..]),
+            ("tag", &tag_errors[..]),
+            ("digest", &digest_errors[..]),
+        ] {
+            for e in errors {
+                assert!(is_invalid_argument(e, argument), "{argument}: {e}");
+            }
         }
         let e = anon
             .list_repository_names(Some(ListRepositoryNamesOptions {
@@ -732,10 +633,7 @@ async fn bad_input_fails_before_any_request() {
             }))
             .unwrap_err();
         assert!(is_invalid_argument(&e, "page_size"), "{e}");
-        let e = client
-            .get_acr_access_token("not a scope", None)
-            .await
-            .unwrap_err();
+        let e = error(client.get_acr_access_token("not a scope", None)).await;
         assert!(is_invalid_argument(&e, "scope"), "{e}");
         assert_eq!(emu.request_log(), vec![], "nothing was sent");
     })

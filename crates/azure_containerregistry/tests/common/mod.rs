@@ -335,6 +335,14 @@ where
         .expect("model reads")
 }
 
+/// The error of a call that must fail; panics if it succeeds.
+pub async fn error<T, E>(call: impl Future<Output = Result<T, E>>) -> E {
+    match call.await {
+        Ok(_) => panic!("the call succeeded"),
+        Err(e) => e,
+    }
+}
+
 /// Requests of the log whose path starts with `prefix`.
 pub fn requests_to(log: &[RequestRecord], prefix: &str) -> Vec<RequestRecord> {
     log.iter()
