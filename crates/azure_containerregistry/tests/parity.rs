@@ -60,14 +60,13 @@ async fn a_repository_lists_the_tags_of_all_its_manifests() {
         assert_eq!(newest_first.len(), 3);
         assert_eq!(newest_first, oldest_first);
         // An unknown repository is the registry's error; a bad name fails at once.
-        let error = collect(
+        let error = error(collect(
             client
                 .repository("absent")
                 .list_tag_properties(None)
                 .unwrap(),
-        )
-        .await
-        .unwrap_err();
+        ))
+        .await;
         assert_http_error(&error, 404, Some("NAME_UNKNOWN"));
         let error = client
             .repository("Bad Name")
@@ -144,40 +143,38 @@ async fn caller_supplied_tokens_are_exchanged() {
             200
         );
         // The registry's refusals keep their status; bad input fails before any request.
-        let error = anonymous
-            .exchange_aad_access_token_for_acr_refresh_token("not-an-entra-token", None)
-            .await
-            .unwrap_err();
-        assert_eq!(error.http_status().map(u16::from), Some(401), "{error}");
-        let error = anonymous
-            .exchange_acr_refresh_token_for_acr_access_token("not-a-refresh-token", scope, None)
-            .await
-            .unwrap_err();
-        assert!(error.http_status().is_some(), "{error}");
-        for (error, argument) in [
+        let refused = error(
+            anonymous.exchange_aad_access_token_for_acr_refresh_token("not-an-entra-token", None),
+        )
+        .await;
+        assert_eq!(refused.http_status().map(u16::from), Some(401), "{refused}");
+        let unknown = error(anonymous.exchange_acr_refresh_token_for_acr_access_token(
+            "not-a-refresh-token",
+            scope,
+            None,
+        ))
+        .await;
+        assert!(unknown.http_status().is_some(), "{unknown}");
+        for (e, argument) in [
             (
-                anonymous
-                    .exchange_aad_access_token_for_acr_refresh_token("", None)
-                    .await
-                    .unwrap_err(),
+                error(anonymous.exchange_aad_access_token_for_acr_refresh_token("", None)).await,
                 "aad_access_token",
             ),
             (
-                anonymous
-                    .exchange_acr_refresh_token_for_acr_access_token("", scope, None)
-                    .await
-                    .unwrap_err(),
+                error(anonymous.exchange_acr_refresh_token_for_acr_access_token("", scope, None))
+                    .await,
                 "refresh_token",
             ),
             (
-                anonymous
-                    .exchange_acr_refresh_token_for_acr_access_token("token", "pull", None)
-                    .await
-                    .unwrap_err(),
+                error(
+                    anonymous
+                        .exchange_acr_refresh_token_for_acr_access_token("token", "pull", None),
+                )
+                .await,
                 "scope",
             ),
         ] {
-            assert!(is_invalid_argument(&error, argument), "{argument}: {error}");
+            assert!(is_invalid_argument(&e, argument), "{argument}: {e}");
         }
     })
     .await;

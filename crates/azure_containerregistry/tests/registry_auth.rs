@@ -22,57 +22,30 @@ async fn anonymous_pull_reads_but_cannot_write() {
         let client = anonymous(&emu);
         emu.clear_request_log();
 
-        let names = collect(
-            client
-                .list_repository_names(Some(ListRepositoryNamesOptions {
-                    page_size: Some(1),
-                    ..Default::default()
-                }))
-                .unwrap(),
+        let names = items(
+            client.list_repository_names(Some(ListRepositoryNamesOptions {
+                page_size: Some(1),
+                ..Default::default()
+            })),
         )
-        .await
-        .unwrap();
+        .await;
         assert_eq!(names, ["library/hello-world", "public/other"]);
         let repo = client.repository("library/hello-world");
-        assert_eq!(
-            repo.get_properties(None)
-                .await
-                .unwrap()
-                .into_model()
-                .unwrap()
-                .tag_count,
-            2
-        );
-        let manifests = collect(repo.list_manifest_properties(None).unwrap())
-            .await
-            .unwrap();
+        assert_eq!(model(repo.get_properties(None)).await.tag_count, 2);
+        let manifests = items(repo.list_manifest_properties(None)).await;
         assert_eq!(manifests.len(), 1);
         let artifact = client.artifact("library/hello-world", "latest");
         assert_eq!(
-            artifact
-                .get_manifest_properties(None)
-                .await
-                .unwrap()
-                .into_model()
-                .unwrap()
-                .digest,
+            model(artifact.get_manifest_properties(None)).await.digest,
             image.digest
         );
-        let tags = collect(artifact.list_tag_properties(None).unwrap())
-            .await
-            .unwrap();
+        let tags = items(artifact.list_tag_properties(None)).await;
         assert_eq!(
             tags.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
             ["latest", "v1"]
         );
         assert_eq!(
-            artifact
-                .get_tag_properties("v1", None)
-                .await
-                .unwrap()
-                .into_model()
-                .unwrap()
-                .digest,
+            model(artifact.get_tag_properties("v1", None)).await.digest,
             image.digest
         );
 
@@ -82,30 +55,16 @@ async fn anonymous_pull_reads_but_cannot_write() {
         assert!(!requests_to(&log, "/oauth2/token").is_empty());
 
         // Writes: the anonymous token lacks the scope; one retry, then the registry's 401.
-        let e = repo
-            .update_properties(repo_flag(Flag::Write, false), None)
-            .await
-            .unwrap_err();
+        let e = error(repo.update_properties(repo_flag(Flag::Write, false), None)).await;
         assert_http_error(&e, 401, Some("UNAUTHORIZED"));
-        let e = artifact.delete_tag("v1", None).await.unwrap_err();
+        let e = error(artifact.delete_tag("v1", None)).await;
         assert_http_error(&e, 401, Some("UNAUTHORIZED"));
-        let e = artifact.delete(None).await.unwrap_err();
+        let e = error(artifact.delete(None)).await;
         assert_http_error(&e, 401, Some("UNAUTHORIZED"));
-        let e = client
-            .delete_repository("library/hello-world", None)
-            .await
-            .unwrap_err();
+        let e = error(client.delete_repository("library/hello-world", None)).await;
         assert_http_error(&e, 401, Some("UNAUTHORIZED"));
         // Nothing was changed.
-        assert_eq!(
-            repo.get_properties(None)
-                .await
-                .unwrap()
-                .into_model()
-                .unwrap()
-                .can_write,
-            Some(true)
-        );
+        assert_eq!(model(repo.get_properties(None)).await.can_write, Some(true));
     })
     .await;
 }
@@ -116,15 +75,9 @@ async fn without_anonymous_pull_an_anonymous_client_is_refused() {
         let emu = emulator(token_mode(false)).await;
         push(&seeder(&emu), "private", "private", &["v1"]).await;
         let client = anonymous(&emu);
-        let e = collect(client.list_repository_names(None).unwrap())
-            .await
-            .unwrap_err();
+        let e = error(collect(client.list_repository_names(None).unwrap())).await;
         assert_http_error(&e, 401, Some("UNAUTHORIZED"));
-        let e = client
-            .repository("private")
-            .get_properties(None)
-            .await
-            .unwrap_err();
+        let e = error(client.repository("private").get_properties(None)).await;
         assert_http_error(&e, 401, Some("UNAUTHORIZED"));
     })
     .await;
@@ -142,115 +95,67 @@ async fn a_credential_can_do_everything() {
         emu.clear_request_log();
 
         assert_eq!(
-            collect(client.list_repository_names(None).unwrap())
-                .await
-                .unwrap(),
+            items(client.list_repository_names(None)).await,
             ["app/db", "app/web"]
         );
         let repo = client.repository("app/web");
-        let props = repo
-            .get_properties(None)
-            .await
-            .unwrap()
-            .into_model()
-            .unwrap();
+        let props = model(repo.get_properties(None)).await;
         assert_eq!((props.manifest_count, props.tag_count), (2, 3));
-        let props = repo
-            .update_properties(repo_flag(Flag::List, false), None)
-            .await
-            .unwrap()
-            .into_model()
-            .unwrap();
+        let props = model(repo.update_properties(repo_flag(Flag::List, false), None)).await;
         assert_eq!(props.can_list, Some(false));
-        repo.update_properties(repo_flag(Flag::List, true), None)
-            .await
-            .unwrap()
-            .into_model()
-            .unwrap();
+        model(repo.update_properties(repo_flag(Flag::List, true), None)).await;
 
-        let asc = collect(
+        let asc = items(
             repo.list_manifest_properties(Some(ListManifestPropertiesOptions {
                 order_by: Some(ArtifactManifestOrder::LastUpdatedOnAscending),
                 page_size: Some(1),
                 ..Default::default()
-            }))
-            .unwrap(),
+            })),
         )
-        .await
-        .unwrap();
+        .await;
         assert_eq!(
             asc.iter().map(|m| m.digest.clone()).collect::<Vec<_>>(),
             [first.digest.clone(), second.digest.clone()]
         );
 
         let artifact = repo.artifact("latest");
-        let tags = collect(
-            artifact
-                .list_tag_properties(Some(ListTagPropertiesOptions {
-                    order_by: Some(ArtifactTagOrder::LastUpdatedOnDescending),
-                    page_size: Some(1),
-                    ..Default::default()
-                }))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+        let tags = items(artifact.list_tag_properties(Some(ListTagPropertiesOptions {
+            order_by: Some(ArtifactTagOrder::LastUpdatedOnDescending),
+            page_size: Some(1),
+            ..Default::default()
+        })))
+        .await;
         assert_eq!(
             tags.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
             ["latest", "v2"]
         );
-        let m = artifact
-            .update_manifest_properties(manifest_flag(Flag::Read, false), None)
-            .await
-            .unwrap()
-            .into_model()
-            .unwrap();
+        let m = model(artifact.update_manifest_properties(manifest_flag(Flag::Read, false), None))
+            .await;
         assert_eq!(m.can_read, Some(false));
-        let m = artifact
-            .update_manifest_properties(manifest_flag(Flag::Read, true), None)
-            .await
-            .unwrap()
-            .into_model()
-            .unwrap();
+        let m =
+            model(artifact.update_manifest_properties(manifest_flag(Flag::Read, true), None)).await;
         assert_eq!(m.can_read, Some(true));
-        let t = artifact
-            .update_tag_properties("v2", tag_flag(Flag::Delete, false), None)
-            .await
-            .unwrap()
-            .into_model()
-            .unwrap();
+        let t =
+            model(artifact.update_tag_properties("v2", tag_flag(Flag::Delete, false), None)).await;
         assert_eq!(t.can_delete, Some(false));
         assert_eq!(
-            artifact
-                .get_tag_properties("v2", None)
+            model(artifact.get_tag_properties("v2", None))
                 .await
-                .unwrap()
-                .into_model()
-                .unwrap()
                 .can_delete,
             Some(false)
         );
-        artifact
-            .update_tag_properties("v2", tag_flag(Flag::Delete, true), None)
-            .await
-            .unwrap()
-            .into_model()
-            .unwrap();
+        model(artifact.update_tag_properties("v2", tag_flag(Flag::Delete, true), None)).await;
         artifact.delete_tag("v2", None).await.unwrap();
         artifact.delete(None).await.unwrap();
-        let e = client
-            .artifact("app/web", &second.digest)
-            .get_manifest_properties(None)
-            .await
-            .unwrap_err();
+        let e = error(
+            client
+                .artifact("app/web", &second.digest)
+                .get_manifest_properties(None),
+        )
+        .await;
         assert_http_error(&e, 404, Some("MANIFEST_UNKNOWN"));
         client.delete_repository("app/web", None).await.unwrap();
-        assert_eq!(
-            collect(client.list_repository_names(None).unwrap())
-                .await
-                .unwrap(),
-            ["app/db"]
-        );
+        assert_eq!(items(client.list_repository_names(None)).await, ["app/db"]);
 
         // One AAD exchange for the whole session: the refresh token is reused for every scope.
         let log = emu.request_log();
@@ -269,13 +174,9 @@ async fn a_rejected_credential_is_an_error() {
         let client =
             ContainerRegistryClient::new(&emu.endpoint(), Some(wrong), Some(fast_options(3)))
                 .unwrap();
-        let e = client
-            .repository("x")
-            .get_properties(None)
-            .await
-            .unwrap_err();
+        let e = error(client.repository("x").get_properties(None)).await;
         assert_http_error(&e, 401, Some("UNAUTHORIZED"));
-        let e = client.get_acr_refresh_token(None).await.unwrap_err();
+        let e = error(client.get_acr_refresh_token(None)).await;
         assert!(
             e.http_status().map(u16::from) == Some(401)
                 || matches!(e.kind(), ErrorKind::Credential),
@@ -296,36 +197,14 @@ async fn a_warm_client_sends_no_token_requests_and_gets_no_401() {
         ] {
             let repo = client.repository("warm");
             let artifact = client.artifact("warm", "v1");
-            repo.get_properties(None)
-                .await
-                .unwrap()
-                .into_model()
-                .unwrap();
-            artifact
-                .get_tag_properties("v1", None)
-                .await
-                .unwrap()
-                .into_model()
-                .unwrap();
-            collect(client.list_repository_names(None).unwrap())
-                .await
-                .unwrap();
+            model(repo.get_properties(None)).await;
+            model(artifact.get_tag_properties("v1", None)).await;
+            items(client.list_repository_names(None)).await;
 
             emu.clear_request_log();
-            repo.get_properties(None)
-                .await
-                .unwrap()
-                .into_model()
-                .unwrap();
-            artifact
-                .get_tag_properties("v1", None)
-                .await
-                .unwrap()
-                .into_model()
-                .unwrap();
-            collect(client.list_repository_names(None).unwrap())
-                .await
-                .unwrap();
+            model(repo.get_properties(None)).await;
+            model(artifact.get_tag_properties("v1", None)).await;
+            items(client.list_repository_names(None)).await;
             let log = emu.request_log();
             assert_eq!(log.len(), 3, "{label}: {log:#?}");
             assert!(
@@ -386,13 +265,12 @@ async fn token_api_exchanges_and_caches() {
             .unwrap();
         assert!(!metadata.access_token.secret().is_empty());
         emu.clear_request_log();
-        client
-            .repository("library/hello-world")
-            .get_properties(None)
-            .await
-            .unwrap()
-            .into_model()
-            .unwrap();
+        model(
+            client
+                .repository("library/hello-world")
+                .get_properties(None),
+        )
+        .await;
         let log = emu.request_log();
         assert_eq!(log.len(), 1, "{log:#?}");
 
@@ -401,7 +279,7 @@ async fn token_api_exchanges_and_caches() {
         let token = anon.get_acr_access_token(scope, None).await.unwrap();
         assert!(!token.access_token.secret().is_empty());
         emu.clear_request_log();
-        let e = anon.get_acr_refresh_token(None).await.unwrap_err();
+        let e = error(anon.get_acr_refresh_token(None)).await;
         assert!(matches!(e.kind(), ErrorKind::Credential), "{e}");
         assert_eq!(emu.request_log(), vec![]);
     })

@@ -49,16 +49,13 @@ async fn catalog_paging_follows_links_for_page_sizes_1_2_and_default() {
             (&plain, None, 1),
         ] {
             emu.clear_request_log();
-            let names = collect(
-                client
-                    .list_repository_names(Some(ListRepositoryNamesOptions {
-                        page_size: per_call,
-                        ..Default::default()
-                    }))
-                    .unwrap(),
+            let names = items(
+                client.list_repository_names(Some(ListRepositoryNamesOptions {
+                    page_size: per_call,
+                    ..Default::default()
+                })),
             )
-            .await
-            .unwrap();
+            .await;
             assert_eq!(names, expected, "page size {per_call:?}");
             let log = requests_to(&emu.request_log(), "/acr/v1/_catalog");
             assert_eq!(log.len(), pages, "pages for {per_call:?}: {log:#?}");
@@ -113,12 +110,7 @@ async fn repository_properties_round_trip() {
         let repo = client.repository("library/hello-world");
         assert_eq!(repo.name(), "library/hello-world");
 
-        let props = repo
-            .get_properties(None)
-            .await
-            .unwrap()
-            .into_model()
-            .unwrap();
+        let props = model(repo.get_properties(None)).await;
         assert_eq!(props.name, "library/hello-world");
         assert_eq!(props.registry_login_server, emu.service());
         assert_eq!((props.manifest_count, props.tag_count), (1, 2));
@@ -133,12 +125,7 @@ async fn repository_properties_round_trip() {
         );
 
         emu.clear_request_log();
-        let changed = repo
-            .update_properties(repo_flag(Flag::Write, false), None)
-            .await
-            .unwrap()
-            .into_model()
-            .unwrap();
+        let changed = model(repo.update_properties(repo_flag(Flag::Write, false), None)).await;
         assert_eq!(changed.can_write, Some(false));
         assert_eq!(
             (changed.can_delete, changed.can_read, changed.can_list),
@@ -155,42 +142,16 @@ async fn repository_properties_round_trip() {
             log[0].path_and_query
         );
         assert_eq!(
-            repo.get_properties(None)
-                .await
-                .unwrap()
-                .into_model()
-                .unwrap()
-                .can_write,
+            model(repo.get_properties(None)).await.can_write,
             Some(false)
         );
 
         // All four off, then back on from the properties themselves.
-        let all_off = RepositoryWriteableProperties {
-            can_delete: Some(false),
-            can_write: Some(false),
-            can_read: Some(false),
-            can_list: Some(false),
-        };
-        let off = repo
-            .update_properties(all_off.clone(), None)
-            .await
-            .unwrap()
-            .into_model()
-            .unwrap();
-        assert_eq!(RepositoryWriteableProperties::from(&off), all_off);
-        let on = RepositoryWriteableProperties {
-            can_delete: Some(true),
-            can_write: Some(true),
-            can_read: Some(true),
-            can_list: Some(true),
-        };
-        let back = repo
-            .update_properties(on.clone(), None)
-            .await
-            .unwrap()
-            .into_model()
-            .unwrap();
-        assert_eq!(RepositoryWriteableProperties::from(&back), on);
+        for value in [false, true] {
+            let flags = all_flags(value);
+            let changed = model(repo.update_properties(flags.clone(), None)).await;
+            assert_eq!(RepositoryWriteableProperties::from(&changed), flags);
+        }
     })
     .await;
 }
@@ -316,12 +277,7 @@ async fn artifact_by_tag_or_digest() {
         assert_eq!(by_tag.reference(), "latest");
 
         emu.clear_request_log();
-        let from_tag = by_tag
-            .get_manifest_properties(None)
-            .await
-            .unwrap()
-            .into_model()
-            .unwrap();
+        let from_tag = model(by_tag.get_manifest_properties(None)).await;
         let log = emu.request_log();
         assert_eq!(log.len(), 2, "tag lookup, then the manifest: {log:#?}");
         assert!(log[0]
@@ -330,12 +286,7 @@ async fn artifact_by_tag_or_digest() {
         assert!(log[1]
             .path_and_query
             .starts_with("/acr/v1/library%2Fhello-world/_manifests/sha256"));
-        let from_digest = by_digest
-            .get_manifest_properties(None)
-            .await
-            .unwrap()
-            .into_model()
-            .unwrap();
+        let from_digest = model(by_digest.get_manifest_properties(None)).await;
         assert_eq!(from_tag, from_digest);
         assert_eq!(from_tag.digest, image.digest);
         assert_eq!(from_tag.tags, vec!["latest".to_string(), "v1".to_string()]);
@@ -349,22 +300,15 @@ async fn artifact_by_tag_or_digest() {
         );
         assert!(from_tag.related_artifacts.is_empty());
 
-        let locked = by_tag
-            .update_manifest_properties(manifest_flag(Flag::Write, false), None)
-            .await
-            .unwrap()
-            .into_model()
-            .unwrap();
+        let locked =
+            model(by_tag.update_manifest_properties(manifest_flag(Flag::Write, false), None)).await;
         assert_eq!(
             (locked.can_write, locked.can_delete),
             (Some(false), Some(true))
         );
-        let unlocked = by_digest
-            .update_manifest_properties(manifest_flag(Flag::Write, true), None)
-            .await
-            .unwrap()
-            .into_model()
-            .unwrap();
+        let unlocked =
+            model(by_digest.update_manifest_properties(manifest_flag(Flag::Write, true), None))
+                .await;
         assert_eq!(unlocked.can_write, Some(true));
         assert_eq!(
             ManifestWriteableProperties::from(&unlocked).can_read,
@@ -429,23 +373,14 @@ async fn tags_of_an_artifact() {
             .iter()
             .all(|t| t.digest == image.digest && t.repository_name == "tagged"));
 
-        let b = artifact
-            .get_tag_properties("b", None)
-            .await
-            .unwrap()
-            .into_model()
-            .unwrap();
+        let b = model(artifact.get_tag_properties("b", None)).await;
         assert_eq!(
             (b.name.as_str(), b.digest.as_str()),
             ("b", image.digest.as_str())
         );
         assert_eq!(b.registry_login_server, emu.service());
-        let hidden = artifact
-            .update_tag_properties("b", tag_flag(Flag::List, false), None)
-            .await
-            .unwrap()
-            .into_model()
-            .unwrap();
+        let hidden =
+            model(artifact.update_tag_properties("b", tag_flag(Flag::List, false), None)).await;
         assert_eq!(
             (hidden.can_list, hidden.can_read),
             (Some(false), Some(true))
@@ -455,12 +390,8 @@ async fn tags_of_an_artifact() {
             ["a", "c"],
             "unlisted tags are not listed"
         );
-        let shown = artifact
-            .update_tag_properties("b", tag_flag(Flag::List, true), None)
-            .await
-            .unwrap()
-            .into_model()
-            .unwrap();
+        let shown =
+            model(artifact.update_tag_properties("b", tag_flag(Flag::List, true), None)).await;
         assert_eq!(shown.can_list, Some(true));
 
         artifact.delete_tag("c", None).await.unwrap();
@@ -482,79 +413,43 @@ async fn locked_items_refuse_changes_with_the_registry_code() {
         };
 
         // can_delete: false on a tag.
-        artifact
-            .update_tag_properties("v1", tag_flag(Flag::Delete, false), None)
-            .await
-            .unwrap()
-            .into_model()
-            .unwrap();
-        disallowed(&artifact.delete_tag("v1", None).await.unwrap_err());
-        disallowed(&artifact.delete(None).await.unwrap_err());
-        disallowed(&client.delete_repository("locked", None).await.unwrap_err());
-        artifact
-            .update_tag_properties("v1", tag_flag(Flag::Delete, true), None)
-            .await
-            .unwrap()
-            .into_model()
-            .unwrap();
+        model(artifact.update_tag_properties("v1", tag_flag(Flag::Delete, false), None)).await;
+        disallowed(&error(artifact.delete_tag("v1", None)).await);
+        disallowed(&error(artifact.delete(None)).await);
+        disallowed(&error(client.delete_repository("locked", None)).await);
+        model(artifact.update_tag_properties("v1", tag_flag(Flag::Delete, true), None)).await;
 
         // can_write: false on a tag: it can be neither moved nor deleted.
-        artifact
-            .update_tag_properties("v2", tag_flag(Flag::Write, false), None)
-            .await
-            .unwrap()
-            .into_model()
-            .unwrap();
-        disallowed(&artifact.delete_tag("v2", None).await.unwrap_err());
+        model(artifact.update_tag_properties("v2", tag_flag(Flag::Write, false), None)).await;
+        disallowed(&error(artifact.delete_tag("v2", None)).await);
         let other = seeder
             .push_image("locked", "other", "arm64", "linux")
             .await
             .unwrap();
-        let push_error = seeder
-            .put_manifest("locked", "v2", &other.manifest)
+        let push_error = error(seeder.put_manifest("locked", "v2", &other.manifest))
             .await
-            .unwrap_err()
             .to_string();
         assert!(
             push_error.contains("REGISTRY_DISALLOWED_OPERATION"),
             "{push_error}"
         );
         assert_eq!(
-            artifact
-                .get_tag_properties("v2", None)
-                .await
-                .unwrap()
-                .into_model()
-                .unwrap()
-                .digest,
+            model(artifact.get_tag_properties("v2", None)).await.digest,
             image.digest
         );
 
         // can_delete: false on the repository.
         let repo = client.repository("locked");
-        repo.update_properties(repo_flag(Flag::Delete, false), None)
-            .await
-            .unwrap()
-            .into_model()
-            .unwrap();
-        disallowed(&repo.delete(None).await.unwrap_err());
+        model(repo.update_properties(repo_flag(Flag::Delete, false), None)).await;
+        disallowed(&error(repo.delete(None)).await);
 
         // Unlocked, everything goes.
-        artifact
-            .update_tag_properties("v2", tag_flag(Flag::Write, true), None)
-            .await
-            .unwrap()
-            .into_model()
-            .unwrap();
-        repo.update_properties(repo_flag(Flag::Delete, true), None)
-            .await
-            .unwrap()
-            .into_model()
-            .unwrap();
+        model(artifact.update_tag_properties("v2", tag_flag(Flag::Write, true), None)).await;
+        model(repo.update_properties(repo_flag(Flag::Delete, true), None)).await;
         artifact.delete_tag("v2", None).await.unwrap();
         repo.delete(None).await.unwrap();
         assert_http_error(
-            &repo.get_properties(None).await.unwrap_err(),
+            &error(repo.get_properties(None)).await,
             404,
             Some("NAME_UNKNOWN"),
         );
@@ -570,55 +465,32 @@ async fn not_found_errors_carry_the_registry_codes() {
         let image = push(&seeder, "present", "present", &["v1"]).await;
         let client = anonymous(&emu);
         let missing_digest = format!("{}aaaaaaaaaa", &image.digest[..image.digest.len() - 10]);
+        let absent = client.repository("absent");
+        let v1 = client.artifact("present", "v1");
+        let no_tag = client.artifact("present", "nonexistent");
+        let no_manifest = client.artifact("present", &missing_digest);
+        let unlisted = tag_flag(Flag::Write, false);
 
-        let e = client
-            .repository("absent")
-            .get_properties(None)
-            .await
-            .unwrap_err();
-        assert_http_error(&e, 404, Some("NAME_UNKNOWN"));
-        let e = collect(
-            client
-                .repository("absent")
-                .list_manifest_properties(None)
-                .unwrap(),
-        )
-        .await
-        .unwrap_err();
-        assert_http_error(&e, 404, Some("NAME_UNKNOWN"));
-        let e = client
-            .artifact("present", "v1")
-            .get_tag_properties("nonexistent", None)
-            .await
-            .unwrap_err();
-        assert_http_error(&e, 404, Some("TAG_UNKNOWN"));
-        let e = client
-            .artifact("present", "nonexistent")
-            .get_manifest_properties(None)
-            .await
-            .unwrap_err();
-        assert_http_error(&e, 404, Some("TAG_UNKNOWN"));
-        let e = client
-            .artifact("present", "nonexistent")
-            .update_tag_properties("nonexistent", tag_flag(Flag::Write, false), None)
-            .await
-            .unwrap_err();
-        assert_http_error(&e, 404, Some("TAG_UNKNOWN"));
-        let e = client
-            .artifact("present", &missing_digest)
-            .get_manifest_properties(None)
-            .await
-            .unwrap_err();
-        assert_http_error(&e, 404, Some("MANIFEST_UNKNOWN"));
-        let e = collect(
-            client
-                .artifact("present", "nonexistent")
-                .list_tag_properties(None)
-                .unwrap(),
-        )
-        .await
-        .unwrap_err();
-        assert_http_error(&e, 404, Some("TAG_UNKNOWN"));
+        let name_unknown = [
+            error(absent.get_properties(None)).await,
+            error(collect(absent.list_manifest_properties(None).unwrap())).await,
+        ];
+        let tag_unknown = [
+            error(v1.get_tag_properties("nonexistent", None)).await,
+            error(no_tag.get_manifest_properties(None)).await,
+            error(no_tag.update_tag_properties("nonexistent", unlisted, None)).await,
+            error(collect(no_tag.list_tag_properties(None).unwrap())).await,
+        ];
+        let manifest_unknown = [error(no_manifest.get_manifest_properties(None)).await];
+        for (code, errors) in [
+            ("NAME_UNKNOWN", &name_unknown[..]),
+            ("TAG_UNKNOWN", &tag_unknown[..]),
+            ("MANIFEST_UNKNOWN", &manifest_unknown[..]),
+        ] {
+            for e in errors {
+                assert_http_error(e, 404, Some(code));
+            }
+        }
     })
     .await;
 }
@@ -632,40 +504,28 @@ async fn deletes_succeed_and_missing_things_count_as_deleted() {
         let keep = push(&seeder, "doomed", "kept", &["keep"]).await;
         let client = anonymous(&emu);
         let missing_digest = format!("sha256:{}", "0".repeat(64));
+        let by_digest = client.artifact("doomed", &image.digest);
 
+        let not_real = client.repository("not-real-repo");
         client
-            .delete_repository("not-real-repo", None)
+            .delete_repository(not_real.name(), None)
             .await
             .unwrap();
-        client
-            .repository("not-real-repo")
-            .delete(None)
-            .await
-            .unwrap();
-        client
-            .artifact("doomed", "v1")
-            .delete_tag("never-was", None)
-            .await
-            .unwrap();
-        client
-            .artifact("doomed", &missing_digest)
-            .delete(None)
-            .await
-            .unwrap();
-        client
-            .artifact("doomed", "never-was")
-            .delete(None)
-            .await
-            .unwrap();
-        client
-            .artifact("not-real-repo", "v1")
-            .delete(None)
-            .await
-            .unwrap();
+        not_real.delete(None).await.unwrap();
+        let v1 = client.artifact("doomed", "v1");
+        v1.delete_tag("never-was", None).await.unwrap();
+        for (repository, reference) in [
+            ("doomed", missing_digest.as_str()),
+            ("doomed", "never-was"),
+            ("not-real-repo", "v1"),
+        ] {
+            let artifact = client.artifact(repository, reference);
+            artifact.delete(None).await.unwrap();
+        }
 
         // Deleting by tag deletes the manifest by digest (a registry refuses it by tag).
         emu.clear_request_log();
-        client.artifact("doomed", "v1").delete(None).await.unwrap();
+        v1.delete(None).await.unwrap();
         let deletes: Vec<_> = emu
             .request_log()
             .into_iter()
@@ -676,40 +536,21 @@ async fn deletes_succeed_and_missing_things_count_as_deleted() {
             deletes[0].path_and_query,
             format!("/v2/doomed/manifests/{}", image.digest)
         );
-        let e = client
-            .artifact("doomed", &image.digest)
-            .get_manifest_properties(None)
-            .await
-            .unwrap_err();
+        let e = error(by_digest.get_manifest_properties(None)).await;
         assert_http_error(&e, 404, Some("MANIFEST_UNKNOWN"));
-        let e = client
-            .artifact("doomed", "v2")
-            .get_tag_properties("v2", None)
-            .await
-            .unwrap_err();
+        let v2 = client.artifact("doomed", "v2");
+        let e = error(v2.get_tag_properties("v2", None)).await;
         assert_http_error(&e, 404, Some("TAG_UNKNOWN"));
         // Deleting it again is fine.
-        client
-            .artifact("doomed", &image.digest)
-            .delete(None)
-            .await
-            .unwrap();
+        by_digest.delete(None).await.unwrap();
+        let kept = client.artifact("doomed", "keep");
         assert_eq!(
-            client
-                .artifact("doomed", "keep")
-                .get_manifest_properties(None)
-                .await
-                .unwrap()
-                .into_model()
-                .unwrap()
-                .digest,
+            model(kept.get_manifest_properties(None)).await.digest,
             keep.digest
         );
 
         client.delete_repository("doomed", None).await.unwrap();
-        let names = collect(client.list_repository_names(None).unwrap())
-            .await
-            .unwrap();
+        let names = items(client.list_repository_names(None)).await;
         assert!(!names.contains(&"doomed".to_string()), "{names:?}");
         client.delete_repository("doomed", None).await.unwrap();
     })
@@ -750,86 +591,40 @@ async fn bad_input_fails_before_any_request() {
         let client = anonymous(&emu);
         let anon = Arc::new(client.clone());
         let digest = format!("sha256:{}", "a".repeat(64));
+        let upper_digest = format!("sha256:{}", "A".repeat(64));
+        let repo = |name: &str| client.repository(name);
+        let artifact = |reference: &str| client.artifact("ok", reference);
         let name_errors = [
-            client
-                .repository("Upper")
-                .get_properties(None)
-                .await
-                .unwrap_err(),
-            client
-                .repository("a//b")
-                .update_properties(Default::default(), None)
-                .await
-                .unwrap_err(),
-            client.repository("-x").delete(None).await.unwrap_err(),
-            client.delete_repository("", None).await.unwrap_err(),
-            client
-                .repository("bad name")
-                .list_manifest_properties(None)
-                .unwrap_err(),
-            client
-                .artifact("UPPER", "v1")
-                .get_manifest_properties(None)
-                .await
-                .unwrap_err(),
-            client
-                .artifact("UPPER", &digest)
-                .delete(None)
-                .await
-                .unwrap_err(),
+            error(repo("Upper").get_properties(None)).await,
+            error(repo("a//b").update_properties(Default::default(), None)).await,
+            error(repo("-x").delete(None)).await,
+            error(client.delete_repository("", None)).await,
+            repo("bad name").list_manifest_properties(None).unwrap_err(),
+            error(client.artifact("UPPER", "v1").get_manifest_properties(None)).await,
+            error(client.artifact("UPPER", &digest).delete(None)).await,
         ];
-        for e in &name_errors {
-            assert!(is_invalid_argument(e, "repository_name"), "{e}");
-        }
         let tag_errors = [
-            client
-                .artifact("ok", "bad tag")
-                .get_manifest_properties(None)
-                .await
-                .unwrap_err(),
-            client.artifact("ok", "-x").delete(None).await.unwrap_err(),
-            client
-                .artifact("ok", "v1")
-                .get_tag_properties(".hidden", None)
-                .await
-                .unwrap_err(),
-            client
-                .artifact("ok", "v1")
-                .update_tag_properties("a/b", Default::default(), None)
-                .await
-                .unwrap_err(),
-            client
-                .artifact("ok", "v1")
-                .delete_tag("", None)
-                .await
-                .unwrap_err(),
-            client
-                .artifact("ok", "bad tag")
-                .list_tag_properties(None)
-                .unwrap_err(),
+            error(artifact("bad tag").get_manifest_properties(None)).await,
+            error(artifact("-x").delete(None)).await,
+            error(artifact("v1").get_tag_properties(".hidden", None)).await,
+            error(artifact("v1").update_tag_properties("a/b", Default::default(), None)).await,
+            error(artifact("v1").delete_tag("", None)).await,
+            artifact("bad tag").list_tag_properties(None).unwrap_err(),
         ];
-        for e in &tag_errors {
-            assert!(is_invalid_argument(e, "tag"), "{e}");
-        }
         let digest_errors = [
-            client
-                .artifact("ok", "sha256:zz")
-                .get_manifest_properties(None)
-                .await
-                .unwrap_err(),
-            client
-                .artifact("ok", &format!("sha256:{}", "A".repeat(64)))
-                .update_manifest_properties(Default::default(), None)
-                .await
-                .unwrap_err(),
-            client
-                .artifact("ok", "md5:00")
-                .delete(None)
-                .await
-                .unwrap_err(),
+            error(artifact("sha256:zz").get_manifest_properties(None)).await,
+            error(artifact(&upper_digest).update_manifest_properties(Default::default(), None))
+                .await,
+            error(artifact("md5:00").delete(None)).await,
         ];
-        for e in &digest_errors {
-            assert!(is_invalid_argument(e, "digest"), "{e}");
+        for (argument, errors) in [
+            ("repository_name", &name_errors[..]),
+            ("tag", &tag_errors[..]),
+            ("digest", &digest_errors[..]),
+        ] {
+            for e in errors {
+                assert!(is_invalid_argument(e, argument), "{argument}: {e}");
+            }
         }
         let e = anon
             .list_repository_names(Some(ListRepositoryNamesOptions {
@@ -838,10 +633,7 @@ async fn bad_input_fails_before_any_request() {
             }))
             .unwrap_err();
         assert!(is_invalid_argument(&e, "page_size"), "{e}");
-        let e = client
-            .get_acr_access_token("not a scope", None)
-            .await
-            .unwrap_err();
+        let e = error(client.get_acr_access_token("not a scope", None)).await;
         assert!(is_invalid_argument(&e, "scope"), "{e}");
         assert_eq!(emu.request_log(), vec![], "nothing was sent");
     })

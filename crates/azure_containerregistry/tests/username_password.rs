@@ -249,13 +249,7 @@ async fn acr_admin_users_and_repository_scoped_tokens_sign_in() {
             .await
             .unwrap();
         assert_eq!(names, ["app"]);
-        let tag = admin
-            .artifact("app", "v1")
-            .get_tag_properties("v1", None)
-            .await
-            .unwrap()
-            .into_model()
-            .unwrap();
+        let tag = model(admin.artifact("app", "v1").get_tag_properties("v1", None)).await;
         assert_eq!(tag.digest, set.digest);
 
         // The scoped token pulls `app`, and nothing more.

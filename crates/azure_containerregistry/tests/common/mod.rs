@@ -4,6 +4,7 @@
 //! the bounded wait, digests) lives in `acr_test_support`.
 #![allow(dead_code)]
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +18,7 @@ use azure_containerregistry::{
 use azure_containerregistry_emulator::{AuthMode, Emulator, EmulatorOptions, RequestRecord};
 use azure_core::credentials::TokenCredential;
 use azure_core::http::pager::Page;
-use azure_core::http::Pager;
+use azure_core::http::{DeserializeWith, Format, Pager, Response};
 use futures::TryStreamExt;
 
 #[allow(unused_imports)] // not every test file uses each of them
@@ -308,6 +309,38 @@ where
     P::IntoIter: Send + 'static,
 {
     pager.try_collect().await
+}
+
+/// Every item of a listing that must start and finish without error; panics otherwise.
+pub async fn items<P>(pager: azure_core::Result<Pager<P>>) -> Vec<P::Item>
+where
+    P: Page + serde::de::DeserializeOwned + Send + 'static,
+    P::Item: Send + 'static,
+    P::IntoIter: Send + 'static,
+{
+    collect(pager.expect("listing starts"))
+        .await
+        .expect("listing completes")
+}
+
+/// The model of a call that must succeed (`call.await?.into_model()?`); panics otherwise.
+pub async fn model<T, F>(call: impl Future<Output = azure_core::Result<Response<T, F>>>) -> T
+where
+    T: DeserializeWith<F>,
+    F: Format,
+{
+    call.await
+        .expect("request succeeds")
+        .into_model()
+        .expect("model reads")
+}
+
+/// The error of a call that must fail; panics if it succeeds.
+pub async fn error<T, E>(call: impl Future<Output = Result<T, E>>) -> E {
+    match call.await {
+        Ok(_) => panic!("the call succeeded"),
+        Err(e) => e,
+    }
 }
 
 /// Requests of the log whose path starts with `prefix`.
