@@ -241,6 +241,27 @@ pub(crate) fn raw_page<T: serde::Serialize>(
     Ok(RawPage { body, headers })
 }
 
+/// A pager over a `Link`-paged `/acr/v1` listing: its first page is the generated call
+/// `$first`, made on `$rest` (the REST client) for `$name` (the repository, `""` for none) in a
+/// span named `$span`; the pages after it follow each `Link` as given (see [`link_pager`]).
+macro_rules! link_listing {
+    ($span:literal, $pipeline:expr, $operation:literal, $repository:expr, $options:expr,
+     |$rest:ident, $name:ident| $first:expr) => {{
+        let pipeline = $pipeline.clone();
+        let $name: String = $repository.to_owned();
+        $crate::paging::link_pager(pipeline.clone(), $operation, $options, move |context| {
+            let pipeline = pipeline.clone();
+            let $name = $name.clone();
+            $crate::operation::traced!($span, &$name, &context, async move {
+                let $rest = pipeline.rest();
+                let response = $first.await.map_err($crate::error::rest_error)?;
+                $crate::paging::raw_page(response)
+            })
+        })
+    }};
+}
+pub(crate) use link_listing;
+
 #[cfg(test)]
 mod tests {
     use super::*;

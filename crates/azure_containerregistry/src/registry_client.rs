@@ -8,10 +8,9 @@ use azure_core::http::{ClientMethodOptions, NoFormat, Pager, Response};
 use url::Url;
 
 use crate::auth::Login;
-use crate::error::rest_error;
 use crate::models::RepositoryNamesPage;
 use crate::operation::traced;
-use crate::paging::{link_pager, listing_page_size, raw_page};
+use crate::paging::{link_listing, listing_page_size};
 use crate::pipeline::Pipeline;
 use crate::token_api::{AcrAccessToken, AcrRefreshToken};
 use crate::{ContainerRegistryClientOptions, ContainerRepository, RegistryArtifact};
@@ -154,27 +153,13 @@ impl ContainerRegistryClient {
     ) -> azure_core::Result<Pager<RepositoryNamesPage>> {
         let options = options.unwrap_or_default();
         let n = listing_page_size(&self.pipeline, options.page_size)?;
-        let pipeline = self.pipeline.clone();
-        Ok(link_pager::<RepositoryNamesPage, _>(
-            self.pipeline.clone(),
+        Ok(link_listing!(
+            "ContainerRegistryClient.list_repository_names",
+            self.pipeline,
             "get_repositories",
+            "",
             options.method_options,
-            move |context| {
-                let pipeline = pipeline.clone();
-                traced!(
-                    "ContainerRegistryClient.list_repository_names",
-                    "",
-                    &context,
-                    async move {
-                        let response = pipeline
-                            .rest()
-                            .get_repositories(None, n)
-                            .await
-                            .map_err(rest_error)?;
-                        raw_page(response)
-                    }
-                )
-            },
+            |rest, name| rest.get_repositories(None, n)
         ))
     }
 

@@ -6,13 +6,12 @@ use azure_core::http::pager::PagerOptions;
 use azure_core::http::{NoFormat, Pager, Response};
 use url::Url;
 
-use crate::error::rest_error;
 use crate::models::{
     ArtifactManifestOrder, ManifestPropertiesPage, RepositoryProperties,
     RepositoryWriteableProperties, TagPropertiesPage,
 };
 use crate::operation::traced;
-use crate::paging::{link_pager, listing_page_size, raw_page};
+use crate::paging::{link_listing, listing_page_size};
 use crate::pipeline::Pipeline;
 use crate::reference::validate_repository_name;
 use crate::response::{delete_result, model_result};
@@ -141,32 +140,13 @@ impl ContainerRepository {
         validate_repository_name(&self.name)?;
         let n = listing_page_size(&self.pipeline, options.page_size)?;
         let order = options.order_by.unwrap_or_default().to_wire();
-        let pipeline = self.pipeline.clone();
-        let name = self.name.clone();
-        Ok(link_pager::<ManifestPropertiesPage, _>(
-            self.pipeline.clone(),
+        Ok(link_listing!(
+            "ContainerRepository.list_manifest_properties",
+            self.pipeline,
             "get_manifests",
+            self.name,
             options.method_options,
-            move |context| {
-                let pipeline = pipeline.clone();
-                let name = name.clone();
-                Box::pin(async move {
-                    traced!(
-                        "ContainerRepository.list_manifest_properties",
-                        &name,
-                        &context,
-                        async {
-                            let response = pipeline
-                                .rest()
-                                .get_manifests(&name, None, n, order)
-                                .await
-                                .map_err(rest_error)?;
-                            raw_page(response)
-                        }
-                    )
-                    .await
-                })
-            },
+            |rest, name| rest.get_manifests(&name, None, n, order)
         ))
     }
 
@@ -201,32 +181,13 @@ impl ContainerRepository {
         validate_repository_name(&self.name)?;
         let n = listing_page_size(&self.pipeline, options.page_size)?;
         let order = options.order_by.unwrap_or_default().to_wire();
-        let pipeline = self.pipeline.clone();
-        let name = self.name.clone();
-        Ok(link_pager::<TagPropertiesPage, _>(
-            self.pipeline.clone(),
+        Ok(link_listing!(
+            "ContainerRepository.list_tag_properties",
+            self.pipeline,
             "get_tags",
+            self.name,
             options.method_options,
-            move |context| {
-                let pipeline = pipeline.clone();
-                let name = name.clone();
-                Box::pin(async move {
-                    traced!(
-                        "ContainerRepository.list_tag_properties",
-                        &name,
-                        &context,
-                        async {
-                            let response = pipeline
-                                .rest()
-                                .get_tags(&name, None, None, n, order)
-                                .await
-                                .map_err(rest_error)?;
-                            raw_page(response)
-                        }
-                    )
-                    .await
-                })
-            },
+            |rest, name| rest.get_tags(&name, None, None, n, order)
         ))
     }
 }
