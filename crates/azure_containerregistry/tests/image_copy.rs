@@ -6,87 +6,17 @@ use common::*;
 
 use azure_containerregistry::{
     copy_image, media_types, ContainerRegistryContentClient, CopyImageOptions, NoMatchingPlatform,
-    OciDescriptor, OciImageIndex, OciImageManifest, Platform, ProgressCallback,
+    ProgressCallback,
 };
 
-/// One image of a multi-arch index: its manifest, digest, config and layer digests.
-struct Child {
-    platform: Platform,
-    digest: String,
-    blobs: Vec<String>,
-}
-
-/// Pushes two images (linux/amd64 and linux/arm64/v8, each a config and two layers, one layer
-/// shared) and an OCI index of them under `tag`; returns the index digest and the children.
-async fn push_index(content: &ContainerRegistryContentClient, tag: &str) -> (String, Vec<Child>) {
-    let shared = content
-        .upload_blob_bytes(vec![7u8; 100_000], None)
-        .await
-        .expect("shared layer");
-    let mut children = Vec::new();
-    let mut index = OciImageIndex::default();
-    for platform in ["linux/amd64", "linux/arm64/v8"] {
-        let platform: Platform = platform.parse().expect("platform");
-        let config = content
-            .upload_blob_bytes(
-                format!(
-                    r#"{{"architecture":"{}","os":"{}"}}"#,
-                    platform.architecture, platform.os
-                )
-                .into_bytes(),
-                None,
-            )
-            .await
-            .expect("config");
-        let own = content
-            .upload_blob_bytes(
-                format!("layer of {platform}").repeat(5000).into_bytes(),
-                None,
-            )
-            .await
-            .expect("layer");
-        let manifest: OciImageManifest = oci_manifest(&config, &[&shared, &own]);
-        let bytes = serde_json::to_vec(&manifest).expect("json");
-        let set = content.set_manifest(&manifest, None).await.expect("child");
-        index.manifests.push(OciDescriptor {
-            platform: Some(platform.clone()),
-            ..OciDescriptor::new(
-                media_types::OCI_MANIFEST,
-                set.digest.clone(),
-                bytes.len() as u64,
-            )
-        });
-        children.push(Child {
-            platform,
-            digest: set.digest,
-            blobs: vec![config.digest, shared.digest.clone(), own.digest],
-        });
-    }
-    // An attestation, as buildx adds: never chosen for a platform.
-    index.manifests.push(OciDescriptor {
-        platform: Some(Platform::new("unknown", "unknown")),
-        annotations: Some(
-            [(
-                "vnd.docker.reference.type".to_string(),
-                "attestation-manifest".to_string(),
-            )]
-            .into_iter()
-            .collect(),
-        ),
-        ..index.manifests[0].clone()
-    });
-    let set = content
-        .set_manifest(&index, tagged(tag))
-        .await
-        .expect("index");
-    (set.digest, children)
-}
+/// The index the copy tests start from (arm64 with its variant, as buildx names it).
+const COPY_PLATFORMS: &[&str] = &["linux/amd64", "linux/arm64/v8"];
 
 #[tokio::test]
 async fn manifest_for_platform_from_a_two_platform_index() {
     let emu = open_emulator().await;
     let content = client(&emu.endpoint(), "image/platforms");
-    let (index_digest, children) = push_index(&content, "multi").await;
+    let (index_digest, children) = push_index(&content, "multi", COPY_PLATFORMS, true).await;
     for child in &children {
         let got = content
             .get_manifest_for_platform("multi", &child.platform, None)
@@ -150,7 +80,7 @@ async fn a_multi_arch_index_copied_between_registries_keeps_every_digest() {
     let target_emu = open_emulator().await;
     let source = client(&source_emu.endpoint(), "image/source");
     let target = client(&target_emu.endpoint(), "image/target");
-    let (index_digest, children) = push_index(&source, "v1").await;
+    let (index_digest, children) = push_index(&source, "v1", COPY_PLATFORMS, true).await;
     let reports = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen = reports.clone();
     let result = copy_image(
@@ -216,7 +146,7 @@ async fn one_platform_is_copied_out_of_an_index_by_default() {
     let target_emu = open_emulator().await;
     let source = client(&source_emu.endpoint(), "image/source");
     let target = client(&target_emu.endpoint(), "image/one");
-    let (_, children) = push_index(&source, "v1").await;
+    let (_, children) = push_index(&source, "v1", COPY_PLATFORMS, true).await;
     let result = copy_image(
         &source,
         "v1",
@@ -244,7 +174,7 @@ async fn a_copy_inside_one_registry_mounts_and_uploads_no_layer_bytes() {
     let emu = open_emulator().await;
     let source = client(&emu.endpoint(), "image/here");
     let target = client(&emu.endpoint(), "image/there");
-    let (index_digest, children) = push_index(&source, "v1").await;
+    let (index_digest, children) = push_index(&source, "v1", COPY_PLATFORMS, true).await;
     let before = emu.request_log().len();
     let result = copy_image(
         &source,
@@ -293,7 +223,7 @@ async fn a_multi_arch_index_copied_into_docker_registry() {
     let emu = open_emulator().await;
     let source = client(&emu.endpoint(), "image/source");
     let target = client(&registry.endpoint(), "image/target");
-    let (index_digest, children) = push_index(&source, "v1").await;
+    let (index_digest, children) = push_index(&source, "v1", COPY_PLATFORMS, true).await;
     let result = copy_image(
         &source,
         "v1",
@@ -332,7 +262,7 @@ async fn a_corrupted_source_blob_fails_the_copy_and_stores_no_manifest() {
     let source_emu = open_emulator().await;
     let target_emu = open_emulator().await;
     let seeding = client(&source_emu.endpoint(), "image/source");
-    let (_, children) = push_index(&seeding, "v1").await;
+    let (_, children) = push_index(&seeding, "v1", COPY_PLATFORMS, true).await;
     let proxy = acr_test_support::FaultProxy::start(&source_emu.endpoint())
         .await
         .expect("proxy");

@@ -9,48 +9,15 @@ use std::process::Command;
 
 use azure_containerregistry::{
     media_types, pull_image, push_image, ContainerRegistryContentClient, InvalidArgument,
-    OciDescriptor, OciImageIndex, Platform, PullImageOptions, REF_NAME_ANNOTATION,
+    OciDescriptor, Platform, PullImageOptions, REF_NAME_ANNOTATION,
 };
 
 /// Pushes two images (linux/amd64, linux/arm64) and an index of them under `tag`; returns the
 /// index digest and the children's digests.
 async fn push_index(content: &ContainerRegistryContentClient, tag: &str) -> (String, Vec<String>) {
-    let mut index = OciImageIndex::default();
-    let mut children = Vec::new();
-    for platform in ["linux/amd64", "linux/arm64"] {
-        let platform: Platform = platform.parse().expect("platform");
-        let config = content
-            .upload_blob_bytes(
-                format!(
-                    r#"{{"architecture":"{}","os":"linux","rootfs":{{"type":"layers","diff_ids":[]}}}}"#,
-                    platform.architecture
-                )
-                .into_bytes(),
-                None,
-            )
-            .await
-            .expect("config");
-        let layer = content
-            .upload_blob_bytes(
-                format!("layer {platform}").repeat(20_000).into_bytes(),
-                None,
-            )
-            .await
-            .expect("layer");
-        let manifest = oci_manifest(&config, &[&layer]);
-        let size = serde_json::to_vec(&manifest).expect("json").len() as u64;
-        let set = content.set_manifest(&manifest, None).await.expect("child");
-        index.manifests.push(OciDescriptor {
-            platform: Some(platform),
-            ..OciDescriptor::new(media_types::OCI_MANIFEST, set.digest.clone(), size)
-        });
-        children.push(set.digest);
-    }
-    let set = content
-        .set_manifest(&index, tagged(tag))
-        .await
-        .expect("index");
-    (set.digest, children)
+    let (index, children) =
+        common::push_index(content, tag, &["linux/amd64", "linux/arm64"], false).await;
+    (index, children.into_iter().map(|c| c.digest).collect())
 }
 
 /// The entries of the layout's `index.json`.

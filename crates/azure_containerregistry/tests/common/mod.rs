@@ -12,8 +12,8 @@ use acr_test_support::{DockerRegistry, Seeder};
 use azure_containerregistry::{
     media_types, ContainerRegistryClient, ContainerRegistryClientOptions,
     ContainerRegistryContentClient, InvalidArgument, ManifestWriteableProperties, OciDescriptor,
-    OciImageManifest, RepositoryWriteableProperties, SetManifestOptions, TagWriteableProperties,
-    UploadBlobResult,
+    OciImageIndex, OciImageManifest, Platform, RepositoryWriteableProperties, SetManifestOptions,
+    TagWriteableProperties, UploadBlobResult,
 };
 use azure_containerregistry_emulator::{AuthMode, Emulator, EmulatorOptions, RequestRecord};
 use azure_core::credentials::TokenCredential;
@@ -429,4 +429,85 @@ pub fn all_flags(value: bool) -> RepositoryWriteableProperties {
         can_read: Some(value),
         can_list: Some(value),
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Multi-platform images.
+
+/// One image of an index pushed by [`push_index`].
+pub struct Child {
+    /// Its platform.
+    pub platform: Platform,
+    /// Its manifest's digest.
+    pub digest: String,
+    /// Its blobs: the config, then the layers.
+    pub blobs: Vec<String>,
+}
+
+/// Pushes an image per platform (a config, the layer they all share when `shared_layer`, and
+/// a layer of its own) and an OCI index of them under `tag`; with `shared_layer` the index
+/// ends with an attestation entry as buildx adds (never chosen for a platform). Returns the
+/// index digest and the children.
+pub async fn push_index(
+    content: &ContainerRegistryContentClient,
+    tag: &str,
+    platforms: &[&str],
+    shared_layer: bool,
+) -> (String, Vec<Child>) {
+    let shared = match shared_layer {
+        true => Some(upload(content, vec![7u8; 100_000]).await),
+        false => None,
+    };
+    let mut children = Vec::new();
+    let mut index = OciImageIndex::default();
+    for platform in platforms {
+        let platform: Platform = platform.parse().expect("platform");
+        let config = format!(
+            r#"{{"architecture":"{}","os":"{}","rootfs":{{"type":"layers","diff_ids":[]}}}}"#,
+            platform.architecture, platform.os
+        );
+        let config = upload(content, config.into_bytes()).await;
+        let own = upload(
+            content,
+            format!("layer {platform}").repeat(20_000).into_bytes(),
+        )
+        .await;
+        let layers: Vec<&UploadBlobResult> = shared.iter().chain([&own]).collect();
+        let manifest = oci_manifest(&config, &layers);
+        let size = serde_json::to_vec(&manifest).expect("json").len() as u64;
+        let set = content.set_manifest(&manifest, None).await.expect("child");
+        index.manifests.push(OciDescriptor {
+            platform: Some(platform.clone()),
+            ..OciDescriptor::new(media_types::OCI_MANIFEST, set.digest.clone(), size)
+        });
+        let blobs = std::iter::once(&config).chain(layers.iter().copied());
+        children.push(Child {
+            platform,
+            digest: set.digest,
+            blobs: blobs.map(|b| b.digest.clone()).collect(),
+        });
+    }
+    if shared_layer {
+        let annotation = ("vnd.docker.reference.type", "attestation-manifest");
+        index.manifests.push(OciDescriptor {
+            platform: Some(Platform::new("unknown", "unknown")),
+            annotations: Some(
+                [annotation]
+                    .into_iter()
+                    .map(|(k, v)| (k.into(), v.into()))
+                    .collect(),
+            ),
+            ..index.manifests[0].clone()
+        });
+    }
+    let set = content
+        .set_manifest(&index, tagged(tag))
+        .await
+        .expect("index");
+    (set.digest, children)
+}
+
+/// Uploads `data` as a blob.
+async fn upload(content: &ContainerRegistryContentClient, data: Vec<u8>) -> UploadBlobResult {
+    content.upload_blob_bytes(data, None).await.expect("blob")
 }
