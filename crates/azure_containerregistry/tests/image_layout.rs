@@ -9,7 +9,7 @@ use std::process::Command;
 
 use azure_containerregistry::{
     media_types, pull_image, push_image, ContainerRegistryContentClient, InvalidArgument,
-    OciDescriptor, Platform, PullImageOptions, REF_NAME_ANNOTATION,
+    OciDescriptor, Platform, PullImageOptions, PullImageResult, REF_NAME_ANNOTATION,
 };
 
 /// Pushes two images (linux/amd64, linux/arm64) and an index of them under `tag`; returns the
@@ -129,12 +129,7 @@ async fn a_pulled_index_is_a_layout_that_pushes_back_with_the_same_digests() {
         target.get_manifest("v1", None).await.unwrap().digest,
         index_digest
     );
-    for child in &children {
-        assert_eq!(
-            target.get_manifest(child, None).await.unwrap().digest,
-            *child
-        );
-    }
+    assert_manifests(&target, &children).await;
     let again = push_image(&target, dir.path(), "v1", None)
         .await
         .expect("push again");
@@ -193,13 +188,21 @@ async fn one_platform_is_pulled_by_default_and_images_are_chosen_by_ref_name() {
     assert!(push_image(&target, empty.path(), "v1", None).await.is_err());
 }
 
-/// Runs skopeo with `args`; panics with its output when it fails.
-fn skopeo(args: &[&str]) {
-    let output = Command::new("/usr/bin/skopeo")
-        .args(["--insecure-policy"])
-        .args(args)
-        .output()
-        .expect("skopeo runs");
+/// Runs `skopeo copy --preserve-digests` with `args` (off the async threads); panics with its
+/// output when it fails.
+async fn skopeo_copy(args: &[&str]) {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("/usr/bin/skopeo")
+            .args(["--insecure-policy", "copy", "--preserve-digests"])
+            .args(&args)
+            .output()
+            .map(|output| (output, args))
+    })
+    .await
+    .expect("skopeo task")
+    .expect("skopeo runs");
+    let (output, args) = output;
     assert!(
         output.status.success(),
         "skopeo {args:?}: {}\n{}",
@@ -221,70 +224,41 @@ async fn skopeo_reads_what_pull_image_writes_and_push_image_reads_what_skopeo_wr
 
     // pull_image → skopeo oci: → registry.
     let written = tempfile::tempdir().expect("tempdir");
-    pull_image(
-        &source,
-        "v1",
-        written.path(),
-        Some(PullImageOptions {
-            all_platforms: true,
-            ..Default::default()
-        }),
-    )
-    .await
-    .expect("pull");
+    pull_all(&source, written.path()).await;
     let dir = written.path().to_string_lossy().to_string();
     let from_layout = format!("oci:{dir}:v1");
     let to_registry = format!("docker://{host}/skopeo/from-layout:v1");
-    let blocking = tokio::task::spawn_blocking(move || {
-        skopeo(&[
-            "copy",
-            "--all",
-            "--preserve-digests",
-            "--dest-tls-verify=false",
-            &from_layout,
-            &to_registry,
-        ])
-    });
-    blocking.await.expect("skopeo task");
+    skopeo_copy(&[
+        "--all",
+        "--dest-tls-verify=false",
+        &from_layout,
+        &to_registry,
+    ])
+    .await;
     let copied = client(&emu.endpoint(), "skopeo/from-layout");
     assert_eq!(
         copied.get_manifest("v1", None).await.unwrap().digest,
         index_digest
     );
-    for child in &children {
-        assert_eq!(
-            copied.get_manifest(child, None).await.unwrap().digest,
-            *child
-        );
-    }
+    assert_manifests(&copied, &children).await;
 
     // registry → skopeo oci: → push_image.
     let skopeo_dir = tempfile::tempdir().expect("tempdir");
     let to_layout = format!("oci:{}:v1", skopeo_dir.path().display());
     let from_registry = format!("docker://{host}/skopeo/source:v1");
-    tokio::task::spawn_blocking(move || {
-        skopeo(&[
-            "copy",
-            "--all",
-            "--preserve-digests",
-            "--src-tls-verify=false",
-            &from_registry,
-            &to_layout,
-        ])
-    })
-    .await
-    .expect("skopeo task");
+    skopeo_copy(&[
+        "--all",
+        "--src-tls-verify=false",
+        &from_registry,
+        &to_layout,
+    ])
+    .await;
     let target = client(&emu.endpoint(), "skopeo/pushed");
     let pushed = push_image(&target, skopeo_dir.path(), "v1", None)
         .await
         .expect("push what skopeo wrote");
     assert_eq!(pushed.digest, index_digest);
-    for child in &children {
-        assert_eq!(
-            target.get_manifest(child, None).await.unwrap().digest,
-            *child
-        );
-    }
+    assert_manifests(&target, &children).await;
 }
 
 /// The acceptance: a two-platform index pushed with skopeo is copied by the
@@ -306,33 +280,12 @@ async fn skopeo_pushed_index_is_copied_whole_and_one_platform_round_trips_throug
     let scratch = client(&first.endpoint(), "scratch/index");
     let (index_digest, children) = push_index(&scratch, "v1").await;
     let layout = tempfile::tempdir().expect("tempdir");
-    pull_image(
-        &scratch,
-        "v1",
-        layout.path(),
-        Some(PullImageOptions {
-            all_platforms: true,
-            ..Default::default()
-        }),
-    )
-    .await
-    .expect("pull");
+    pull_all(&scratch, layout.path()).await;
     let (from, to) = (
         format!("oci:{}:v1", layout.path().display()),
         format!("docker://{}/multi/app:v1", host(&first)),
     );
-    tokio::task::spawn_blocking(move || {
-        skopeo(&[
-            "copy",
-            "--all",
-            "--preserve-digests",
-            "--dest-tls-verify=false",
-            &from,
-            &to,
-        ])
-    })
-    .await
-    .expect("skopeo task");
+    skopeo_copy(&["--all", "--dest-tls-verify=false", &from, &to]).await;
 
     // copy_image --all-platforms to the second registry: identical digests at every level.
     let (source_ref, target_ref) = (
@@ -386,17 +339,7 @@ async fn skopeo_pushed_index_is_copied_whole_and_one_platform_round_trips_throug
         format!("oci:{}:v1", one.path().display()),
         format!("docker://{}/back/app:v1", host(&first)),
     );
-    tokio::task::spawn_blocking(move || {
-        skopeo(&[
-            "copy",
-            "--preserve-digests",
-            "--dest-tls-verify=false",
-            &from,
-            &to,
-        ])
-    })
-    .await
-    .expect("skopeo task");
+    skopeo_copy(&["--dest-tls-verify=false", &from, &to]).await;
     let back = client(&first.endpoint(), "back/app");
     let manifest = back.get_manifest("v1", None).await.unwrap();
     assert_eq!(manifest.digest, children[1]);
@@ -408,6 +351,25 @@ async fn skopeo_pushed_index_is_copied_whole_and_one_platform_round_trips_throug
             .unwrap()
             .content
     );
+}
+
+/// Pulls every platform of `v1` into `dir`.
+async fn pull_all(content: &ContainerRegistryContentClient, dir: &Path) -> PullImageResult {
+    let all = PullImageOptions {
+        all_platforms: true,
+        ..Default::default()
+    };
+    pull_image(content, "v1", dir, Some(all))
+        .await
+        .expect("pull")
+}
+
+/// Asserts that `content` has each manifest of `digests`, under that digest.
+async fn assert_manifests(content: &ContainerRegistryContentClient, digests: &[String]) {
+    for digest in digests {
+        let got = content.get_manifest(digest, None).await.expect("manifest");
+        assert_eq!(got.digest, *digest);
+    }
 }
 
 /// The `(done, total)` reports a progress callback received.
