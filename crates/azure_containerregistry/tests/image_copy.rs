@@ -124,18 +124,9 @@ async fn a_multi_arch_index_copied_between_registries_keeps_every_digest() {
     assert!(reports.windows(2).all(|w| w[0].0 <= w[1].0));
 
     // Again: everything is there, nothing is transferred.
-    let again = copy_image(
-        &source,
-        "v1",
-        &target,
-        Some("copied"),
-        Some(CopyImageOptions {
-            all_platforms: true,
-            ..Default::default()
-        }),
-    )
-    .await
-    .expect("copy again");
+    let again = copy_all(&source, &target, Some("copied"))
+        .await
+        .expect("copy again");
     assert_eq!((again.blobs_copied, again.blobs_skipped), (0, 5));
     assert_eq!(again.bytes_transferred, 0);
 }
@@ -176,18 +167,7 @@ async fn a_copy_inside_one_registry_mounts_and_uploads_no_layer_bytes() {
     let target = client(&emu.endpoint(), "image/there");
     let (index_digest, children) = push_index(&source, "v1", COPY_PLATFORMS, true).await;
     let before = emu.request_log().len();
-    let result = copy_image(
-        &source,
-        "v1",
-        &target,
-        Some("v1"),
-        Some(CopyImageOptions {
-            all_platforms: true,
-            ..Default::default()
-        }),
-    )
-    .await
-    .expect("copy");
+    let result = copy_all(&source, &target, Some("v1")).await.expect("copy");
     assert_eq!(result.digest, index_digest);
     assert_eq!((result.blobs_mounted, result.blobs_copied), (5, 0));
     assert_eq!(result.bytes_transferred, 0);
@@ -224,34 +204,14 @@ async fn a_multi_arch_index_copied_into_docker_registry() {
     let source = client(&emu.endpoint(), "image/source");
     let target = client(&registry.endpoint(), "image/target");
     let (index_digest, children) = push_index(&source, "v1", COPY_PLATFORMS, true).await;
-    let result = copy_image(
-        &source,
-        "v1",
-        &target,
-        None,
-        Some(CopyImageOptions {
-            all_platforms: true,
-            ..Default::default()
-        }),
-    )
-    .await
-    .expect("copy");
+    let result = copy_all(&source, &target, None).await.expect("copy");
     assert_eq!(result.digest, index_digest);
     assert_whole_index(&target, "v1", &index_digest, &children).await;
     // And back, into the emulator under another name, from docker-registry.
     let back = client(&emu.endpoint(), "image/back");
-    let result = copy_image(
-        &target,
-        "v1",
-        &back,
-        Some("returned"),
-        Some(CopyImageOptions {
-            all_platforms: true,
-            ..Default::default()
-        }),
-    )
-    .await
-    .expect("copy back");
+    let result = copy_all(&target, &back, Some("returned"))
+        .await
+        .expect("copy back");
     assert_eq!(result.digest, index_digest);
     assert_whole_index(&back, "returned", &index_digest, &children).await;
 }
@@ -299,4 +259,17 @@ async fn a_corrupted_source_blob_fails_the_copy_and_stores_no_manifest() {
         .get_manifest(&children[0].digest, None)
         .await
         .is_err());
+}
+
+/// Copies every platform of the source's `v1` into `target` (under `tag`, or `v1`).
+async fn copy_all(
+    source: &ContainerRegistryContentClient,
+    target: &ContainerRegistryContentClient,
+    tag: Option<&str>,
+) -> azure_core::Result<azure_containerregistry::CopyImageResult> {
+    let all = CopyImageOptions {
+        all_platforms: true,
+        ..Default::default()
+    };
+    copy_image(source, "v1", target, tag, Some(all)).await
 }
