@@ -142,32 +142,14 @@ async fn one_platform_is_pulled_by_default_and_images_are_chosen_by_ref_name() {
     let source = client(&emu.endpoint(), "layout/one");
     let (_, children) = push_index(&source, "v1").await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let arm = pull_image(
-        &source,
-        "v1",
-        dir.path(),
-        Some(PullImageOptions {
-            platform: Some("linux/arm64".parse().unwrap()),
-            ref_name: Some("arm".into()),
-            ..Default::default()
-        }),
-    )
-    .await
-    .expect("pull arm64");
+    let arm = pull_platform(&source, dir.path(), "linux/arm64", "arm")
+        .await
+        .expect("pull arm64");
     assert_eq!(arm.digest, children[1]);
     assert_eq!((arm.manifests, arm.blobs_downloaded), (1, 2));
-    let amd = pull_image(
-        &source,
-        "v1",
-        dir.path(),
-        Some(PullImageOptions {
-            platform: Some("linux/amd64".parse().unwrap()),
-            ref_name: Some("amd".into()),
-            ..Default::default()
-        }),
-    )
-    .await
-    .expect("pull amd64");
+    let amd = pull_platform(&source, dir.path(), "linux/amd64", "amd")
+        .await
+        .expect("pull amd64");
     assert_eq!(amd.digest, children[0]);
     assert_eq!(layout_entries(dir.path()).len(), 2);
 
@@ -362,6 +344,21 @@ async fn pull_all(content: &ContainerRegistryContentClient, dir: &Path) -> PullI
     pull_image(content, "v1", dir, Some(all))
         .await
         .expect("pull")
+}
+
+/// Pulls the manifest of `v1` for `platform` into `dir`, named `ref_name` in `index.json`.
+async fn pull_platform(
+    content: &ContainerRegistryContentClient,
+    dir: &Path,
+    platform: &str,
+    ref_name: &str,
+) -> azure_core::Result<PullImageResult> {
+    let options = PullImageOptions {
+        platform: Some(platform.parse().expect("platform")),
+        ref_name: Some(ref_name.into()),
+        ..Default::default()
+    };
+    pull_image(content, "v1", dir, Some(options)).await
 }
 
 /// Asserts that `content` has each manifest of `digests`, under that digest.
