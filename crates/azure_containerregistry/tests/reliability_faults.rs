@@ -247,12 +247,7 @@ async fn truncated_bodies_are_errors_not_partial_parses() {
         // The catalog: a truncated page is an error, not a shorter list.
         let registry = registry_client(&proxy.endpoint(), None, fast_options(1));
         proxy.clear();
-        let names: Vec<String> = registry
-            .list_repository_names(None)
-            .unwrap()
-            .try_collect()
-            .await
-            .expect("catalog");
+        let names: Vec<String> = items(registry.list_repository_names(None)).await;
         assert_eq!(names, ["faults/truncate"]);
         for fault in [Fault::TruncateBody(12), Fault::CutResponseAfter(12)] {
             proxy.clear();

@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex};
 
 use azure_containerregistry::ContainerRegistryClient;
 use common::*;
-use futures::TryStreamExt;
 
 #[derive(Clone, Default)]
 struct Buffer(Arc<Mutex<Vec<u8>>>);
@@ -110,12 +109,7 @@ fn no_token_in_debug_output_or_traces() {
                 .expect("properties")
                 .into_model()
                 .unwrap();
-            let names: Vec<String> = registry
-                .list_repository_names(None)
-                .unwrap()
-                .try_collect()
-                .await
-                .expect("catalog");
+            let names: Vec<String> = items(registry.list_repository_names(None)).await;
             let tag = registry
                 .artifact("secrets/app", "v1")
                 .get_tag_properties("v1", None)

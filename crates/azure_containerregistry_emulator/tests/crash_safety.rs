@@ -116,16 +116,20 @@ async fn worker(c: reqwest::Client, base: String, round: usize, w: usize, ledger
     }
 }
 
+/// `GET /v2/{repo}/manifests/{tag}` (OCI manifests accepted).
+async fn get_manifest(c: &reqwest::Client, base: &str, repo: &str, tag: &str) -> reqwest::Response {
+    c.get(format!("{base}/v2/{repo}/manifests/{tag}"))
+        .header("accept", OCI_MANIFEST)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// Everything acknowledged is there; every tag resolves to intact bytes with its blobs.
 async fn check(c: &reqwest::Client, base: &str, ledger: &Ledger) {
     let known = ledger.lock().unwrap().clone();
     for ((repo, tag), state) in &known {
-        let resp = c
-            .get(format!("{base}/v2/{repo}/manifests/{tag}"))
-            .header("accept", OCI_MANIFEST)
-            .send()
-            .await
-            .unwrap();
+        let resp = get_manifest(c, base, &repo, tag).await;
         match state {
             Known::Pushed(bytes) => {
                 assert_eq!(resp.status(), 200, "{repo}:{tag} was acknowledged");
@@ -153,12 +157,7 @@ async fn check(c: &reqwest::Client, base: &str, ledger: &Ledger) {
         let list: serde_json::Value = resp.json().await.unwrap();
         for tag in list["tags"].as_array().into_iter().flatten() {
             let tag = tag.as_str().unwrap();
-            let resp = c
-                .get(format!("{base}/v2/{repo}/manifests/{tag}"))
-                .header("accept", OCI_MANIFEST)
-                .send()
-                .await
-                .unwrap();
+            let resp = get_manifest(c, base, &repo, tag).await;
             assert_eq!(resp.status(), 200, "{repo}:{tag} listed");
             let digest = resp.headers()["docker-content-digest"]
                 .to_str()
