@@ -388,11 +388,7 @@ async fn oversized_and_endless_bodies_are_bounded() {
         seen = check("error body", 64 * 1024, seen);
 
         let registry = registry_client(&server.endpoint(), None, fast_options(0));
-        let result: azure_core::Result<Vec<String>> = registry
-            .list_repository_names(None)
-            .unwrap()
-            .try_collect()
-            .await;
+        let result = collect(registry.list_repository_names(None).unwrap()).await;
         assert!(result.is_err(), "endless first page");
         seen = check("first page", 16 * MIB, seen);
         let paged = ContainerRegistryClient::new(
@@ -404,11 +400,7 @@ async fn oversized_and_endless_bodies_are_bounded() {
             }),
         )
         .expect("client");
-        let result: azure_core::Result<Vec<String>> = paged
-            .list_repository_names(None)
-            .unwrap()
-            .try_collect()
-            .await;
+        let result = collect(paged.list_repository_names(None).unwrap()).await;
         assert!(result.is_err(), "endless Link page");
         seen = check("Link page", 32 * MIB, seen);
 
@@ -526,11 +518,7 @@ async fn malformed_links_error_bodies_and_absurd_expiries() {
             r#"<javascript:alert(1)>; rel="next""#.to_string(),
         ] {
             *link.lock().expect("lock") = bad.clone();
-            let result: azure_core::Result<Vec<String>> = client
-                .list_repository_names(None)
-                .unwrap()
-                .try_collect()
-                .await;
+            let result = collect(client.list_repository_names(None).unwrap()).await;
             let e = result.expect_err(&bad);
             assert!(!e.to_string().is_empty(), "{bad}");
         }
