@@ -43,6 +43,16 @@ fn first_words<'a>(run: &'a ExampleRun, prefix: &str, separator: char) -> Vec<&'
         .collect()
 }
 
+/// The one line of `run`'s output starting with `prefix`, checked to contain each of `parts`.
+fn one_line<'a>(run: &'a ExampleRun, prefix: &str, parts: &[&str]) -> &'a str {
+    let lines = run.lines_starting(prefix);
+    assert_eq!(lines.len(), 1, "{prefix:?}: {}", run.stdout);
+    for part in parts {
+        assert!(lines[0].contains(part), "{part:?}: {}", run.stdout);
+    }
+    lines[0]
+}
+
 #[test]
 fn quickstart_round_trips_an_image_and_cleans_up() {
     let run = run("quickstart");
@@ -228,43 +238,29 @@ fn national_cloud_asks_for_the_clouds_audience() {
 #[test]
 fn pull_image_writes_an_oci_layout_and_removes_it() {
     let run = run("pull_image");
-    let line = run.lines_starting("pulled hello-world:latest (");
-    assert_eq!(line.len(), 1, "{}", run.stdout);
-    assert_eq!(digests(line[0]).len(), 1, "{}", run.stdout);
-    assert!(
-        line[0].contains("1 manifests, 2 blobs downloaded"),
-        "{}",
-        run.stdout
+    let line = one_line(
+        &run,
+        "pulled hello-world:latest (",
+        &["1 manifests, 2 blobs downloaded"],
     );
+    assert_eq!(digests(line).len(), 1, "{}", run.stdout);
 }
 
 #[test]
 fn push_image_pushes_a_pulled_layout_back() {
     let run = run("push_image");
-    let line = run.lines_starting("pushed ");
-    assert_eq!(line.len(), 1, "{}", run.stdout);
-    assert!(
-        line[0].contains("/hello-world-pushed:latest ("),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        line[0].contains("1 manifests, 2 blobs uploaded"),
-        "{}",
-        run.stdout
-    );
+    let parts = [
+        "/hello-world-pushed:latest (",
+        "1 manifests, 2 blobs uploaded",
+    ];
+    one_line(&run, "pushed ", &parts);
 }
 
 #[test]
 fn copy_image_mounts_within_one_registry() {
     let run = run("copy_image");
-    let line = run.lines_starting("copied hello-world:latest to hello-world-copy:latest (");
-    assert_eq!(line.len(), 1, "{}", run.stdout);
-    assert!(
-        line[0].contains("0 blobs copied (0 bytes), 2 mounted"),
-        "{}",
-        run.stdout
-    );
+    let prefix = "copied hello-world:latest to hello-world-copy:latest (";
+    one_line(&run, prefix, &["0 blobs copied (0 bytes), 2 mounted"]);
 }
 
 #[test]
