@@ -42,181 +42,179 @@ async fn small_blob_round_trip() {
 
 #[tokio::test]
 async fn large_blob_goes_in_content_range_chunks() {
-    for backend in backends("large_blob_goes_in_content_range_chunks").await {
-        bounded(60, async {
-            let (proxy, content) = behind_proxy(&backend, "blobs-large").await;
-            let data = random_bytes_seeded(5 * MIB + 123, 2);
-            let seen = Arc::new(AtomicU64::new(0));
-            let seen2 = seen.clone();
-            let options = UploadBlobOptions {
-                chunk_size: Some(MIB),
-                progress: Some(ProgressCallback::new(move |done, _| {
-                    seen2.store(done, Ordering::SeqCst)
-                })),
-                skip_existing: false,
-                ..Default::default()
-            };
-            // A buffer's length is known: each PATCH says which bytes it carries.
-            let result = content
-                .upload_blob_bytes(data.clone(), Some(options.clone()))
-                .await
-                .unwrap();
-            assert_eq!(result.digest, sha256_digest(&data), "{}", backend.name());
-            assert_eq!(seen.load(Ordering::SeqCst), data.len() as u64);
+    let backends = backends("large_blob_goes_in_content_range_chunks").await;
+    on_each_backend(backends, "blobs-large", async |backend, proxy, content| {
+        let data = random_bytes_seeded(5 * MIB + 123, 2);
+        let seen = Arc::new(AtomicU64::new(0));
+        let seen2 = seen.clone();
+        let options = UploadBlobOptions {
+            chunk_size: Some(MIB),
+            progress: Some(ProgressCallback::new(move |done, _| {
+                seen2.store(done, Ordering::SeqCst)
+            })),
+            skip_existing: false,
+            ..Default::default()
+        };
+        // A buffer's length is known: each PATCH says which bytes it carries.
+        let result = content
+            .upload_blob_bytes(data.clone(), Some(options.clone()))
+            .await
+            .unwrap();
+        assert_eq!(result.digest, sha256_digest(&data), "{}", backend.name());
+        assert_eq!(seen.load(Ordering::SeqCst), data.len() as u64);
 
-            let requests = proxy.requests();
-            let patches: Vec<_> = requests.iter().filter(|r| r.method == "PATCH").collect();
-            assert_eq!(patches.len(), 6, "{}: {requests:#?}", backend.name());
-            for (i, p) in patches.iter().enumerate() {
-                let start = i * MIB;
-                let end = ((i + 1) * MIB).min(data.len()) - 1;
-                assert_eq!(
-                    p.header("content-range"),
-                    Some(format!("{start}-{end}").as_str())
-                );
-                assert_eq!(
-                    p.header("content-length"),
-                    Some((end + 1 - start).to_string().as_str())
-                );
-            }
-            // Each request follows the Location of the answer before it (a new _state each time).
-            let paths: Vec<_> = patches.iter().map(|p| p.path_and_query.clone()).collect();
-            let unique: std::collections::HashSet<_> = paths.iter().collect();
+        let requests = proxy.requests();
+        let patches: Vec<_> = requests.iter().filter(|r| r.method == "PATCH").collect();
+        assert_eq!(patches.len(), 6, "{}: {requests:#?}", backend.name());
+        for (i, p) in patches.iter().enumerate() {
+            let start = i * MIB;
+            let end = ((i + 1) * MIB).min(data.len()) - 1;
             assert_eq!(
-                unique.len(),
-                paths.len(),
-                "{}: stale Location reused: {paths:?}",
-                backend.name()
+                p.header("content-range"),
+                Some(format!("{start}-{end}").as_str())
             );
-            let put = requests.iter().find(|r| r.method == "PUT").unwrap();
-            assert!(
-                put.path_and_query.contains("digest=sha256%3A"),
-                "{}",
-                put.path_and_query
-            );
-
-            let back = download_all(&content, &result.digest).await;
-            assert!(back == data);
-
-            // A stream's length is unknown: chunked requests of at most chunk_size, no
-            // Content-Range, the same blob.
-            content.delete_blob(&result.digest, None).await.unwrap();
-            proxy.clear_requests();
-            seen.store(0, Ordering::SeqCst);
-            let streamed = content
-                .upload_blob(&data[..], Some(options.clone()))
-                .await
-                .unwrap();
             assert_eq!(
-                (&streamed.digest, streamed.size, streamed.skipped),
-                (&result.digest, result.size, result.skipped)
+                p.header("content-length"),
+                Some((end + 1 - start).to_string().as_str())
             );
-            assert_eq!(seen.load(Ordering::SeqCst), data.len() as u64);
-            let requests = proxy.requests();
-            let patches: Vec<_> = requests.iter().filter(|r| r.method == "PATCH").collect();
-            assert_eq!(patches.len(), 6, "{}: {requests:#?}", backend.name());
-            for p in &patches {
-                assert_eq!(p.header("content-range"), None);
-                assert_eq!(p.header("transfer-encoding"), Some("chunked"));
-            }
+        }
+        // Each request follows the Location of the answer before it (a new _state each time).
+        let paths: Vec<_> = patches.iter().map(|p| p.path_and_query.clone()).collect();
+        let unique: std::collections::HashSet<_> = paths.iter().collect();
+        assert_eq!(
+            unique.len(),
+            paths.len(),
+            "{}: stale Location reused: {paths:?}",
+            backend.name()
+        );
+        let put = requests.iter().find(|r| r.method == "PUT").unwrap();
+        assert!(
+            put.path_and_query.contains("digest=sha256%3A"),
+            "{}",
+            put.path_and_query
+        );
 
-            // By default a buffer goes in one PATCH, whatever its size.
-            content.delete_blob(&result.digest, None).await.unwrap();
-            proxy.clear_requests();
-            let whole = content.upload_blob_bytes(data.clone(), None).await.unwrap();
-            assert_eq!((&whole.digest, whole.size), (&result.digest, result.size));
-            let patches: Vec<_> = proxy
-                .requests()
-                .into_iter()
-                .filter(|r| r.method == "PATCH")
-                .collect();
-            assert_eq!(patches.len(), 1);
-            assert_eq!(
-                patches[0].header("content-range"),
-                Some(format!("0-{}", data.len() - 1).as_str())
-            );
-        })
-        .await;
-    }
+        let back = download_all(&content, &result.digest).await;
+        assert!(back == data);
+
+        // A stream's length is unknown: chunked requests of at most chunk_size, no
+        // Content-Range, the same blob.
+        content.delete_blob(&result.digest, None).await.unwrap();
+        proxy.clear_requests();
+        seen.store(0, Ordering::SeqCst);
+        let streamed = content
+            .upload_blob(&data[..], Some(options.clone()))
+            .await
+            .unwrap();
+        assert_eq!(
+            (&streamed.digest, streamed.size, streamed.skipped),
+            (&result.digest, result.size, result.skipped)
+        );
+        assert_eq!(seen.load(Ordering::SeqCst), data.len() as u64);
+        let requests = proxy.requests();
+        let patches: Vec<_> = requests.iter().filter(|r| r.method == "PATCH").collect();
+        assert_eq!(patches.len(), 6, "{}: {requests:#?}", backend.name());
+        for p in &patches {
+            assert_eq!(p.header("content-range"), None);
+            assert_eq!(p.header("transfer-encoding"), Some("chunked"));
+        }
+
+        // By default a buffer goes in one PATCH, whatever its size.
+        content.delete_blob(&result.digest, None).await.unwrap();
+        proxy.clear_requests();
+        let whole = content.upload_blob_bytes(data.clone(), None).await.unwrap();
+        assert_eq!((&whole.digest, whole.size), (&result.digest, result.size));
+        let patches: Vec<_> = proxy
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == "PATCH")
+            .collect();
+        assert_eq!(patches.len(), 1);
+        assert_eq!(
+            patches[0].header("content-range"),
+            Some(format!("0-{}", data.len() - 1).as_str())
+        );
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn upload_from_file_and_skip_existing() {
-    for backend in backends("upload_from_file_and_skip_existing").await {
-        bounded(60, async {
-            let (proxy, content) = behind_proxy(&backend, "blobs-file").await;
-            let data = random_bytes_seeded(3 * MIB, 3);
-            let (_dir, path) = temp_file("layer.bin", &data);
-            let options = UploadBlobOptions {
-                chunk_size: Some(MIB),
-                ..Default::default()
-            };
-            let first = content
-                .upload_blob_from_file(&path, Some(options.clone()))
-                .await
-                .unwrap();
-            assert_eq!(first.digest, sha256_digest(&data));
-            assert!(!first.skipped);
+    let backends = backends("upload_from_file_and_skip_existing").await;
+    on_each_backend(backends, "blobs-file", async |backend, proxy, content| {
+        let data = random_bytes_seeded(3 * MIB, 3);
+        let (_dir, path) = temp_file("layer.bin", &data);
+        let options = UploadBlobOptions {
+            chunk_size: Some(MIB),
+            ..Default::default()
+        };
+        let first = content
+            .upload_blob_from_file(&path, Some(options.clone()))
+            .await
+            .unwrap();
+        assert_eq!(first.digest, sha256_digest(&data));
+        assert!(!first.skipped);
 
-            proxy.clear_requests();
-            let second = content
-                .upload_blob_from_file(&path, Some(options.clone()))
-                .await
-                .unwrap();
-            assert_eq!(second.digest, first.digest);
-            assert!(second.skipped, "{}", backend.name());
-            let methods: Vec<_> = proxy.requests().iter().map(|r| r.method.clone()).collect();
-            assert_eq!(
-                methods,
-                ["HEAD"],
-                "{}: an existing blob is not sent again",
-                backend.name()
-            );
+        proxy.clear_requests();
+        let second = content
+            .upload_blob_from_file(&path, Some(options.clone()))
+            .await
+            .unwrap();
+        assert_eq!(second.digest, first.digest);
+        assert!(second.skipped, "{}", backend.name());
+        let methods: Vec<_> = proxy.requests().iter().map(|r| r.method.clone()).collect();
+        assert_eq!(
+            methods,
+            ["HEAD"],
+            "{}: an existing blob is not sent again",
+            backend.name()
+        );
 
-            // A small stream is checked too (its digest is known once the first chunk is read).
-            // The check goes out alongside the session start (so a small upload costs two round
-            // trips either way); when the blob exists the session is cancelled and no byte of
-            // the blob is sent.
-            proxy.clear_requests();
-            let small = random_bytes_seeded(100 * 1024, 4);
-            content.upload_blob(&small[..], None).await.unwrap();
-            proxy.clear_requests();
-            let again = content.upload_blob(&small[..], None).await.unwrap();
-            assert!(again.skipped);
-            let methods: Vec<_> = proxy.requests().iter().map(|r| r.method.clone()).collect();
-            assert!(methods.contains(&"HEAD".to_string()), "{methods:?}");
-            assert!(
-                methods
-                    .iter()
-                    .all(|m| m == "HEAD" || m == "POST" || m == "DELETE"),
-                "no blob bytes are sent: {methods:?}"
-            );
+        // A small stream is checked too (its digest is known once the first chunk is read).
+        // The check goes out alongside the session start (so a small upload costs two round
+        // trips either way); when the blob exists the session is cancelled and no byte of
+        // the blob is sent.
+        proxy.clear_requests();
+        let small = random_bytes_seeded(100 * 1024, 4);
+        content.upload_blob(&small[..], None).await.unwrap();
+        proxy.clear_requests();
+        let again = content.upload_blob(&small[..], None).await.unwrap();
+        assert!(again.skipped);
+        let methods: Vec<_> = proxy.requests().iter().map(|r| r.method.clone()).collect();
+        assert!(methods.contains(&"HEAD".to_string()), "{methods:?}");
+        assert!(
+            methods
+                .iter()
+                .all(|m| m == "HEAD" || m == "POST" || m == "DELETE"),
+            "no blob bytes are sent: {methods:?}"
+        );
 
-            // Bytes: hashed first, skipped.
-            let bytes = content
-                .upload_blob_bytes(small.clone(), None)
-                .await
-                .unwrap();
-            assert!(bytes.skipped);
+        // Bytes: hashed first, skipped.
+        let bytes = content
+            .upload_blob_bytes(small.clone(), None)
+            .await
+            .unwrap();
+        assert!(bytes.skipped);
 
-            // A tiny blob is sent without a check (two requests: POST, PUT).
-            let tiny = random_bytes_seeded(1024, 6);
-            content.upload_blob_bytes(tiny.clone(), None).await.unwrap();
-            proxy.clear_requests();
-            let tiny_again = content.upload_blob_bytes(tiny, None).await.unwrap();
-            assert!(!tiny_again.skipped);
-            let methods: Vec<_> = proxy.requests().iter().map(|r| r.method.clone()).collect();
-            assert_eq!(methods, ["POST", "PUT"], "{}", backend.name());
-        })
-        .await;
-    }
+        // A tiny blob is sent without a check (two requests: POST, PUT).
+        let tiny = random_bytes_seeded(1024, 6);
+        content.upload_blob_bytes(tiny.clone(), None).await.unwrap();
+        proxy.clear_requests();
+        let tiny_again = content.upload_blob_bytes(tiny, None).await.unwrap();
+        assert!(!tiny_again.skipped);
+        let methods: Vec<_> = proxy.requests().iter().map(|r| r.method.clone()).collect();
+        assert_eq!(methods, ["POST", "PUT"], "{}", backend.name());
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn a_large_file_uploads_while_it_is_hashed() {
-    for backend in backends("a_large_file_uploads_while_it_is_hashed").await {
-        bounded(60, async {
-            let (proxy, content) = behind_proxy(&backend, "blobs-overlap").await;
+    let backends = backends("a_large_file_uploads_while_it_is_hashed").await;
+    on_each_backend(
+        backends,
+        "blobs-overlap",
+        async |backend, proxy, content| {
             let data = random_bytes_seeded(PREHASH_OVERLAP_MIN_SIZE as usize + 5, 7);
             let (_dir, path) = temp_file("layer.bin", &data);
 
@@ -260,16 +258,18 @@ async fn a_large_file_uploads_while_it_is_hashed() {
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }
             content.delete_blob(&first.digest, None).await.unwrap();
-        })
-        .await;
-    }
+        },
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn download_to_file_and_parallel_equals_sequential() {
-    for backend in backends("download_to_file_and_parallel_equals_sequential").await {
-        bounded(60, async {
-            let (proxy, content) = behind_proxy(&backend, "blobs-download").await;
+    let backends = backends("download_to_file_and_parallel_equals_sequential").await;
+    on_each_backend(
+        backends,
+        "blobs-download",
+        async |backend, proxy, content| {
             let data = random_bytes_seeded(4 * MIB + 7, 5);
             let blob = content.upload_blob_bytes(data.clone(), None).await.unwrap();
 
@@ -335,9 +335,9 @@ async fn download_to_file_and_parallel_equals_sequential() {
                 .await
                 .unwrap();
             assert!(std::fs::read(&path2).unwrap() == data);
-        })
-        .await;
-    }
+        },
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -17,77 +17,77 @@ fn blob_get() -> Match {
 
 #[tokio::test]
 async fn corrupted_blob_is_caught_and_leaves_no_file() {
-    for backend in backends_with("corrupted_blob_is_caught_and_leaves_no_file", false).await {
-        bounded(60, async {
-            let (proxy, content) = behind_proxy(&backend, "faults-flip").await;
-            let data = random_bytes_seeded(MIB + 11, 40);
-            let blob = content.upload_blob_bytes(data.clone(), None).await.unwrap();
-            proxy.add_rule(Rule::new(blob_get(), Fault::FlipByte(12345)));
+    let backends = backends_with("corrupted_blob_is_caught_and_leaves_no_file", false).await;
+    on_each_backend(backends, "faults-flip", async |backend, proxy, content| {
+        let data = random_bytes_seeded(MIB + 11, 40);
+        let blob = content.upload_blob_bytes(data.clone(), None).await.unwrap();
+        proxy.add_rule(Rule::new(blob_get(), Fault::FlipByte(12345)));
 
-            // The stream: every chunk but the last, then the mismatch instead of the last one.
-            let mut stream = content.download_blob(&blob.digest, None).await.unwrap();
-            let mut received = 0usize;
-            let error = loop {
-                match stream.next().await {
-                    Some(Ok(chunk)) => received += chunk.len(),
-                    Some(Err(e)) => break e,
-                    None => panic!("{}: corrupted content accepted", backend.name()),
-                }
-            };
-            assert!(received < data.len());
-            let m = mismatch(&error).unwrap_or_else(|| panic!("{}: {error}", backend.name()));
-            assert_eq!(m.expected, blob.digest);
-            let mut flipped = data.clone();
-            flipped[12345] ^= 0xFF;
-            assert_eq!(m.actual, sha256_digest(&flipped));
-            assert!(stream.next().await.is_none());
+        // The stream: every chunk but the last, then the mismatch instead of the last one.
+        let mut stream = content.download_blob(&blob.digest, None).await.unwrap();
+        let mut received = 0usize;
+        let error = loop {
+            match stream.next().await {
+                Some(Ok(chunk)) => received += chunk.len(),
+                Some(Err(e)) => break e,
+                None => panic!("{}: corrupted content accepted", backend.name()),
+            }
+        };
+        assert!(received < data.len());
+        let m = mismatch(&error).unwrap_or_else(|| panic!("{}: {error}", backend.name()));
+        assert_eq!(m.expected, blob.digest);
+        let mut flipped = data.clone();
+        flipped[12345] ^= 0xFF;
+        assert_eq!(m.actual, sha256_digest(&flipped));
+        assert!(stream.next().await.is_none());
 
-            // Parallel ranges: the flipped byte is in the first range.
-            let options = DownloadBlobOptions {
-                concurrency: Some(2),
-                range_size: Some(MIB / 4),
-                ..Default::default()
-            };
-            let e = content
-                .download_blob(&blob.digest, Some(options.clone()))
-                .await
-                .unwrap()
-                .collect_bytes()
-                .await
-                .unwrap_err();
-            assert!(mismatch(&e).is_some(), "{e}");
+        // Parallel ranges: the flipped byte is in the first range.
+        let options = DownloadBlobOptions {
+            concurrency: Some(2),
+            range_size: Some(MIB / 4),
+            ..Default::default()
+        };
+        let e = content
+            .download_blob(&blob.digest, Some(options.clone()))
+            .await
+            .unwrap()
+            .collect_bytes()
+            .await
+            .unwrap_err();
+        assert!(mismatch(&e).is_some(), "{e}");
 
-            // To a file: the error, no file, and an existing file at the path is left alone.
-            let dir = tempfile::tempdir().unwrap();
-            let path = dir.path().join("blob.bin");
-            let e = content
-                .download_blob_to_file(&blob.digest, &path, None)
-                .await
-                .unwrap_err();
-            assert!(mismatch(&e).is_some());
-            assert_eq!(
-                std::fs::read_dir(dir.path()).unwrap().count(),
-                0,
-                "nothing left behind"
-            );
-            std::fs::write(&path, b"previous").unwrap();
-            let e = content
-                .download_blob_to_file(&blob.digest, &path, Some(options))
-                .await
-                .unwrap_err();
-            assert!(mismatch(&e).is_some());
-            assert_eq!(std::fs::read(&path).unwrap(), b"previous");
-            assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
-        })
-        .await;
-    }
+        // To a file: the error, no file, and an existing file at the path is left alone.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blob.bin");
+        let e = content
+            .download_blob_to_file(&blob.digest, &path, None)
+            .await
+            .unwrap_err();
+        assert!(mismatch(&e).is_some());
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "nothing left behind"
+        );
+        std::fs::write(&path, b"previous").unwrap();
+        let e = content
+            .download_blob_to_file(&blob.digest, &path, Some(options))
+            .await
+            .unwrap_err();
+        assert!(mismatch(&e).is_some());
+        assert_eq!(std::fs::read(&path).unwrap(), b"previous");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn lying_digests_are_caught() {
-    for backend in backends_with("lying_digests_are_caught", false).await {
-        bounded(60, async {
-            let (proxy, content) = behind_proxy(&backend, "faults-digest").await;
+    let backends = backends_with("lying_digests_are_caught", false).await;
+    on_each_backend(
+        backends,
+        "faults-digest",
+        async |backend, proxy, content| {
             let (manifest, set_digest) = set_config_only_manifest(&content, "t").await;
             let wrong = sha256_digest(b"something else");
 
@@ -137,16 +137,18 @@ async fn lying_digests_are_caught() {
             let data = random_bytes_seeded(5000, 41);
             let e = content.upload_blob(&data[..], None).await.unwrap_err();
             assert_eq!(caught(e), (sha256_digest(&data), wrong.clone()));
-        })
-        .await;
-    }
+        },
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn connection_cut_mid_upload_recovers() {
-    for backend in backends_with("connection_cut_mid_upload_recovers", false).await {
-        bounded(60, async {
-            let (proxy, content) = behind_proxy(&backend, "faults-upload").await;
+    let backends = backends_with("connection_cut_mid_upload_recovers", false).await;
+    on_each_backend(
+        backends,
+        "faults-upload",
+        async |backend, proxy, content| {
             let patch = || {
                 Match::any()
                     .method("PATCH")
@@ -235,16 +237,18 @@ async fn connection_cut_mid_upload_recovers() {
                 assert!(back == data);
                 content.delete_blob(&result.digest, None).await.unwrap();
             }
-        })
-        .await;
-    }
+        },
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn connection_cut_mid_download_resumes() {
-    for backend in backends_with("connection_cut_mid_download_resumes", false).await {
-        bounded(60, async {
-            let (proxy, content) = behind_proxy(&backend, "faults-download").await;
+    let backends = backends_with("connection_cut_mid_download_resumes", false).await;
+    on_each_backend(
+        backends,
+        "faults-download",
+        async |backend, proxy, content| {
             let data = random_bytes_seeded(3 * MIB, 43);
             let blob = content.upload_blob_bytes(data.clone(), None).await.unwrap();
 
@@ -301,9 +305,9 @@ async fn connection_cut_mid_download_resumes() {
                 .is_err());
             assert!(!path.exists());
             assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
-        })
-        .await;
-    }
+        },
+    )
+    .await;
 }
 
 /// With a client timeout, a streamed upload request that stops moving (the proxy holds it

@@ -231,6 +231,22 @@ pub async fn behind_proxy(
     (proxy, content)
 }
 
+/// Runs `body` on each of `backends` in turn, each within 60 s, with the backend, a fresh
+/// fault proxy in front of it and a content client for `repository` through the proxy.
+pub async fn on_each_backend(
+    backends: Vec<Backend>,
+    repository: &str,
+    body: impl AsyncFn(&Backend, acr_test_support::FaultProxy, ContainerRegistryContentClient),
+) {
+    for backend in backends {
+        bounded(60, async {
+            let (proxy, content) = behind_proxy(&backend, repository).await;
+            body(&backend, proxy, content).await
+        })
+        .await;
+    }
+}
+
 /// A file `name` holding `data` in a new temporary folder (removed with the returned guard).
 pub fn temp_file(name: &str, data: &[u8]) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");
