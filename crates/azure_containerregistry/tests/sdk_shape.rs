@@ -259,13 +259,7 @@ async fn retries_keep_the_client_request_id_and_uploads_carry_telemetry() {
         // A streamed upload (chunked: it goes around the pipeline) carries the same headers.
         let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
         let blob = content
-            .upload_blob(
-                &data[..],
-                Some(azure_containerregistry::UploadBlobOptions {
-                    chunk_size: Some(100_000),
-                    ..Default::default()
-                }),
-            )
+            .upload_blob(&data[..], chunked(100_000))
             .await
             .unwrap();
         let requests = proxy.requests();

@@ -60,13 +60,7 @@ async fn a_registry_with_htpasswd_takes_the_username_and_password() {
         let layer_bytes: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
         // A streamed upload in chunks: its bodies go around the pipeline with the same login.
         let layer = content
-            .upload_blob(
-                &layer_bytes[..],
-                Some(azure_containerregistry::UploadBlobOptions {
-                    chunk_size: Some(100_000),
-                    ..Default::default()
-                }),
-            )
+            .upload_blob(&layer_bytes[..], chunked(100_000))
             .await
             .unwrap();
         let manifest = oci_manifest(&config, &[&layer]);

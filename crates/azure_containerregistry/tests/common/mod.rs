@@ -247,6 +247,14 @@ pub async fn on_each_backend(
     }
 }
 
+/// Upload options that send the blob in chunks of `chunk_size` bytes.
+pub fn chunked(chunk_size: usize) -> Option<azure_containerregistry::UploadBlobOptions<'static>> {
+    Some(azure_containerregistry::UploadBlobOptions {
+        chunk_size: Some(chunk_size),
+        ..Default::default()
+    })
+}
+
 /// A file `name` holding `data` in a new temporary folder (removed with the returned guard).
 pub fn temp_file(name: &str, data: &[u8]) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");
