@@ -10,15 +10,13 @@ use azure_containerregistry::{
     ContainerRegistryClientOptions, ExchangeAadAccessTokenForAcrRefreshTokenOptions,
     ListTagPropertiesOptions,
 };
-use azure_containerregistry_emulator::AuthMode;
 use common::*;
 use futures::TryStreamExt;
 
 #[tokio::test]
 async fn a_repository_lists_the_tags_of_all_its_manifests() {
     bounded(60, async {
-        let emu = emulator(AuthMode::Open).await;
-        let seeder = seeder(&emu);
+        let (emu, seeder) = open_seeded().await;
         let first = push(&seeder, "many", "first", &["b", "a"]).await;
         let second = push(&seeder, "many", "second", &["c"]).await;
         let client = anonymous(&emu);

@@ -18,8 +18,7 @@ use futures::TryStreamExt;
 #[tokio::test]
 async fn catalog_paging_follows_links_for_page_sizes_1_2_and_default() {
     bounded(60, async {
-        let emu = emulator(AuthMode::Open).await;
-        let seeder = seeder(&emu);
+        let (emu, seeder) = open_seeded().await;
         let repositories = [
             "alpha",
             "library/busybox",
@@ -102,8 +101,7 @@ async fn catalog_paging_follows_links_for_page_sizes_1_2_and_default() {
 #[tokio::test]
 async fn repository_properties_round_trip() {
     bounded(60, async {
-        let emu = emulator(AuthMode::Open).await;
-        let seeder = seeder(&emu);
+        let (emu, seeder) = open_seeded().await;
         push(&seeder, "library/hello-world", "props", &["v1", "latest"]).await;
         let client = anonymous(&emu);
         assert_eq!(client.endpoint().as_str(), format!("{}/", emu.endpoint()));
@@ -159,8 +157,7 @@ async fn repository_properties_round_trip() {
 #[tokio::test]
 async fn manifest_listing_orders_and_pages() {
     bounded(60, async {
-        let emu = emulator(AuthMode::Open).await;
-        let seeder = seeder(&emu);
+        let (emu, seeder) = open_seeded().await;
         let mut pushed = Vec::new();
         for i in 0..4 {
             pushed.push(
@@ -252,8 +249,7 @@ async fn manifest_listing_orders_and_pages() {
 #[tokio::test]
 async fn artifact_by_tag_or_digest() {
     bounded(60, async {
-        let emu = emulator(AuthMode::Open).await;
-        let seeder = seeder(&emu);
+        let (emu, seeder) = open_seeded().await;
         let image = push(
             &seeder,
             "library/hello-world",
@@ -321,8 +317,7 @@ async fn artifact_by_tag_or_digest() {
 #[tokio::test]
 async fn tags_of_an_artifact() {
     bounded(60, async {
-        let emu = emulator(AuthMode::Open).await;
-        let seeder = seeder(&emu);
+        let (emu, seeder) = open_seeded().await;
         // Tags in the order c, a, b, so that time order and name order differ.
         let image = push(&seeder, "tagged", "tags", &["c", "a", "b"]).await;
         push(&seeder, "tagged", "other", &["other"]).await;
@@ -403,8 +398,7 @@ async fn tags_of_an_artifact() {
 #[tokio::test]
 async fn locked_items_refuse_changes_with_the_registry_code() {
     bounded(60, async {
-        let emu = emulator(AuthMode::Open).await;
-        let seeder = seeder(&emu);
+        let (emu, seeder) = open_seeded().await;
         let image = push(&seeder, "locked", "locked", &["v1", "v2"]).await;
         let client = anonymous(&emu);
         let artifact = client.artifact("locked", "v1");
@@ -460,8 +454,7 @@ async fn locked_items_refuse_changes_with_the_registry_code() {
 #[tokio::test]
 async fn not_found_errors_carry_the_registry_codes() {
     bounded(60, async {
-        let emu = emulator(AuthMode::Open).await;
-        let seeder = seeder(&emu);
+        let (emu, seeder) = open_seeded().await;
         let image = push(&seeder, "present", "present", &["v1"]).await;
         let client = anonymous(&emu);
         let missing_digest = format!("{}aaaaaaaaaa", &image.digest[..image.digest.len() - 10]);
@@ -498,8 +491,7 @@ async fn not_found_errors_carry_the_registry_codes() {
 #[tokio::test]
 async fn deletes_succeed_and_missing_things_count_as_deleted() {
     bounded(60, async {
-        let emu = emulator(AuthMode::Open).await;
-        let seeder = seeder(&emu);
+        let (emu, seeder) = open_seeded().await;
         let image = push(&seeder, "doomed", "doomed", &["v1", "v2"]).await;
         let keep = push(&seeder, "doomed", "kept", &["keep"]).await;
         let client = anonymous(&emu);

@@ -69,8 +69,7 @@ where
 #[tokio::test]
 async fn every_pager_resumes_from_a_continuation_taken_after_its_first_page() {
     bounded(60, async {
-        let emu = emulator(AuthMode::Open).await;
-        let seeder = seeder(&emu);
+        let (emu, seeder) = open_seeded().await;
         for r in ["alpha", "beta", "gamma"] {
             push(&seeder, r, r, &["latest"]).await;
         }
@@ -198,8 +197,7 @@ fn header<'a>(request: &'a ProxyRequestRecord, name: &str) -> Option<&'a str> {
 #[tokio::test]
 async fn responses_carry_the_request_ids_and_requests_carry_telemetry() {
     bounded(60, async {
-        let emu = emulator(AuthMode::Open).await;
-        let seeder = seeder(&emu);
+        let (emu, seeder) = open_seeded().await;
         let image = push(&seeder, "ids", "ids", &["v1", "v2"]).await;
         let proxy = FaultProxy::start(&emu.endpoint()).await.expect("proxy");
         let mut options = ContainerRegistryClientOptions::default();

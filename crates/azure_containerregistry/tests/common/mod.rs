@@ -247,6 +247,13 @@ pub async fn on_each_backend(
     }
 }
 
+/// An open emulator (no authentication) and a seeder for it.
+pub async fn open_seeded() -> (Emulator, Seeder) {
+    let emu = emulator(AuthMode::Open).await;
+    let seeder = seeder(&emu);
+    (emu, seeder)
+}
+
 /// Upload options that send the blob in chunks of `chunk_size` bytes.
 pub fn chunked(chunk_size: usize) -> Option<azure_containerregistry::UploadBlobOptions<'static>> {
     Some(azure_containerregistry::UploadBlobOptions {
