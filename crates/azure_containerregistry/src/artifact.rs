@@ -61,6 +61,11 @@ pub struct RegistryArtifact {
 }
 
 impl RegistryArtifact {
+    /// The generated REST client, behind the registry's pipeline.
+    fn rest(&self) -> &azure_containerregistry_rest::Client {
+        self.pipeline.rest()
+    }
+
     pub(crate) fn new(pipeline: Arc<Pipeline>, repository: &str, reference: &str) -> Self {
         Self {
             pipeline,
@@ -111,7 +116,6 @@ impl RegistryArtifact {
             Reference::Digest(digest) => Ok(digest),
             Reference::Tag(tag) => {
                 let response = self
-                    .pipeline
                     .rest()
                     .get_tag_properties(&self.repository, &tag)
                     .await
@@ -135,8 +139,7 @@ impl RegistryArtifact {
             async {
                 let digest = self.digest().await?;
                 model_result(
-                    self.pipeline
-                        .rest()
+                    self.rest()
                         .get_manifest_properties(&self.repository, &digest)
                         .await,
                 )
@@ -161,8 +164,7 @@ impl RegistryArtifact {
                 let digest = self.digest().await?;
                 let body = value.to_wire();
                 model_result(
-                    self.pipeline
-                        .rest()
+                    self.rest()
                         .update_manifest_properties(&self.repository, &digest, &body)
                         .await,
                 )
@@ -185,12 +187,7 @@ impl RegistryArtifact {
             async {
                 validate_repository_name(&self.repository)?;
                 validate_tag(tag)?;
-                model_result(
-                    self.pipeline
-                        .rest()
-                        .get_tag_properties(&self.repository, tag)
-                        .await,
-                )
+                model_result(self.rest().get_tag_properties(&self.repository, tag).await)
             }
         )
         .await
@@ -214,8 +211,7 @@ impl RegistryArtifact {
                 validate_tag(tag)?;
                 let body = value.to_wire();
                 model_result(
-                    self.pipeline
-                        .rest()
+                    self.rest()
                         .update_tag_attributes(&self.repository, tag, &body)
                         .await,
                 )
@@ -238,7 +234,7 @@ impl RegistryArtifact {
             async {
                 validate_repository_name(&self.repository)?;
                 validate_tag(tag)?;
-                delete_result(self.pipeline.rest().delete_tag(&self.repository, tag).await)
+                delete_result(self.rest().delete_tag(&self.repository, tag).await)
             }
         )
         .await
@@ -268,12 +264,7 @@ impl RegistryArtifact {
                     }
                     Err(error) => return Err(error),
                 };
-                delete_result(
-                    self.pipeline
-                        .rest()
-                        .delete_manifest(&self.repository, &digest)
-                        .await,
-                )
+                delete_result(self.rest().delete_manifest(&self.repository, &digest).await)
             }
         )
         .await

@@ -48,6 +48,11 @@ pub struct ContainerRepository {
 }
 
 impl ContainerRepository {
+    /// The generated REST client, behind the registry's pipeline.
+    fn rest(&self) -> &azure_containerregistry_rest::Client {
+        self.pipeline.rest()
+    }
+
     pub(crate) fn new(pipeline: Arc<Pipeline>, name: &str) -> Self {
         Self {
             pipeline,
@@ -82,7 +87,7 @@ impl ContainerRepository {
             &options,
             async {
                 validate_repository_name(&self.name)?;
-                model_result(self.pipeline.rest().get_properties(&self.name).await)
+                model_result(self.rest().get_properties(&self.name).await)
             }
         )
         .await
@@ -102,12 +107,7 @@ impl ContainerRepository {
             async {
                 validate_repository_name(&self.name)?;
                 let body = value.to_wire();
-                model_result(
-                    self.pipeline
-                        .rest()
-                        .update_properties(&self.name, &body)
-                        .await,
-                )
+                model_result(self.rest().update_properties(&self.name, &body).await)
             }
         )
         .await
@@ -123,7 +123,7 @@ impl ContainerRepository {
     ) -> azure_core::Result<Response<(), NoFormat>> {
         traced!("ContainerRepository.delete", &self.name, &options, async {
             validate_repository_name(&self.name)?;
-            delete_result(self.pipeline.rest().delete_repository(&self.name).await)
+            delete_result(self.rest().delete_repository(&self.name).await)
         })
         .await
     }

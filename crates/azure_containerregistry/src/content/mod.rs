@@ -69,6 +69,11 @@ crate::operation::context_options! {
 }
 
 impl ContainerRegistryContentClient {
+    /// The generated REST client, behind the registry's pipeline.
+    fn rest(&self) -> &azure_containerregistry_rest::Client {
+        self.pipeline.rest()
+    }
+
     /// A client for `repository_name` in the registry at `endpoint` (`https://myregistry.azurecr.io`,
     /// or `http://127.0.0.1:port` for loopback registries). `credential: None` is anonymous.
     pub fn new(
@@ -139,7 +144,6 @@ impl ContainerRegistryContentClient {
     pub async fn blob_exists(&self, digest: &str) -> azure_core::Result<bool> {
         validate_digest(digest)?;
         match self
-            .pipeline
             .rest()
             .check_blob_exists(&self.repository, digest, None)
             .await
@@ -168,12 +172,7 @@ impl ContainerRegistryContentClient {
             &options,
             async {
                 validate_digest(digest)?;
-                delete_result(
-                    self.pipeline
-                        .rest()
-                        .delete_blob(&self.repository, digest)
-                        .await,
-                )
+                delete_result(self.rest().delete_blob(&self.repository, digest).await)
             }
         )
         .await
@@ -197,14 +196,7 @@ impl ContainerRegistryContentClient {
             "ContainerRegistryContentClient.delete_manifest",
             &self.repository,
             &options,
-            async {
-                delete_result(
-                    self.pipeline
-                        .rest()
-                        .delete_manifest(&self.repository, digest)
-                        .await,
-                )
-            }
+            async { delete_result(self.rest().delete_manifest(&self.repository, digest).await,) }
         )
         .await
     }
@@ -221,7 +213,6 @@ impl ContainerRegistryContentClient {
         validate_digest(digest)?;
         validate_repository_name(from_repository)?;
         let response = self
-            .pipeline
             .rest()
             .mount_blob(&self.repository, Some(from_repository), Some(digest))
             .await
@@ -235,7 +226,7 @@ impl ContainerRegistryContentClient {
             .and_then(|v| v.to_str().ok())
         {
             // Best effort: the session would expire anyway.
-            let _ = self.pipeline.rest().cancel_upload(location).await;
+            let _ = self.rest().cancel_upload(location).await;
         }
         Ok(false)
     }
