@@ -110,6 +110,12 @@ impl RegistryArtifact {
         Reference::parse(&self.reference)
     }
 
+    /// Checks the repository name and `tag`, before a request about the tag.
+    fn check_tag(&self, tag: &str) -> azure_core::Result<()> {
+        validate_repository_name(&self.repository)?;
+        validate_tag(tag)
+    }
+
     /// The artifact's digest: the reference itself, or what its tag points at.
     async fn digest(&self) -> azure_core::Result<String> {
         match self.check()? {
@@ -185,8 +191,7 @@ impl RegistryArtifact {
             &self.repository,
             &options,
             async {
-                validate_repository_name(&self.repository)?;
-                validate_tag(tag)?;
+                self.check_tag(tag)?;
                 model_result(self.rest().get_tag_properties(&self.repository, tag).await)
             }
         )
@@ -207,8 +212,7 @@ impl RegistryArtifact {
             &self.repository,
             &options,
             async {
-                validate_repository_name(&self.repository)?;
-                validate_tag(tag)?;
+                self.check_tag(tag)?;
                 let body = value.to_wire();
                 model_result(
                     self.rest()
@@ -232,8 +236,7 @@ impl RegistryArtifact {
             &self.repository,
             &options,
             async {
-                validate_repository_name(&self.repository)?;
-                validate_tag(tag)?;
+                self.check_tag(tag)?;
                 delete_result(self.rest().delete_tag(&self.repository, tag).await)
             }
         )

@@ -129,7 +129,7 @@ async fn get_manifest(c: &reqwest::Client, base: &str, repo: &str, tag: &str) ->
 async fn check(c: &reqwest::Client, base: &str, ledger: &Ledger) {
     let known = ledger.lock().unwrap().clone();
     for ((repo, tag), state) in &known {
-        let resp = get_manifest(c, base, &repo, tag).await;
+        let resp = get_manifest(c, base, repo, tag).await;
         match state {
             Known::Pushed(bytes) => {
                 assert_eq!(resp.status(), 200, "{repo}:{tag} was acknowledged");
