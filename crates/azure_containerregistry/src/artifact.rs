@@ -307,7 +307,6 @@ impl RegistryArtifact {
                                 async {
                                     let digest = artifact.digest().await?;
                                     let response = artifact
-                                        .pipeline
                                         .rest()
                                         .get_tags(
                                             &artifact.repository,

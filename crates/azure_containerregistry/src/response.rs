@@ -40,7 +40,7 @@ pub(crate) fn delete_result(result: RestResult<()>) -> azure_core::Result<Respon
 
 /// A response whose model `T` is read from the registry's JSON body `W`. The body is read
 /// into `T` once here, so that a body the model cannot hold fails the call, not `into_model()`.
-pub(crate) fn model_response<W, T>(response: ResponseValue<W>) -> azure_core::Result<Response<T>>
+fn model_response<W, T>(response: ResponseValue<W>) -> azure_core::Result<Response<T>>
 where
     W: Serialize,
     T: DeserializeOwned,

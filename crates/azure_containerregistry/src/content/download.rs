@@ -214,7 +214,6 @@ impl ContainerRegistryContentClient {
     /// The blob's size from a `HEAD` (`None` when the registry does not say).
     async fn blob_size(&self, digest: &str) -> azure_core::Result<Option<u64>> {
         let response = self
-            .pipeline
             .rest()
             .check_blob_exists(&self.repository, digest, None)
             .await
@@ -226,7 +225,6 @@ impl ContainerRegistryContentClient {
     async fn open_from(&self, digest: &str, offset: u64) -> azure_core::Result<Opened> {
         let range = (offset > 0).then(|| format!("bytes={offset}-"));
         let response = self
-            .pipeline
             .rest()
             .get_blob(&self.repository, digest, range.as_deref())
             .await
@@ -444,7 +442,6 @@ impl ContainerRegistryContentClient {
             let range = format!("bytes={from}-{b}");
             let result = async {
                 let response = self
-                    .pipeline
                     .rest()
                     .get_blob(&self.repository, digest, Some(&range))
                     .await

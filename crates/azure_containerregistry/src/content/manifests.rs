@@ -119,9 +119,7 @@ impl ContainerRegistryContentClient {
                     Some(types) if !types.is_empty() => types.join(", "),
                     _ => DEFAULT_ACCEPT.to_string(),
                 };
-                let response = self
-                    .pipeline
-                    .rest()
+                let response = self.rest()
                     .get_manifest(&self.repository, reference.as_str(), Some(&accept))
                     .await
                     .map_err(rest_error)?;
@@ -278,7 +276,6 @@ impl ContainerRegistryContentClient {
         let digest = crate::reference::sha256_digest(&manifest);
         let reference = options.tag.clone().unwrap_or_else(|| digest.clone());
         let response = self
-            .pipeline
             .rest()
             .create_manifest(&self.repository, &reference, media_type, manifest.clone())
             .await

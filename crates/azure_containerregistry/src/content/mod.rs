@@ -196,7 +196,7 @@ impl ContainerRegistryContentClient {
             "ContainerRegistryContentClient.delete_manifest",
             &self.repository,
             &options,
-            async { delete_result(self.rest().delete_manifest(&self.repository, digest).await,) }
+            async { delete_result(self.rest().delete_manifest(&self.repository, digest).await) }
         )
         .await
     }

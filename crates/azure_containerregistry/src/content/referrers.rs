@@ -115,7 +115,6 @@ impl ContainerRegistryContentClient {
     ) -> azure_core::Result<(ReferrersPage, Option<String>)> {
         crate::reference::validate_digest(digest)?;
         match self
-            .pipeline
             .rest()
             .get_referrers(&self.repository, digest, artifact_type)
             .await

@@ -285,13 +285,7 @@ impl BlobUpload {
     ) -> azure_core::Result<Response<(), NoFormat>> {
         let repository = self.client.repository.clone();
         traced!("BlobUpload.cancel", &repository, &options, async move {
-            delete_result(
-                self.client
-                    .pipeline
-                    .rest()
-                    .cancel_upload(&self.location)
-                    .await,
-            )
+            delete_result(self.client.rest().cancel_upload(&self.location).await)
         })
         .await
     }
@@ -300,7 +294,6 @@ impl BlobUpload {
     async fn ask_status(&self) -> azure_core::Result<(UploadStatus, Option<String>)> {
         let response = self
             .client
-            .pipeline
             .rest()
             .get_upload_status(&self.location)
             .await

@@ -315,12 +315,7 @@ impl ContainerRegistryContentClient {
 
     /// `GET <Location>`: how many bytes the registry has (its `Range`).
     async fn upload_progress(&self, session: &mut Session) -> Result<u64, Failure> {
-        let status = match self
-            .pipeline
-            .rest()
-            .get_upload_status(&session.location)
-            .await
-        {
+        let status = match self.rest().get_upload_status(&session.location).await {
             Ok(status) => status,
             Err(e) => return Err(Failure::SessionLost(rest_error(e))),
         };
@@ -339,12 +334,7 @@ impl ContainerRegistryContentClient {
     pub(super) fn cancel_in_background(&self, session: Session) {
         let client = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = client
-                .pipeline
-                .rest()
-                .cancel_upload(&session.location)
-                .await
-            {
+            if let Err(e) = client.rest().cancel_upload(&session.location).await {
                 tracing::debug!(error = %e, "cancelling an unneeded upload session failed");
             }
         });
@@ -354,7 +344,6 @@ impl ContainerRegistryContentClient {
     /// 401 challenge is answered here and the `pull,push` token is cached before any chunk.
     pub(super) async fn open_session(&self) -> azure_core::Result<Session> {
         let response = self
-            .pipeline
             .rest()
             .mount_blob(&self.repository, None, None)
             .await
@@ -376,7 +365,6 @@ impl ContainerRegistryContentClient {
         body: Bytes,
     ) -> azure_core::Result<Option<String>> {
         let response = self
-            .pipeline
             .rest()
             .complete_upload(&session.location, digest, body)
             .await
