@@ -17,9 +17,7 @@ async fn main() {
 }
 
 async fn run() -> Result<(), common::Error> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let all_platforms = args.iter().any(|a| a == "--all-platforms");
-    let positional: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
+    let (positional, all_platforms) = common::image_args();
     let (source, target) = match positional.as_slice() {
         [] => (
             "hello-world:latest".to_string(),
@@ -37,15 +35,17 @@ async fn run() -> Result<(), common::Error> {
         (Some(emulator), None) => (emulator.content_client(target.repository())?, None),
         _ => common::image_client(&target, false).await?,
     };
+    let options = CopyImageOptions {
+        all_platforms,
+        ..Default::default()
+    };
+    let (from, tag) = (source.tag_or_digest(), target.tag().unwrap_or("latest"));
     let result = copy_image(
         &source_client,
-        source.tag_or_digest(),
+        from,
         &target_client,
-        Some(target.tag().unwrap_or("latest")),
-        Some(CopyImageOptions {
-            all_platforms,
-            ..Default::default()
-        }),
+        Some(tag),
+        Some(options),
     )
     .await?;
     println!(

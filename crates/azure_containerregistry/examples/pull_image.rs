@@ -17,9 +17,7 @@ async fn main() {
 }
 
 async fn run() -> Result<(), common::Error> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let all_platforms = args.iter().any(|a| a == "--all-platforms");
-    let positional: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
+    let (positional, all_platforms) = common::image_args();
     let (reference, dir, temporary) = match positional.as_slice() {
         [] => (
             "hello-world:latest".to_string(),
@@ -31,16 +29,11 @@ async fn run() -> Result<(), common::Error> {
     };
     let reference: ImageReference = reference.parse().map_err(|e| format!("{reference}: {e}"))?;
     let (client, _target) = common::image_client(&reference, true).await?;
-    let result = pull_image(
-        &client,
-        reference.tag_or_digest(),
-        &dir,
-        Some(PullImageOptions {
-            all_platforms,
-            ..Default::default()
-        }),
-    )
-    .await?;
+    let options = PullImageOptions {
+        all_platforms,
+        ..Default::default()
+    };
+    let result = pull_image(&client, reference.tag_or_digest(), &dir, Some(options)).await?;
     println!(
         "pulled {reference} ({}, {}) into {}: {} manifests, {} blobs downloaded ({} bytes), {} already there",
         result.digest,

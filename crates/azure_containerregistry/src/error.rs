@@ -149,6 +149,20 @@ pub(crate) fn paging_loop(url: &url::Url) -> azure_core::Error {
     )
 }
 
+/// `value` (`default` when unset), refused with [`invalid_argument`] when it is 0: for counts
+/// and sizes that must be at least 1.
+pub(crate) fn nonzero<N: Copy + Default + PartialEq>(
+    argument: &'static str,
+    value: Option<N>,
+    default: N,
+) -> azure_core::Result<N> {
+    match value {
+        Some(n) if n == N::default() => Err(invalid_argument(argument, "must be at least 1")),
+        Some(n) => Ok(n),
+        None => Ok(default),
+    }
+}
+
 /// The error for a refused argument.
 pub(crate) fn invalid_argument(
     argument: &'static str,
@@ -307,6 +321,17 @@ pub(crate) fn rest_error(error: progenitor_client::Error<AcrErrors>) -> azure_co
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nonzero_takes_the_value_or_the_default_and_refuses_zero() {
+        assert_eq!(nonzero("n", Some(3_usize), 7).unwrap(), 3);
+        assert_eq!(nonzero("n", None, 7_u64).unwrap(), 7);
+        let error = nonzero("chunk_size", Some(0_u64), 7).unwrap_err();
+        let invalid = error
+            .downcast_ref::<InvalidArgument>()
+            .expect("InvalidArgument");
+        assert_eq!(invalid.argument, "chunk_size");
+    }
 
     #[test]
     fn error_codes_from_every_detail_shape() {

@@ -45,15 +45,32 @@ fn expires_on(token: &str) -> Option<OffsetDateTime> {
     crate::auth::jwt::expiry(token).and_then(|exp| OffsetDateTime::from_unix_timestamp(exp).ok())
 }
 
+impl AcrRefreshToken {
+    fn new(refresh_token: Secret, service: String) -> Self {
+        Self {
+            expires_on: expires_on(refresh_token.secret()),
+            refresh_token,
+            service,
+        }
+    }
+}
+
+impl AcrAccessToken {
+    fn new(access_token: String, scope: String, service: String) -> Self {
+        Self {
+            expires_on: expires_on(&access_token),
+            access_token: Secret::new(access_token),
+            scope,
+            service,
+        }
+    }
+}
+
 /// The client's refresh token (cached, else exchanged).
 pub(crate) async fn refresh_token(pipeline: &Pipeline) -> azure_core::Result<AcrRefreshToken> {
     let service = pipeline.login_server();
     let token = pipeline.authenticator().refresh_token(&service).await?;
-    Ok(AcrRefreshToken {
-        expires_on: expires_on(token.secret()),
-        refresh_token: token,
-        service,
-    })
+    Ok(AcrRefreshToken::new(token, service))
 }
 
 /// A caller's Microsoft Entra access token exchanged for a refresh token (not cached).
@@ -68,16 +85,11 @@ pub(crate) async fn exchange_aad_access_token(
     if tenant.is_some_and(|t| t.is_empty() || !t.bytes().all(|b| b.is_ascii_graphic())) {
         return Err(invalid_argument("tenant", "must be a tenant id or domain"));
     }
-    let service = pipeline.login_server();
-    let token = pipeline
-        .authenticator()
+    let (authenticator, service) = (pipeline.authenticator(), pipeline.login_server());
+    let token = authenticator
         .exchange_aad_token(&service, aad_access_token, tenant)
         .await?;
-    Ok(AcrRefreshToken {
-        expires_on: expires_on(&token),
-        refresh_token: Secret::new(token),
-        service,
-    })
+    Ok(AcrRefreshToken::new(Secret::new(token), service))
 }
 
 /// A caller's ACR refresh token exchanged for an access token for `scope` (not cached).
@@ -90,17 +102,11 @@ pub(crate) async fn exchange_refresh_token(
         return Err(invalid_argument("refresh_token", "must not be empty"));
     }
     validate_scope(scope)?;
-    let service = pipeline.login_server();
-    let token = pipeline
-        .authenticator()
+    let (authenticator, service) = (pipeline.authenticator(), pipeline.login_server());
+    let token = authenticator
         .access_token_from_refresh(&service, scope, refresh_token)
         .await?;
-    Ok(AcrAccessToken {
-        expires_on: expires_on(&token),
-        access_token: Secret::new(token),
-        scope: scope.to_string(),
-        service,
-    })
+    Ok(AcrAccessToken::new(token, scope.to_string(), service))
 }
 
 /// Checks a token scope: space-separated `type:name:actions` entries of printable ASCII.
@@ -161,12 +167,7 @@ pub(crate) async fn access_token(
                 "the registry's token is not text",
             )
         })?;
-    Ok(AcrAccessToken {
-        expires_on: expires_on(&token),
-        access_token: Secret::new(token),
-        scope: challenge.scope(),
-        service,
-    })
+    Ok(AcrAccessToken::new(token, challenge.scope(), service))
 }
 
 #[cfg(test)]
@@ -182,14 +183,14 @@ mod tests {
         ] {
             assert!(validate_scope(good).is_ok(), "{good}");
         }
+        // Other refusals (empty, newline, quote, missing parts) are in tests/reliability_input.rs.
         for bad in [
-            "",
-            " ",
-            "pull",
-            "repository:a",
-            "repository::pull",
-            "a:b:c\n",
-            "a:\"b:c",
+            "\t",
+            "repository:a:",
+            ":a:pull",
+            "repository:a:pull registry",
+            "a:b:c\u{7f}",
+            "r\u{e9}pository:a:pull",
         ] {
             assert!(validate_scope(bad).is_err(), "{bad:?}");
         }

@@ -8,9 +8,18 @@ use azure_containerregistry::{
     copy_image, media_types, ContainerRegistryContentClient, CopyImageOptions, NoMatchingPlatform,
     ProgressCallback,
 };
+use azure_containerregistry_emulator::Emulator;
 
 /// The index the copy tests start from (arm64 with its variant, as buildx names it).
 const COPY_PLATFORMS: &[&str] = &["linux/amd64", "linux/arm64/v8"];
+
+/// A client for `image/source` of `emu`, where an index of [`COPY_PLATFORMS`] (with a shared
+/// layer) is pushed as `v1`: the client, the index digest and the children.
+async fn source_index(emu: &Emulator) -> (ContainerRegistryContentClient, String, Vec<Child>) {
+    let source = client(&emu.endpoint(), "image/source");
+    let (index_digest, children) = push_index(&source, "v1", COPY_PLATFORMS, true).await;
+    (source, index_digest, children)
+}
 
 #[tokio::test]
 async fn manifest_for_platform_from_a_two_platform_index() {
@@ -76,11 +85,9 @@ async fn assert_whole_index(
 
 #[tokio::test]
 async fn a_multi_arch_index_copied_between_registries_keeps_every_digest() {
-    let source_emu = open_emulator().await;
-    let target_emu = open_emulator().await;
-    let source = client(&source_emu.endpoint(), "image/source");
+    let (source_emu, target_emu) = (open_emulator().await, open_emulator().await);
+    let (source, index_digest, children) = source_index(&source_emu).await;
     let target = client(&target_emu.endpoint(), "image/target");
-    let (index_digest, children) = push_index(&source, "v1", COPY_PLATFORMS, true).await;
     let reports = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen = reports.clone();
     let result = copy_image(
@@ -133,23 +140,12 @@ async fn a_multi_arch_index_copied_between_registries_keeps_every_digest() {
 
 #[tokio::test]
 async fn one_platform_is_copied_out_of_an_index_by_default() {
-    let source_emu = open_emulator().await;
-    let target_emu = open_emulator().await;
-    let source = client(&source_emu.endpoint(), "image/source");
+    let (source_emu, target_emu) = (open_emulator().await, open_emulator().await);
+    let (source, _, children) = source_index(&source_emu).await;
     let target = client(&target_emu.endpoint(), "image/one");
-    let (_, children) = push_index(&source, "v1", COPY_PLATFORMS, true).await;
-    let result = copy_image(
-        &source,
-        "v1",
-        &target,
-        None,
-        Some(CopyImageOptions {
-            platform: Some(children[1].platform.clone()),
-            ..Default::default()
-        }),
-    )
-    .await
-    .expect("copy");
+    let result = copy_platform(&source, &target, &children[1].platform)
+        .await
+        .expect("copy");
     assert_eq!(result.digest, children[1].digest);
     assert_eq!((result.manifests, result.blobs_copied), (1, 3));
     let got = target.get_manifest("v1", None).await.expect("tagged v1");
@@ -201,9 +197,8 @@ async fn a_multi_arch_index_copied_into_docker_registry() {
         return;
     };
     let emu = open_emulator().await;
-    let source = client(&emu.endpoint(), "image/source");
+    let (source, index_digest, children) = source_index(&emu).await;
     let target = client(&registry.endpoint(), "image/target");
-    let (index_digest, children) = push_index(&source, "v1", COPY_PLATFORMS, true).await;
     let result = copy_all(&source, &target, None).await.expect("copy");
     assert_eq!(result.digest, index_digest);
     assert_whole_index(&target, "v1", &index_digest, &children).await;
@@ -219,10 +214,8 @@ async fn a_multi_arch_index_copied_into_docker_registry() {
 #[tokio::test]
 async fn a_corrupted_source_blob_fails_the_copy_and_stores_no_manifest() {
     use acr_test_support::{Fault, Match, Rule};
-    let source_emu = open_emulator().await;
-    let target_emu = open_emulator().await;
-    let seeding = client(&source_emu.endpoint(), "image/source");
-    let (_, children) = push_index(&seeding, "v1", COPY_PLATFORMS, true).await;
+    let (source_emu, target_emu) = (open_emulator().await, open_emulator().await);
+    let (_, _, children) = source_index(&source_emu).await;
     let proxy = acr_test_support::FaultProxy::start(&source_emu.endpoint())
         .await
         .expect("proxy");
@@ -233,18 +226,9 @@ async fn a_corrupted_source_blob_fails_the_copy_and_stores_no_manifest() {
     ));
     let source = client(&proxy.endpoint(), "image/source");
     let target = client(&target_emu.endpoint(), "image/target");
-    let error = copy_image(
-        &source,
-        "v1",
-        &target,
-        None,
-        Some(CopyImageOptions {
-            platform: Some(children[0].platform.clone()),
-            ..Default::default()
-        }),
-    )
-    .await
-    .expect_err("corrupt content is not copied");
+    let error = copy_platform(&source, &target, &children[0].platform)
+        .await
+        .expect_err("corrupt content is not copied");
     assert!(
         error.to_string().contains("digest mismatch") || mismatch(&error).is_some(),
         "{error}"
@@ -272,4 +256,17 @@ async fn copy_all(
         ..Default::default()
     };
     copy_image(source, "v1", target, tag, Some(all)).await
+}
+
+/// Copies the manifest of `v1` for `platform` into `target`, tagged `v1` there too.
+async fn copy_platform(
+    source: &ContainerRegistryContentClient,
+    target: &ContainerRegistryContentClient,
+    platform: &azure_containerregistry::Platform,
+) -> azure_core::Result<azure_containerregistry::CopyImageResult> {
+    let options = CopyImageOptions {
+        platform: Some(platform.clone()),
+        ..Default::default()
+    };
+    copy_image(source, "v1", target, None, Some(options)).await
 }

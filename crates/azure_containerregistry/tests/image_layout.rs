@@ -7,17 +7,30 @@ use common::*;
 use std::path::Path;
 use std::process::Command;
 
+use azure_containerregistry_emulator::Emulator;
+
 use azure_containerregistry::{
     media_types, pull_image, push_image, ContainerRegistryContentClient, InvalidArgument,
     OciDescriptor, Platform, PullImageOptions, PullImageResult, REF_NAME_ANNOTATION,
 };
 
-/// Pushes two images (linux/amd64, linux/arm64) and an index of them under `tag`; returns the
-/// index digest and the children's digests.
-async fn push_index(content: &ContainerRegistryContentClient, tag: &str) -> (String, Vec<String>) {
+/// An open emulator with two images (linux/amd64, linux/arm64) and an index of them pushed as
+/// `v1` to `repository`: the emulator, the repository's client, the index digest and the
+/// children's digests.
+async fn index_in(
+    repository: &str,
+) -> (
+    Emulator,
+    ContainerRegistryContentClient,
+    String,
+    Vec<String>,
+) {
+    let emu = open_emulator().await;
+    let content = client(&emu.endpoint(), repository);
     let (index, children) =
-        common::push_index(content, tag, &["linux/amd64", "linux/arm64"], false).await;
-    (index, children.into_iter().map(|c| c.digest).collect())
+        common::push_index(&content, "v1", &["linux/amd64", "linux/arm64"], false).await;
+    let children = children.into_iter().map(|c| c.digest).collect();
+    (emu, content, index, children)
 }
 
 /// The entries of the layout's `index.json`.
@@ -45,9 +58,7 @@ fn assert_blobs_verified(dir: &Path) -> usize {
 
 #[tokio::test]
 async fn a_pulled_index_is_a_layout_that_pushes_back_with_the_same_digests() {
-    let source_emu = open_emulator().await;
-    let source = client(&source_emu.endpoint(), "layout/source");
-    let (index_digest, children) = push_index(&source, "v1").await;
+    let (_source_emu, source, index_digest, children) = index_in("layout/source").await;
     let dir = tempfile::tempdir().expect("tempdir");
     let pulled = pull_image(
         &source,
@@ -78,17 +89,7 @@ async fn a_pulled_index_is_a_layout_that_pushes_back_with_the_same_digests() {
     assert_eq!(assert_blobs_verified(dir.path()), 7, "3 manifests, 4 blobs");
 
     // Again: nothing is downloaded; the entry is replaced, not added.
-    let again = pull_image(
-        &source,
-        "v1",
-        dir.path(),
-        Some(PullImageOptions {
-            all_platforms: true,
-            ..Default::default()
-        }),
-    )
-    .await
-    .expect("pull again");
+    let again = pull_all(&source, dir.path()).await;
     assert_eq!((again.blobs_downloaded, again.blobs_present), (0, 4));
     assert_eq!(layout_entries(dir.path()).len(), 1);
 
@@ -104,17 +105,7 @@ async fn a_pulled_index_is_a_layout_that_pushes_back_with_the_same_digests() {
         .clone();
     let layer_path = dir.path().join("blobs/sha256").join(&layer_digest[7..]);
     std::fs::write(&layer_path, b"corrupt").unwrap();
-    let repaired = pull_image(
-        &source,
-        "v1",
-        dir.path(),
-        Some(PullImageOptions {
-            all_platforms: true,
-            ..Default::default()
-        }),
-    )
-    .await
-    .expect("pull repairs");
+    let repaired = pull_all(&source, dir.path()).await;
     assert_eq!(repaired.blobs_downloaded, 1);
     assert_blobs_verified(dir.path());
 
@@ -138,9 +129,7 @@ async fn a_pulled_index_is_a_layout_that_pushes_back_with_the_same_digests() {
 
 #[tokio::test]
 async fn one_platform_is_pulled_by_default_and_images_are_chosen_by_ref_name() {
-    let emu = open_emulator().await;
-    let source = client(&emu.endpoint(), "layout/one");
-    let (_, children) = push_index(&source, "v1").await;
+    let (emu, source, _, children) = index_in("layout/one").await;
     let dir = tempfile::tempdir().expect("tempdir");
     let arm = pull_platform(&source, dir.path(), "linux/arm64", "arm")
         .await
@@ -199,24 +188,16 @@ async fn skopeo_reads_what_pull_image_writes_and_push_image_reads_what_skopeo_wr
         acr_test_support::skip_or_fail("skopeo interop", "skopeo is not installed");
         return;
     }
-    let emu = open_emulator().await;
+    let (emu, source, index_digest, children) = index_in("skopeo/source").await;
     let host = emu.endpoint().trim_start_matches("http://").to_string();
-    let source = client(&emu.endpoint(), "skopeo/source");
-    let (index_digest, children) = push_index(&source, "v1").await;
 
     // pull_image → skopeo oci: → registry.
     let written = tempfile::tempdir().expect("tempdir");
     pull_all(&source, written.path()).await;
     let dir = written.path().to_string_lossy().to_string();
-    let from_layout = format!("oci:{dir}:v1");
-    let to_registry = format!("docker://{host}/skopeo/from-layout:v1");
-    skopeo_copy(&[
-        "--all",
-        "--dest-tls-verify=false",
-        &from_layout,
-        &to_registry,
-    ])
-    .await;
+    let from = format!("oci:{dir}:v1");
+    let to = format!("docker://{host}/skopeo/from-layout:v1");
+    skopeo_copy(&["--all", "--dest-tls-verify=false", &from, &to]).await;
     let copied = client(&emu.endpoint(), "skopeo/from-layout");
     assert_eq!(
         copied.get_manifest("v1", None).await.unwrap().digest,
@@ -226,15 +207,9 @@ async fn skopeo_reads_what_pull_image_writes_and_push_image_reads_what_skopeo_wr
 
     // registry → skopeo oci: → push_image.
     let skopeo_dir = tempfile::tempdir().expect("tempdir");
-    let to_layout = format!("oci:{}:v1", skopeo_dir.path().display());
-    let from_registry = format!("docker://{host}/skopeo/source:v1");
-    skopeo_copy(&[
-        "--all",
-        "--src-tls-verify=false",
-        &from_registry,
-        &to_layout,
-    ])
-    .await;
+    let to = format!("oci:{}:v1", skopeo_dir.path().display());
+    let from = format!("docker://{host}/skopeo/source:v1");
+    skopeo_copy(&["--all", "--src-tls-verify=false", &from, &to]).await;
     let target = client(&emu.endpoint(), "skopeo/pushed");
     let pushed = push_image(&target, skopeo_dir.path(), "v1", None)
         .await
@@ -252,15 +227,11 @@ async fn skopeo_pushed_index_is_copied_whole_and_one_platform_round_trips_throug
         acr_test_support::skip_or_fail("skopeo acceptance", "skopeo is not installed");
         return;
     }
-    let first = open_emulator().await;
-    let second = open_emulator().await;
-    let host = |e: &azure_containerregistry_emulator::Emulator| {
-        e.endpoint().trim_start_matches("http://").to_string()
-    };
     // A two-platform index in a layout (written by pull_image from a scratch repository),
     // pushed to the first registry by skopeo.
-    let scratch = client(&first.endpoint(), "scratch/index");
-    let (index_digest, children) = push_index(&scratch, "v1").await;
+    let (first, scratch, index_digest, children) = index_in("scratch/index").await;
+    let second = open_emulator().await;
+    let host = |e: &Emulator| e.endpoint().trim_start_matches("http://").to_string();
     let layout = tempfile::tempdir().expect("tempdir");
     pull_all(&scratch, layout.path()).await;
     let (from, to) = (
@@ -385,9 +356,7 @@ fn recorder() -> (azure_containerregistry::ProgressCallback, Reports) {
 #[tokio::test]
 async fn a_push_mounts_from_named_repositories_and_both_directions_report_whole_image_progress() {
     use azure_containerregistry::PushImageOptions;
-    let emu = open_emulator().await;
-    let base = client(&emu.endpoint(), "team/base");
-    let (index_digest, _children) = push_index(&base, "v1").await;
+    let (emu, base, index_digest, _) = index_in("team/base").await;
 
     let layout = tempfile::tempdir().expect("tempdir");
     let (progress, pulled_reports) = recorder();

@@ -317,38 +317,26 @@ async fn bad_input_is_refused_before_any_request() {
                 content.download_blob(&good_digest, Some(zero)).await,
             );
         }
-        refused(
-            "list_repository_names n=0",
-            "page_size",
-            registry
-                .list_repository_names(Some(ListRepositoryNamesOptions {
+        macro_rules! page_size_0 {
+            ($options:ident) => {
+                Some($options {
                     page_size: Some(0),
                     ..Default::default()
-                }))
-                .map(|_| ()),
-        );
+                })
+            };
+        }
+        let (repository, artifact) = (registry.repository("ok"), registry.artifact("ok", "v1"));
+        let names = registry.list_repository_names(page_size_0!(ListRepositoryNamesOptions));
+        let manifests =
+            repository.list_manifest_properties(page_size_0!(ListManifestPropertiesOptions));
+        let tags = artifact.list_tag_properties(page_size_0!(ListTagPropertiesOptions));
+        refused("list_repository_names n=0", "page_size", names.map(drop));
         refused(
             "list_manifest_properties n=0",
             "page_size",
-            registry
-                .repository("ok")
-                .list_manifest_properties(Some(ListManifestPropertiesOptions {
-                    page_size: Some(0),
-                    ..Default::default()
-                }))
-                .map(|_| ()),
+            manifests.map(drop),
         );
-        refused(
-            "list_tag_properties n=0",
-            "page_size",
-            registry
-                .artifact("ok", "v1")
-                .list_tag_properties(Some(ListTagPropertiesOptions {
-                    page_size: Some(0),
-                    ..Default::default()
-                }))
-                .map(|_| ()),
-        );
+        refused("list_tag_properties n=0", "page_size", tags.map(drop));
         // Media types and manifest sizes of set_manifest_bytes.
         for media_type in ["", "bad\nvalue"] {
             refused(

@@ -199,10 +199,7 @@ mod tests {
     #[test]
     fn user_flag() {
         let user = parse_user("admin:pa:ss").unwrap();
-        assert_eq!(
-            (user.username.as_str(), user.password.as_str()),
-            ("admin", "pa:ss")
-        );
+        assert_eq!((&*user.username, &*user.password), ("admin", "pa:ss"));
         assert_eq!(user.access, UserAccess::Admin);
         assert!(parse_user("admin").is_err());
         assert!(parse_user(":pw").is_err());
@@ -211,10 +208,7 @@ mod tests {
     #[test]
     fn token_flag() {
         let token = parse_token("ci:p:w:app=pull,push;team/*=content/read").unwrap();
-        assert_eq!(
-            (token.username.as_str(), token.password.as_str()),
-            ("ci", "p:w")
-        );
+        assert_eq!((&*token.username, &*token.password), ("ci", "p:w"));
         assert_eq!(
             token.access,
             UserAccess::Scoped(vec![

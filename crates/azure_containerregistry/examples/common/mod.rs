@@ -176,6 +176,15 @@ pub async fn image_client(
     Ok((client, Some(target)))
 }
 
+/// The command line of an image example: its positional arguments, and whether
+/// `--all-platforms` was given.
+pub fn image_args() -> (Vec<String>, bool) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let all_platforms = args.iter().any(|a| a == "--all-platforms");
+    let positional = args.into_iter().filter(|a| !a.starts_with("--")).collect();
+    (positional, all_platforms)
+}
+
 /// Exits with status 1 and `message` on standard error when `result` is an error.
 pub fn exit_on_error<T>(result: Result<T, Error>) -> T {
     match result {

@@ -394,9 +394,7 @@ impl Authenticator {
         let request = self
             .http
             .get(url)
-            .header(reqwest::header::AUTHORIZATION, header)
-            .build()
-            .map_err(crate::error::transport_error)?;
+            .header(reqwest::header::AUTHORIZATION, header);
         self.realm_token(
             request,
             "access_token_from_login",
@@ -483,12 +481,7 @@ impl Authenticator {
             ("service", service),
             ("scope", scope),
         ];
-        let request = self
-            .http
-            .post(url)
-            .form(&form)
-            .build()
-            .map_err(crate::error::transport_error)?;
+        let request = self.http.post(url).form(&form);
         self.realm_token(
             request,
             "anonymous_token_from_realm",
@@ -501,10 +494,11 @@ impl Authenticator {
     /// JSON answer; `what` names it in errors.
     async fn realm_token(
         &self,
-        request: reqwest::Request,
+        request: reqwest::RequestBuilder,
         operation: &'static str,
         what: &str,
     ) -> azure_core::Result<String> {
+        let request = request.build().map_err(crate::error::transport_error)?;
         let response = self.token_policy.send_raw(request, operation).await?;
         if !response.status().is_success() {
             return Err(credential_context(

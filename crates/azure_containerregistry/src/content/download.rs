@@ -12,7 +12,7 @@ use super::file_writer::FileWriter;
 use super::progress::ProgressCallback;
 use super::verified_stream::{verified, DownloadBlobStream};
 use super::{header, ContainerRegistryContentClient};
-use crate::error::{invalid_argument, protocol_error, rest_error, transport_error};
+use crate::error::{invalid_argument, nonzero, protocol_error, rest_error, transport_error};
 use crate::reference::validate_digest;
 use crate::retry::is_retryable;
 
@@ -109,18 +109,9 @@ impl ContainerRegistryContentClient {
             async move {
                 validate_digest(digest)?;
                 let options = options.unwrap_or_default();
-                let concurrency = match options.concurrency {
-                    Some(0) => return Err(invalid_argument("concurrency", "must be at least 1")),
-                    Some(n) => n,
-                    None => 1,
-                };
-                let range_size = match options.range_size {
-                    Some(0) => {
-                        return Err(invalid_argument("range_size", "must be at least 1 byte"))
-                    }
-                    Some(n) => n as u64,
-                    None => DEFAULT_RANGE_SIZE as u64,
-                };
+                let concurrency = nonzero("concurrency", options.concurrency, 1)?;
+                let range_size =
+                    nonzero("range_size", options.range_size, DEFAULT_RANGE_SIZE)? as u64;
                 if concurrency > 1 {
                     let size = self.blob_size(digest).await?;
                     if let Some(size) = size.filter(|&s| s > range_size) {

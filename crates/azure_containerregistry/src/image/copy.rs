@@ -12,7 +12,7 @@ use crate::content::{
     ContainerRegistryContentClient, GetManifestOptions, GetManifestResult, OciDescriptor, Platform,
     ProgressCallback, SetManifestOptions, UploadBlobOptions,
 };
-use crate::error::{digest_mismatch, invalid_argument};
+use crate::error::{digest_mismatch, invalid_argument, nonzero};
 use crate::reference::{validate_tag, Reference};
 
 /// Blobs transferred at once by [`copy_image`] (and by the OCI layout pull and push) unless
@@ -91,11 +91,8 @@ pub async fn copy_image(
         &options,
         async move {
             let options = options.unwrap_or_default();
-            let concurrency = match options.concurrency {
-                Some(0) => return Err(invalid_argument("concurrency", "must be at least 1")),
-                Some(n) => n,
-                None => DEFAULT_COPY_CONCURRENCY,
-            };
+            let concurrency =
+                nonzero("concurrency", options.concurrency, DEFAULT_COPY_CONCURRENCY)?;
             let reference = Reference::parse(source_reference)?;
             let tag = match (target_tag, &reference) {
                 (Some(tag), _) => Some(tag.to_string()),

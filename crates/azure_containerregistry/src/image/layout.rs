@@ -16,7 +16,7 @@ use crate::content::{
     media_types, ContainerRegistryContentClient, DownloadBlobOptions, GetManifestOptions,
     OciDescriptor, Platform, SetManifestOptions, UploadBlobOptions,
 };
-use crate::error::{digest_mismatch, invalid_argument};
+use crate::error::{digest_mismatch, invalid_argument, nonzero};
 use crate::reference::{validate_digest, validate_tag, Reference};
 use crate::ProgressCallback;
 
@@ -232,11 +232,8 @@ pub async fn pull_image(
         &options,
         async move {
             let options = options.unwrap_or_default();
-            let concurrency = match options.concurrency {
-                Some(0) => return Err(invalid_argument("concurrency", "must be at least 1")),
-                Some(n) => n,
-                None => DEFAULT_COPY_CONCURRENCY,
-            };
+            let concurrency =
+                nonzero("concurrency", options.concurrency, DEFAULT_COPY_CONCURRENCY)?;
             let ref_name = match (&options.ref_name, Reference::parse(reference)?) {
                 (Some(name), _) => Some(name.clone()),
                 (None, Reference::Tag(tag)) => Some(tag),
@@ -429,11 +426,7 @@ pub async fn push_image(
         async move {
             validate_tag(tag)?;
             let options = options.unwrap_or_default();
-            let concurrency = match options.concurrency {
-                Some(0) => return Err(invalid_argument("concurrency", "must be at least 1")),
-                Some(n) => n,
-                None => DEFAULT_COPY_CONCURRENCY,
-            };
+            let concurrency = nonzero("concurrency", options.concurrency, DEFAULT_COPY_CONCURRENCY)?;
             let layout_path = dir.join("oci-layout");
             let layout = tokio::fs::read(&layout_path)
                 .await
