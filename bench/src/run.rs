@@ -191,9 +191,13 @@ pub fn main(args: &[String]) -> Result<()> {
     for v in &found.versions {
         eprintln!("==> peer: {v}");
     }
-    for why in [&found.python_missing, &found.node_missing]
-        .into_iter()
-        .flatten()
+    for why in [
+        &found.python_missing,
+        &found.node_missing,
+        &found.skopeo_missing,
+    ]
+    .into_iter()
+    .flatten()
     {
         eprintln!("==> peer not run: {why}");
     }

@@ -8,7 +8,7 @@ use futures::{StreamExt, TryStreamExt};
 use rand::{RngCore, SeedableRng};
 use sha2::{Digest, Sha256};
 
-use crate::cases::{DOWNLOAD_REPO, OCI_MANIFEST, TINY_REPO};
+use crate::cases::{image_tag, DOWNLOAD_REPO, IMAGE_LAYERS, IMAGE_REPO, OCI_MANIFEST, TINY_REPO};
 
 /// Parallel requests while seeding the emulator's repositories.
 const SEED_CONCURRENCY: usize = 16;
@@ -96,12 +96,14 @@ async fn put_bytes(
     put_blob(c, base, repo, digest, data.to_vec().into(), len).await
 }
 
-async fn put_manifest(c: &reqwest::Client, base: &str, repo: &str, manifest: &[u8]) -> Result<()> {
+/// PUT of `manifest` (an OCI manifest) at `url` (`…/v2/<repo>/manifests/<tag>`).
+async fn put_manifest(c: &reqwest::Client, url: String, manifest: &[u8]) -> Result<()> {
+    let what = format!("PUT {url}");
     let put = c
-        .put(format!("{base}/v2/{repo}/manifests/latest"))
+        .put(url)
         .header("content-type", OCI_MANIFEST)
         .body(manifest.to_vec());
-    send_expecting(put, 201, &format!("PUT manifest {repo}")).await?;
+    send_expecting(put, 201, &what).await?;
     Ok(())
 }
 
@@ -120,14 +122,70 @@ fn manifest_json(config_digest: &str, config_size: usize, layers: &[(String, usi
     .into_bytes()
 }
 
-/// The download repository gets the big blobs; `bench/tiny:latest` gets a small manifest.
+/// A body of `len` bytes of `path` from `offset` on, read 1 MiB at a time.
+async fn file_body(path: &Path, offset: u64, len: u64) -> Result<reqwest::Body> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let mut file = tokio::fs::File::open(path).await?;
+    file.seek(std::io::SeekFrom::Start(offset)).await?;
+    let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), 1 << 20);
+    Ok(reqwest::Body::wrap_stream(stream))
+}
+
+/// The sha256 digest of `len` bytes of `path` from `offset` on.
+fn slice_digest(path: &Path, offset: u64, len: u64) -> Result<String> {
+    use std::io::{Read, Seek};
+    let mut file = std::fs::File::open(path)?;
+    file.seek(std::io::SeekFrom::Start(offset))?;
+    let (mut h, mut left, mut buf) = (Sha256::new(), len, vec![0u8; 1 << 20]);
+    while left > 0 {
+        let n = usize::try_from(left.min(buf.len() as u64))?;
+        file.read_exact(&mut buf[..n])?;
+        h.update(&buf[..n]);
+        left -= n as u64;
+    }
+    Ok(format!("sha256:{}", hex::encode(h.finalize())))
+}
+
+/// The whole-image cases' image for the big blob `blob`: [`IMAGE_LAYERS`] layers (the blob cut
+/// in equal slices, the last one taking the rest), a config, and the manifest tagged
+/// [`image_tag`] in [`IMAGE_REPO`].
+async fn seed_image(c: &reqwest::Client, base: &str, blob: &Path, size: u64) -> Result<()> {
+    let slice = size / IMAGE_LAYERS;
+    let mut layers = Vec::new();
+    for i in 0..IMAGE_LAYERS {
+        let offset = i * slice;
+        let len = if i + 1 == IMAGE_LAYERS {
+            size - offset
+        } else {
+            slice
+        };
+        let digest = slice_digest(blob, offset, len)?;
+        let body = file_body(blob, offset, len).await?;
+        put_blob(c, base, IMAGE_REPO, &digest, body, len).await?;
+        layers.push((digest, usize::try_from(len)?));
+    }
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","config":{{}},"rootfs":{{"type":"layers","diff_ids":[]}},"comment":"{size}"}}"#
+    );
+    let cd = sha256_hex(config.as_bytes());
+    put_bytes(c, base, IMAGE_REPO, &cd, config.as_bytes()).await?;
+    let manifest = manifest_json(&cd, config.len(), &layers);
+    put_manifest(
+        c,
+        format!("{base}/v2/{IMAGE_REPO}/manifests/{}", image_tag(size)),
+        &manifest,
+    )
+    .await
+}
+
+/// The download repository gets the big blobs, and [`IMAGE_REPO`] an image made of each;
+/// `bench/tiny:latest` gets a small manifest.
 pub async fn seed_registry(base: &str, blobs: &[(&Path, &str, u64)]) -> Result<()> {
     let c = reqwest::Client::new();
     for &(blob, digest, size) in blobs {
-        let file = tokio::fs::File::open(blob).await?;
-        let body =
-            reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20));
+        let body = file_body(blob, 0, size).await?;
         put_blob(&c, base, DOWNLOAD_REPO, digest, body, size).await?;
+        seed_image(&c, base, blob, size).await?;
     }
     let layer: Vec<u8> = (0..1024u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
@@ -138,8 +196,7 @@ pub async fn seed_registry(base: &str, blobs: &[(&Path, &str, u64)]) -> Result<(
     put_bytes(&c, base, TINY_REPO, &cd, config).await?;
     put_manifest(
         &c,
-        base,
-        TINY_REPO,
+        format!("{base}/v2/{TINY_REPO}/manifests/latest"),
         &manifest_json(&cd, config.len(), &[(ld, layer.len())]),
     )
     .await
@@ -155,7 +212,7 @@ pub async fn seed_emulator(base: &str, repos: usize) -> Result<()> {
     let name = |i: usize| format!("bench/r{i:05}");
     let first = name(0);
     put_bytes(&c, base, &first, &cd, config).await?;
-    put_manifest(&c, base, &first, &manifest).await?;
+    put_manifest(&c, format!("{base}/v2/{first}/manifests/latest"), &manifest).await?;
     futures::stream::iter(1..repos)
         .map(|i| {
             let (c, cd, manifest, first) = (&c, &cd, &manifest, &first);
@@ -167,7 +224,7 @@ pub async fn seed_emulator(base: &str, repos: usize) -> Result<()> {
                     ))
                     .header("content-length", 0);
                 send_expecting(mount, 201, &format!("mount into {repo}")).await?;
-                put_manifest(c, base, &repo, manifest).await
+                put_manifest(c, format!("{base}/v2/{repo}/manifests/latest"), manifest).await
             }
         })
         .buffer_unordered(SEED_CONCURRENCY)

@@ -22,6 +22,8 @@ pub struct Found {
     pub python_missing: Option<String>,
     /// Why the JS peer cannot run.
     pub node_missing: Option<String>,
+    /// Why the skopeo peer cannot run.
+    pub skopeo_missing: Option<String>,
 }
 
 impl Found {
@@ -31,6 +33,7 @@ impl Found {
             Tool::Rust => None,
             Tool::Python => self.python_missing.clone(),
             Tool::Node => self.node_missing.clone(),
+            Tool::Skopeo => self.skopeo_missing.clone(),
         }
     }
 }
@@ -87,7 +90,7 @@ fn js_sdk_version(modules: &Path) -> Option<String> {
 }
 
 /// Looks for the interpreters: `ACR_BENCH_PYTHON` or `<target>/pyvenv/bin/python`; `node` on
-/// `PATH` with `ACR_BENCH_JS_MODULES` or `<target>/bench-js`.
+/// `PATH` with `ACR_BENCH_JS_MODULES` or `<target>/bench-js`; `skopeo` on `PATH`.
 pub fn find() -> Found {
     let mut found = Found::default();
     let python = std::env::var_os("ACR_BENCH_PYTHON")
@@ -127,6 +130,17 @@ pub fn find() -> Found {
                 modules.display()
             ))
         }
+    }
+    let skopeo = in_path("skopeo");
+    match skopeo
+        .as_ref()
+        .and_then(|s| probe(Command::new(s).arg("--version")))
+    {
+        Some(v) => {
+            found.versions.push(v);
+            found.tools.skopeo = skopeo;
+        }
+        None => found.skopeo_missing = Some("no skopeo on PATH".into()),
     }
     found
 }

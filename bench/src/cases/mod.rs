@@ -19,6 +19,10 @@ pub const RESULT_PREFIX: &str = "ACR_BENCH_RESULT ";
 pub const DOWNLOAD_REPO: &str = "bench/dl";
 /// Repository and tag of the small manifest for the manifest-GET cases.
 pub const TINY_REPO: &str = "bench/tiny";
+/// Repository of the whole-image cases: one image per blob size (see [`image_tag`]).
+pub const IMAGE_REPO: &str = "bench/image";
+/// Layers of that image: the big blob cut in this many slices.
+pub const IMAGE_LAYERS: u64 = 5;
 /// Media type of that manifest.
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 /// Size of the "tiny" blobs.
@@ -27,6 +31,11 @@ const TINY_SIZE: usize = 1024;
 const IO_CHUNK: usize = 1 << 20;
 /// oci-client sends one PATCH per stream item, so it gets exact 4 MiB items (as in BASELINE.md).
 const OCI_CHUNK: usize = 4 << 20;
+/// The tag of the whole-image case's image made from the big blob of `size` bytes.
+pub fn image_tag(size: u64) -> String {
+    format!("size-{size}")
+}
+
 /// Ranges in flight for the parallel download case.
 pub const PARALLEL_CONCURRENCY: usize = 4;
 
@@ -59,6 +68,8 @@ pub struct Tools {
     pub node: Option<PathBuf>,
     /// A directory whose `node_modules` has `@azure/container-registry`.
     pub js_modules: Option<PathBuf>,
+    /// `skopeo`.
+    pub skopeo: Option<PathBuf>,
 }
 
 /// Everything a case process needs, passed as JSON on its command line.
@@ -124,6 +135,8 @@ pub enum Kind {
     TinyUpload,
     /// Manifest GETs.
     ManifestGet,
+    /// Pull of the whole image (its layers cut from the big blob) into an OCI layout.
+    Image,
 }
 
 /// What runs the case.
@@ -136,6 +149,8 @@ pub enum Tool {
     Python,
     /// The JS peer script (needs [`Tools::node`] and [`Tools::js_modules`]).
     Node,
+    /// `skopeo` (needs [`Tools::skopeo`]).
+    Skopeo,
 }
 
 /// A target: the ratio to a base case must be at least (`MibPerS`) or at most (`MsPerOp`)
@@ -236,6 +251,7 @@ impl CaseDef {
 }
 
 mod diag;
+mod image;
 mod limits;
 mod oci;
 mod ours;
@@ -394,6 +410,8 @@ async fn run_case(name: &str, ctx: &Ctx) -> Result<Measured> {
         "py_download_blob" => sdk::sdk_download(ctx, sdk::Sdk::Python),
         "js_upload_blob" => sdk::sdk_upload(ctx, sdk::Sdk::Js, up_repo),
         "js_download_blob" => sdk::sdk_download(ctx, sdk::Sdk::Js),
+        "pull_image" => image::ours_pull_image(ctx).await,
+        "skopeo_copy" => image::skopeo_copy(ctx),
         other => bail!("case {other:?} has no implementation"),
     }
 }

@@ -57,18 +57,20 @@ fn command(sdk: Sdk, ctx: &Ctx, repo: &str) -> Result<Command> {
     Ok(cmd)
 }
 
-/// Runs the script to completion (bounded by [`SDK_TIMEOUT`]) and reads its result line; its
-/// output goes through files in the scratch directory, so a chatty script cannot block.
-fn run(ctx: &Ctx, mut cmd: Command) -> Result<(ScriptResult, External)> {
+/// Runs `cmd` to completion (bounded by [`SDK_TIMEOUT`]): its standard output, its peak RSS
+/// and CPU time, and its wall time in seconds (from spawn to exit). Its output goes through
+/// files in the scratch directory, so a chatty process cannot block; a failure carries the
+/// end of its standard error.
+pub(super) fn run_child(ctx: &Ctx, mut cmd: Command) -> Result<(String, External, f64)> {
     let base = ctx.work.join(format!("peer-{}", std::process::id()));
     let (out_path, err_path) = (base.with_extension("out"), base.with_extension("err"));
+    let t0 = Instant::now();
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&out_path)?)
         .stderr(std::fs::File::create(&err_path)?)
         .spawn()
         .with_context(|| format!("spawning {cmd:?}"))?;
-    let t0 = Instant::now();
     // Bounded by the timeout.
     let status = loop {
         if let Some(s) = child.try_wait()? {
@@ -81,6 +83,7 @@ fn run(ctx: &Ctx, mut cmd: Command) -> Result<(ScriptResult, External)> {
         }
         std::thread::sleep(Duration::from_millis(5));
     };
+    let wall_s = t0.elapsed().as_secs_f64();
     let external = External::of_children();
     let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
     let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
@@ -91,6 +94,12 @@ fn run(ctx: &Ctx, mut cmd: Command) -> Result<(ScriptResult, External)> {
         let tail: Vec<&str> = tail.into_iter().rev().collect();
         bail!("{cmd:?} failed ({status}): {}", tail.join("\n"));
     }
+    Ok((stdout, external, wall_s))
+}
+
+/// Runs the script with [`run_child`] and reads its result line.
+fn run(ctx: &Ctx, cmd: Command) -> Result<(ScriptResult, External)> {
+    let (stdout, external, _) = run_child(ctx, cmd)?;
     let line = stdout
         .lines()
         .rev()

@@ -2,7 +2,7 @@
 
 use super::{CaseDef, Kind, Server, Target, Tool, Unit};
 
-use Kind::{Download, ManifestGet, TinyUpload, Upload};
+use Kind::{Download, Image, ManifestGet, TinyUpload, Upload};
 use Server::{Emulator as Emu, None as Local, Registry as Reg};
 use Unit::{MibPerS, MsPerOp};
 
@@ -267,9 +267,16 @@ pub const CASES: &[CaseDef] = &[
         target: Some(Target::new(1.5, None)),
         ..BASE
     },
-    // Whole-image case (issue 18, once the image-pull API exists): `pull_image`, a 5-layer
-    // 1 GiB image pulled into an OCI layout (group "ours", a `Kind::Image`), beside a
-    // `skopeo_copy` peer (`skopeo copy` of the same image, tool `Tool::Skopeo`), both profiles.
+    ours(
+        "pull_image",
+        "pull_image of a 5-layer image (the blob cut in 5) into an OCI layout on tmpfs, 4 blobs at once, verified",
+        "raw_get_sha256_to_file",
+        Image,
+    )
+    .targets(
+        Target::new(0.90, Some(64.0)).vs_peers(1.0),
+        Target::new(0.90, Some(64.0)).vs_peers(1.0),
+    ),
     // -- Peers --------------------------------------------------------------------------------
     peer_upload(
         "oci_push_blob_stream_chunked",
@@ -302,6 +309,13 @@ pub const CASES: &[CaseDef] = &[
         "JS @azure/container-registry downloadBlob into a sink (verifies), own process",
     )
     .by(Tool::Node),
+    peer(
+        "skopeo_copy",
+        "skopeo copy docker://… oci:… of the same image, own process (start-up included)",
+        "raw_get_sha256_to_file",
+        Image,
+    )
+    .by(Tool::Skopeo),
     peer(
         "oci_tiny_push_blob",
         "oci-client 0.18 push_blob of fresh 1 KiB blobs",
