@@ -150,7 +150,7 @@ pub(crate) fn paging_loop(url: &url::Url) -> azure_core::Error {
 }
 
 /// `value` (`default` when unset), refused with [`invalid_argument`] when it is 0: for counts
-/// and sizes that must be at least 1.
+/// that must be at least 1.
 pub(crate) fn nonzero<N: Copy + Default + PartialEq>(
     argument: &'static str,
     value: Option<N>,
@@ -161,6 +161,16 @@ pub(crate) fn nonzero<N: Copy + Default + PartialEq>(
         Some(n) => Ok(n),
         None => Ok(default),
     }
+}
+
+/// [`nonzero`] for a size in bytes (the refusal says so).
+pub(crate) fn nonzero_bytes(
+    argument: &'static str,
+    value: Option<u64>,
+    default: u64,
+) -> azure_core::Result<u64> {
+    nonzero(argument, value, default)
+        .map_err(|_| invalid_argument(argument, "must be at least 1 byte"))
 }
 
 /// The error for a refused argument.
@@ -326,11 +336,19 @@ mod tests {
     fn nonzero_takes_the_value_or_the_default_and_refuses_zero() {
         assert_eq!(nonzero("n", Some(3_usize), 7).unwrap(), 3);
         assert_eq!(nonzero("n", None, 7_u64).unwrap(), 7);
-        let error = nonzero("chunk_size", Some(0_u64), 7).unwrap_err();
-        let invalid = error
-            .downcast_ref::<InvalidArgument>()
-            .expect("InvalidArgument");
-        assert_eq!(invalid.argument, "chunk_size");
+        for (error, message) in [
+            (nonzero("n", Some(0_u64), 7), "must be at least 1"),
+            (
+                nonzero_bytes("chunk_size", Some(0_u64), 7),
+                "must be at least 1 byte",
+            ),
+        ] {
+            let error = error.unwrap_err();
+            let invalid = error
+                .downcast_ref::<InvalidArgument>()
+                .expect("InvalidArgument");
+            assert_eq!(invalid.message, message);
+        }
     }
 
     #[test]

@@ -12,7 +12,9 @@ use super::file_writer::FileWriter;
 use super::progress::ProgressCallback;
 use super::verified_stream::{verified, DownloadBlobStream};
 use super::{header, ContainerRegistryContentClient};
-use crate::error::{invalid_argument, nonzero, protocol_error, rest_error, transport_error};
+use crate::error::{
+    invalid_argument, nonzero, nonzero_bytes, protocol_error, rest_error, transport_error,
+};
 use crate::reference::validate_digest;
 use crate::retry::is_retryable;
 
@@ -110,8 +112,11 @@ impl ContainerRegistryContentClient {
                 validate_digest(digest)?;
                 let options = options.unwrap_or_default();
                 let concurrency = nonzero("concurrency", options.concurrency, 1)?;
-                let range_size =
-                    nonzero("range_size", options.range_size, DEFAULT_RANGE_SIZE)? as u64;
+                let range_size = nonzero_bytes(
+                    "range_size",
+                    options.range_size.map(|n| n as u64),
+                    DEFAULT_RANGE_SIZE as u64,
+                )?;
                 if concurrency > 1 {
                     let size = self.blob_size(digest).await?;
                     if let Some(size) = size.filter(|&s| s > range_size) {

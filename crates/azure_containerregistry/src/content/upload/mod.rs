@@ -37,7 +37,7 @@ use self::session::Session;
 use self::source::{hash_error, read_whole_if_at_most, PreHash, SharedDigest, Source};
 use super::progress::{Progress, ProgressCallback};
 use super::ContainerRegistryContentClient;
-use crate::error::nonzero;
+use crate::error::nonzero_bytes;
 
 pub use handle::{
     BlobUpload, CancelUploadOptions, CompleteUploadOptions, GetUploadStatusOptions,
@@ -333,6 +333,6 @@ fn prepare(
     default: u64,
 ) -> azure_core::Result<(UploadBlobOptions<'_>, u64)> {
     let options = options.unwrap_or_default();
-    let chunk_size = nonzero("chunk_size", options.chunk_size.map(|n| n as u64), default)?;
+    let chunk_size = nonzero_bytes("chunk_size", options.chunk_size.map(|n| n as u64), default)?;
     Ok((options, chunk_size))
 }
