@@ -46,7 +46,7 @@ pub use error::{
 pub use image::{
     choose_platform, copy_image, pull_image, push_image, CopyImageOptions, CopyImageResult,
     ImageReference, PullImageOptions, PullImageResult, PushImageOptions, PushImageResult,
-    DEFAULT_COPY_CONCURRENCY, REF_NAME_ANNOTATION,
+    DEFAULT_COPY_CONCURRENCY, DEFAULT_PULL_CONCURRENCY, REF_NAME_ANNOTATION,
 };
 pub use options::{
     ContainerRegistryClientOptions, DEFAULT_API_VERSION, DEFAULT_BODY_TIMEOUT,

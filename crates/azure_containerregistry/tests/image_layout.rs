@@ -417,3 +417,62 @@ async fn a_push_mounts_from_named_repositories_and_both_directions_report_whole_
     .unwrap_err();
     assert!(invalid_argument(&error).is_some(), "{error}");
 }
+
+#[tokio::test]
+async fn a_lone_large_layer_is_pulled_as_parallel_ranges_and_still_verified() {
+    let emu = open_emulator().await;
+    let proxy = acr_test_support::FaultProxy::start(&emu.endpoint())
+        .await
+        .expect("proxy");
+    let content = client(&proxy.endpoint(), "layout/large");
+    let data: Vec<u8> = (0..20 * 1024 * 1024 + 5).map(|i| (i % 251) as u8).collect();
+    let layer = content
+        .upload_blob_bytes(data.clone(), None)
+        .await
+        .expect("layer");
+    let config = content
+        .upload_blob_bytes(&b"{}"[..], None)
+        .await
+        .expect("config");
+    content
+        .set_manifest(&oci_manifest(&config, &[&layer]), tagged("v1"))
+        .await
+        .expect("manifest");
+    proxy.clear_requests();
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pulled = pull_image(&content, "v1", dir.path(), None)
+        .await
+        .expect("pull");
+    assert_eq!(
+        (pulled.blobs_downloaded, pulled.bytes_downloaded),
+        (2, data.len() as u64 + 2)
+    );
+    let hex = layer.digest.trim_start_matches("sha256:");
+    assert_eq!(
+        std::fs::read(dir.path().join("blobs/sha256").join(hex)).unwrap(),
+        data
+    );
+    assert_eq!(assert_blobs_verified(dir.path()), 3);
+
+    let ranges_of = |digest: &str| {
+        let mut ranges: Vec<Option<String>> = proxy
+            .requests()
+            .iter()
+            .filter(|r| r.method == "GET" && r.path_and_query.ends_with(digest))
+            .map(|r| r.header("range").map(str::to_string))
+            .collect();
+        ranges.sort();
+        ranges
+    };
+    // The layer (20 MiB + 5 bytes) in its three 8 MiB ranges; the small config in one plain GET.
+    assert_eq!(
+        ranges_of(&layer.digest),
+        [
+            Some("bytes=0-8388607".to_string()),
+            Some("bytes=16777216-20971524".to_string()),
+            Some("bytes=8388608-16777215".to_string()),
+        ]
+    );
+    assert_eq!(ranges_of(&config.digest), [None]);
+}

@@ -22,7 +22,7 @@ use crate::retry::is_retryable;
 const FILE_WRITE_SIZE: usize = 4 * 1024 * 1024;
 
 /// The default size of each range of a parallel download (8 MiB).
-const DEFAULT_RANGE_SIZE: usize = 8 * 1024 * 1024;
+pub(crate) const DEFAULT_RANGE_SIZE: usize = 8 * 1024 * 1024;
 
 /// Options of [`ContainerRegistryContentClient::download_blob`] and
 /// [`download_blob_to_file`](ContainerRegistryContentClient::download_blob_to_file).

@@ -23,6 +23,7 @@ use crate::reference::{validate_digest, validate_repository_name};
 use crate::response::delete_result;
 use crate::ContainerRegistryClientOptions;
 
+pub(crate) use download::DEFAULT_RANGE_SIZE;
 pub use download::{DownloadBlobOptions, DownloadBlobResult};
 pub use manifest_models::{
     media_types, DockerManifestList, DockerManifestV2, ExtraFields, Manifest, ManifestKind,

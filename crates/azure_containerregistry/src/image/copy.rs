@@ -19,6 +19,11 @@ use crate::reference::{validate_tag, Reference};
 /// the options say otherwise.
 pub const DEFAULT_COPY_CONCURRENCY: usize = 4;
 
+/// Connections [`pull_image`](crate::pull_image) downloads over at once unless the options say
+/// otherwise: six, the default of containers/image (skopeo, podman), so that an image of up to
+/// six layers has every layer in flight from the start.
+pub const DEFAULT_PULL_CONCURRENCY: usize = 6;
+
 /// Manifests nested deeper than this (an index of indexes of …) are refused.
 const MAX_DEPTH: usize = 4;
 

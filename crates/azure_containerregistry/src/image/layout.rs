@@ -11,10 +11,10 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
-use super::copy::{plan, DEFAULT_COPY_CONCURRENCY};
+use super::copy::{plan, DEFAULT_COPY_CONCURRENCY, DEFAULT_PULL_CONCURRENCY};
 use crate::content::{
     media_types, ContainerRegistryContentClient, DownloadBlobOptions, GetManifestOptions,
-    OciDescriptor, Platform, SetManifestOptions, UploadBlobOptions,
+    OciDescriptor, Platform, SetManifestOptions, UploadBlobOptions, DEFAULT_RANGE_SIZE,
 };
 use crate::error::{digest_mismatch, invalid_argument, nonzero};
 use crate::reference::{validate_digest, validate_tag, Reference};
@@ -36,7 +36,11 @@ pub struct PullImageOptions<'a> {
     /// The platform pulled out of an index without [`all_platforms`](Self::all_platforms)
     /// (default [`Platform::host`]).
     pub platform: Option<Platform>,
-    /// Blobs downloaded at once (default [`DEFAULT_COPY_CONCURRENCY`]); must not be 0.
+    /// Connections downloaded over at once (default [`DEFAULT_PULL_CONCURRENCY`]); must not
+    /// be 0. Blobs are fetched this many at a time, one connection each; when the image has
+    /// fewer large blobs (over 8 MiB) than this, the connections are shared out among them and
+    /// each large blob is fetched as parallel 8 MiB ranges, still hashed in order (up to
+    /// `concurrency × 8 MiB` in memory).
     pub concurrency: Option<usize>,
     /// The name given to the image in `index.json` (`org.opencontainers.image.ref.name`);
     /// default: the tag it was pulled by (none when pulled by digest).
@@ -66,6 +70,16 @@ pub struct PullImageResult {
     pub blobs_present: usize,
     /// Bytes of blobs downloaded.
     pub bytes_downloaded: u64,
+}
+
+/// The connections each large blob (over one range) of a pull gets: `concurrency` shared out
+/// among the large blobs, at least one each. Small blobs take one connection for a moment.
+fn ranges_per_blob(blobs: &[OciDescriptor], concurrency: usize) -> usize {
+    let large = blobs
+        .iter()
+        .filter(|b| b.size > DEFAULT_RANGE_SIZE as u64)
+        .count();
+    (concurrency / large.max(1)).max(1)
 }
 
 /// Options of [`push_image`].
@@ -233,7 +247,7 @@ pub async fn pull_image(
         async move {
             let options = options.unwrap_or_default();
             let concurrency =
-                nonzero("concurrency", options.concurrency, DEFAULT_COPY_CONCURRENCY)?;
+                nonzero("concurrency", options.concurrency, DEFAULT_PULL_CONCURRENCY)?;
             let ref_name = match (&options.ref_name, Reference::parse(reference)?) {
                 (Some(name), _) => Some(name.clone()),
                 (None, Reference::Tag(tag)) => Some(tag),
@@ -253,6 +267,7 @@ pub async fn pull_image(
             let present = AtomicUsize::new(0);
             let bytes = AtomicU64::new(0);
             let done = WholeImageProgress::new(&options.progress, &plan.blobs);
+            let per_blob = ranges_per_blob(&plan.blobs, concurrency);
             let jobs: Vec<_> = plan
                 .blobs
                 .iter()
@@ -273,6 +288,8 @@ pub async fn pull_image(
                             &blob.digest,
                             &path,
                             Some(DownloadBlobOptions {
+                                concurrency: (blob.size > DEFAULT_RANGE_SIZE as u64)
+                                    .then_some(per_blob),
                                 method_options: options.method_options.clone(),
                                 ..Default::default()
                             }),
@@ -579,4 +596,29 @@ pub async fn push_image(
         }
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blobs(sizes: &[u64]) -> Vec<OciDescriptor> {
+        sizes
+            .iter()
+            .map(|&size| OciDescriptor::new(media_types::OCI_LAYER_TAR, "sha256:00", size))
+            .collect()
+    }
+
+    #[test]
+    fn connections_are_shared_out_among_the_large_blobs_only() {
+        let big = DEFAULT_RANGE_SIZE as u64 + 1;
+        // One large layer beside a small config: it gets every connection.
+        assert_eq!(ranges_per_blob(&blobs(&[100, big]), 6), 6);
+        assert_eq!(ranges_per_blob(&blobs(&[100, big, big]), 6), 3);
+        // More large blobs than connections: one each, as a plain download.
+        assert_eq!(ranges_per_blob(&blobs(&[big; 7]), 6), 1);
+        // Exactly one range is not large; nothing large at all leaves the count as it is.
+        assert_eq!(ranges_per_blob(&blobs(&[DEFAULT_RANGE_SIZE as u64]), 4), 4);
+        assert_eq!(ranges_per_blob(&[], 1), 1);
+    }
 }

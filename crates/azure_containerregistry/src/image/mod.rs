@@ -7,7 +7,10 @@ mod layout;
 mod platform;
 mod reference;
 
-pub use copy::{copy_image, CopyImageOptions, CopyImageResult, DEFAULT_COPY_CONCURRENCY};
+pub use copy::{
+    copy_image, CopyImageOptions, CopyImageResult, DEFAULT_COPY_CONCURRENCY,
+    DEFAULT_PULL_CONCURRENCY,
+};
 pub use layout::{
     pull_image, push_image, PullImageOptions, PullImageResult, PushImageOptions, PushImageResult,
     REF_NAME_ANNOTATION,
