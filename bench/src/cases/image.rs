@@ -55,8 +55,8 @@ fn check_layout(layout: &Layout, ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-/// `pull_image` of the image into a fresh layout (default options: 4 blobs at once, each
-/// verified while written, then renamed into place).
+/// `pull_image` of the image into a fresh layout (default options: 6 connections, here one per
+/// blob, each verified while written, then renamed into place).
 pub(super) async fn ours_pull_image(ctx: &Ctx) -> Result<Measured> {
     let client = content_client(ctx, IMAGE_REPO)?;
     let layout = Layout::new(ctx, "pull-image");

@@ -269,7 +269,7 @@ pub const CASES: &[CaseDef] = &[
     },
     ours(
         "pull_image",
-        "pull_image of a 5-layer image (the blob cut in 5) into an OCI layout on tmpfs, 4 blobs at once, verified",
+        "pull_image of a 5-layer image (the blob cut in 5) into an OCI layout on tmpfs, 6 connections (one per layer here), verified",
         "raw_get_sha256_to_file",
         Image,
     )
