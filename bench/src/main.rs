@@ -7,6 +7,7 @@
 //! (`--serve-emulator`) and the WAN shaping proxy (`--serve-shaper`).
 
 mod args;
+mod bounds;
 mod cases;
 mod load;
 mod report;

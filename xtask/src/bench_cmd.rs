@@ -74,8 +74,11 @@ pub fn run(args: &[String]) -> Result<()> {
         bail!("the benchmark failed ({status})");
     }
     if update_readme && !help {
-        let results = std::fs::read_to_string(root.join("target/bench/results.md"))
-            .context("reading target/bench/results.md")?;
+        // Where the bench binary writes by default: the target directory, which
+        // `CARGO_TARGET_DIR` may move out of the checkout.
+        let path = target_dir(&root).join("bench/results.md");
+        let results = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
         let readme_path = root.join("README.md");
         let readme = std::fs::read_to_string(&readme_path).context("reading README.md")?;
         std::fs::write(&readme_path, replace_section(&readme, &results)?)

@@ -222,6 +222,9 @@ pub struct CaseDef {
     pub target: Option<Target>,
     /// The goal under WAN, if any.
     pub wan_target: Option<Target>,
+    /// What costs the case time that its limit does not pay, said beside a missed target
+    /// (empty: nothing to add to the figures).
+    pub miss_hint: &'static str,
 }
 
 impl CaseDef {
