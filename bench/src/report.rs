@@ -531,6 +531,18 @@ mod tests {
         CASES.iter().find(|c| c.name == name).unwrap()
     }
 
+    /// WAN rows of one repetition each: `(case, MiB/s, peak RSS MiB)`.
+    fn wan_rows(spec: &[(&str, u64, u64)]) -> Vec<Row<'static>> {
+        spec.iter()
+            .map(|&(name, mib_per_s, rss)| Row {
+                profile: Profile::Wan,
+                def: def(name),
+                reps: vec![rep(mib_per_s << 20, 1.0, rss)],
+                not_run: None,
+            })
+            .collect()
+    }
+
     fn config() -> Config {
         Config {
             command_line: "acr_bench".into(),
@@ -553,21 +565,14 @@ mod tests {
 
     #[test]
     fn targets_use_their_base_the_best_peer_and_rss() {
-        let mib = 1u64 << 20;
-        let row = |name: &str, mib_per_s: u64, rss: u64| Row {
-            profile: Profile::Wan,
-            def: def(name),
-            reps: vec![rep(mib_per_s * mib, 1.0, rss)],
-            not_run: None,
-        };
-        let rows = vec![
-            row("raw_get_sha256", 40, 10),
-            row("raw_get_parallel", 160, 10),
-            row("download_blob", 38, 20),
-            row("download_blob_parallel", 120, 70),
-            row("oci_pull_blob", 20, 20),
-            row("py_download_blob", 25, 30),
-        ];
+        let rows = wan_rows(&[
+            ("raw_get_sha256", 40, 10),
+            ("raw_get_parallel", 160, 10),
+            ("download_blob", 38, 20),
+            ("download_blob_parallel", 120, 70),
+            ("oci_pull_blob", 20, 20),
+            ("py_download_blob", 25, 30),
+        ]);
         let s = summarize(&config(), &rows);
         let get = |n: &str| s.cases.iter().find(|c| c.name == n).unwrap();
         let dl = get("download_blob");
@@ -585,23 +590,16 @@ mod tests {
 
     #[test]
     fn each_missed_part_of_a_target_says_what_bounds_it() {
-        let mib = 1u64 << 20;
-        let row = |name: &str, mib_per_s: u64, rss: u64| Row {
-            profile: Profile::Wan,
-            def: def(name),
-            reps: vec![rep(mib_per_s * mib, 1.0, rss)],
-            not_run: None,
-        };
-        let rows = vec![
-            row("raw_upload", 40, 10),
-            row("raw_get_sha256", 40, 10),
-            row("raw_get_parallel", 160, 10),
-            row("upload_blob", 30, 20),
-            row("download_blob", 40, 20),
-            row("download_blob_parallel", 130, 70),
-            row("oci_pull_blob", 40, 20),
-            row("oci_push_blob_stream_chunked", 10, 20),
-        ];
+        let rows = wan_rows(&[
+            ("raw_upload", 40, 10),
+            ("raw_get_sha256", 40, 10),
+            ("raw_get_parallel", 160, 10),
+            ("upload_blob", 30, 20),
+            ("download_blob", 40, 20),
+            ("download_blob_parallel", 130, 70),
+            ("oci_pull_blob", 40, 20),
+            ("oci_push_blob_stream_chunked", 10, 20),
+        ]);
         let s = summarize(&config(), &rows);
         let bounds = |n: &str| {
             s.cases
